@@ -1,0 +1,135 @@
+"""``check_file``: every check that needs only a leaf's path and bytes. Pure: no disk, no git, no network."""
+
+from __future__ import annotations
+
+from . import schema
+from .checks import TEXT_CHECKS, duplicate_seed, leaf_path, word_limits
+from .config import Config
+from .findings import Finding, Report
+from .yamlload import load_yaml
+
+LEAF_FILE = "qna.yaml"
+_DEFAULT = Config()
+
+
+def branch_of(relpath: str) -> str:
+    return relpath.split("/", 1)[0]
+
+
+def check_file(relpath: str, data: bytes, config: Config | None = None) -> Report:
+    """Check one ``qna.yaml`` given its path inside the taxonomy (which decides the branch) and its bytes."""
+    config = config or _DEFAULT
+    relpath = relpath.replace("\\", "/").removeprefix("./")
+    report = Report(path=relpath, branch=branch_of(relpath))
+    found = report.findings
+    _check_path(relpath, found)
+    text = _decode(data, config, found)
+    if text is not None:
+        _check_text(text, report, config)
+    if config.disabled_checks:
+        report.findings = [f for f in found if f.check not in config.disabled_checks]
+    report.findings = [f if f.path else _with_path(f, relpath) for f in report.findings]
+    return report
+
+
+def _with_path(f: Finding, path: str) -> Finding:
+    return Finding(f.check, f.severity, f.message, f.line, f.column, f.hint, path)
+
+
+def _check_path(relpath: str, found: list[Finding]) -> None:
+    name = relpath.rsplit("/", 1)[-1]
+    if name != LEAF_FILE:
+        found.append(Finding("leaf-filename", "error", f"leaf file is named {name!r}, not {LEAF_FILE!r}",
+                             hint=f"Rename it to {LEAF_FILE}; other names are silently skipped upstream."))
+    if branch_of(relpath) not in schema.BRANCHES or relpath.count("/") < 2:
+        found.append(Finding("leaf-branch", "error",
+                             f"{relpath!r} is not inside a leaf folder of knowledge/, compositional_skills/ "
+                             "or foundational_skills/",
+                             hint="Move it to <branch>/<topic>/.../<leaf>/qna.yaml."))
+    found.extend(leaf_path.check(relpath))
+
+
+def _decode(data: bytes, config: Config, found: list[Finding]) -> str | None:
+    if len(data) > config.max_file_bytes:
+        found.append(Finding("file-too-large", "error",
+                             f"the file is {len(data):,} bytes; the limit is {config.max_file_bytes:,}",
+                             hint="A leaf needs a few KB: keep seeds short, put documents in the document repo."))
+        return None
+    if b"\0" in data:
+        found.append(Finding("binary-file", "error", "the file holds NUL bytes: it is binary, not YAML text",
+                             hint="Replace it with a UTF-8 text qna.yaml."))
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        found.append(Finding("encoding", "error", f"byte 0x{data[exc.start]:02x} is not valid UTF-8", line, col,
+                             hint="Save the file as UTF-8."))
+        return None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def _check_text(text: str, report: Report, config: Config) -> None:
+    found = report.findings
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for module in TEXT_CHECKS:
+        found.extend(module.check(text, lines))
+    loaded = load_yaml(text, max_depth=config.max_depth, max_nodes=config.max_nodes)
+    found.extend(loaded.findings)
+    if loaded.fatal:
+        return
+    data = loaded.data
+    if data is None:
+        found.append(Finding("empty-file", "error", "the file is empty",
+                             hint="Write the leaf's version, created_by and seed_examples."))
+        return
+    if not isinstance(data, dict):
+        line, col = loaded.marks.get((), (1, 1))
+        found.append(Finding("not-a-mapping", "error", "the top level must be a mapping of keys to values",
+                             line, col, hint="Start the file with 'version: 3'."))
+        return
+    report.data = data
+    report.marks = loaded.marks
+    branch = report.branch
+    if branch not in schema.BRANCHES:
+        return
+    version = _version(data, branch, loaded, found)
+    report.version = version
+    if version is None:
+        return
+    truthy = {(f.line, f.column) for f in loaded.findings if f.check == "truthy"}
+    found.extend(f for f in schema.validate(loaded, schema.schema_name(branch, version))
+                 if (f.line, f.column) not in truthy)
+    found.extend(duplicate_seed.check(data, loaded.marks, branch))
+    found.extend(word_limits.check(data, loaded.marks, branch, config))
+
+
+def _version(data: dict, branch: str, loaded, found: list[Finding]) -> int | None:
+    raw = data.get("version", 1)
+    line, col = loaded.marks.get(("version",), loaded.marks.get((), (1, 1)))
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        hint = f"Write version: {raw} without quotes." if isinstance(raw, str) and raw.strip().isdigit() \
+            else "Write version: 3."
+        found.append(Finding("version", "error", f"version must be a whole number, got {raw!r}", line, col,
+                             hint=hint))
+        return None
+    if branch == "knowledge":
+        if raw in (1, 2):
+            found.append(Finding("version", "error",
+                                 f"knowledge version {raw} is not supported; minimum supported version is 3",
+                                 line, col, hint="Convert the leaf to version 3 (context + questions_and_answers"
+                                 " per seed, document_outline, no task_description)."))
+            return None
+        if raw != 3:
+            found.append(Finding("version", "error", f"unsupported version {raw}; knowledge leaves are version 3",
+                                 line, col, hint="Write version: 3."))
+            return None
+        return 3
+    if raw not in (1, 2, 3):
+        found.append(Finding("version", "error", f"unsupported version {raw}; skills are version 1, 2 or 3",
+                             line, col, hint="Write version: 3."))
+        return None
+    return raw
