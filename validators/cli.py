@@ -1,0 +1,262 @@
+"""The ``labrador`` command. Each package adds subcommands through the ``labrador.commands`` entry points,
+so the checker (installed alone, without torch) never imports the trainer or the bot."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from . import output
+from .cache import CheckCache, default_cache_path
+from .checks import REGISTRY
+from .config import Config, ConfigError, find_config, load_config
+from .findings import Finding, Report
+from .tree import check_tree
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad arguments or environment: printed as one line, exit status 2."""
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--taxonomy", metavar="DIR", type=Path,
+                   help="taxonomy folder (default: ./taxonomy if it exists, else the current folder)")
+    p.add_argument("--config", metavar="FILE", type=Path,
+                   help="settings file (default: the nearest labrador.toml at or above the taxonomy)")
+    p.add_argument("--format", choices=("human", "json", "github"), default=None,
+                   help="output format (default: github inside GitHub Actions, else human)")
+    p.add_argument("--no-documents", action="store_true",
+                   help="skip resolving knowledge documents (repo, commit, patterns); no network, no git")
+    p.add_argument("--no-cache", action="store_true", help="ignore and do not update the verdict cache")
+    p.add_argument("-q", "--quiet", action="store_true", help="print findings only, no summary")
+
+
+def register_validate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("validate", help="check taxonomy leaves (the whole tree, named leaves, or changes)",
+                       description="Check qna.yaml leaves: YAML, lint, schema (versions 1-3), semantics, "
+                       "attribution and documents. Exit status 1 when any error is found.")
+    p.add_argument("paths", nargs="*", type=Path, help="leaf folders or qna.yaml files (default: all)")
+    p.add_argument("--base", metavar="REF",
+                   help="check only leaves added, modified or renamed since the merge-base of REF and HEAD "
+                   "(working tree and untracked files included)")
+    p.add_argument("--list-checks", action="store_true", help="list every check with its id and severity")
+    _add_common(p)
+    p.set_defaults(func=run_validate)
+
+
+def register_check(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check", help="the contributor's command: validate what you changed against main",
+                       description="Validate the leaves your working tree changed against 'main' (the whole "
+                       "tree when there is no main), then run the preview hooks other packages add.")
+    p.add_argument("--base", metavar="REF", help="compare against REF instead of main")
+    _add_common(p)
+    p.set_defaults(func=run_check)
+
+
+def _taxonomy_dir(args: argparse.Namespace) -> Path:
+    if args.taxonomy is not None:
+        if not args.taxonomy.is_dir():
+            raise UsageError(f"taxonomy folder {args.taxonomy} does not exist; pass --taxonomy DIR")
+        return args.taxonomy
+    return Path("taxonomy") if Path("taxonomy").is_dir() else Path(".")
+
+
+def _config(args: argparse.Namespace, taxonomy: Path) -> Config:
+    path = args.config if args.config is not None else find_config(taxonomy)
+    if args.config is not None and not args.config.is_file():
+        raise UsageError(f"config file {args.config} does not exist")
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _repo_root(start: Path) -> Path | None:
+    import pygit2
+
+    found = pygit2.discover_repository(str(start.resolve()))
+    if not found:
+        return None
+    repo = pygit2.Repository(found)
+    return Path(repo.workdir) if repo.workdir else None
+
+
+def _prefix(taxonomy: Path) -> str:
+    """How to print taxonomy-relative paths so they are relative to the repository (for annotations)."""
+    root = _repo_root(taxonomy) or Path.cwd()
+    try:
+        rel = taxonomy.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        rel = taxonomy.as_posix()
+    return "" if rel in ("", ".") else rel + "/"
+
+
+def _selected(paths: list[Path], taxonomy: Path) -> list[str]:
+    out = []
+    root = taxonomy.resolve()
+    for p in paths:
+        q = p.resolve()
+        if q.is_file() or not q.exists() and q.suffix in (".yaml", ".yml"):
+            q = q.parent
+        try:
+            out.append(q.relative_to(root).as_posix())
+        except ValueError as exc:
+            raise UsageError(f"{p} is not inside the taxonomy folder {taxonomy}") from exc
+    return out
+
+
+def _document_checker(config: Config, taxonomy: Path) -> Callable[[Report], list[Finding]]:
+    from .documents import check_documents
+
+    local = _repo_root(taxonomy)
+
+    def extra(report: Report) -> list[Finding]:
+        if report.branch != "knowledge" or not isinstance(report.data, dict):
+            return []
+        return check_documents(report, config, local)
+
+    return extra
+
+
+def validate(args: argparse.Namespace, base: str | None) -> tuple[list[Report], list[str], str]:
+    taxonomy = _taxonomy_dir(args)
+    config = _config(args, taxonomy)
+    only: list[str] | None = _selected(args.paths, taxonomy) if getattr(args, "paths", None) else None
+    deleted: list[str] = []
+    if base is not None:
+        from .changes import ChangeError, changed_leaves
+
+        root = _repo_root(taxonomy)
+        if root is None:
+            raise UsageError(f"--base needs a git repository, and {taxonomy} is not in one")
+        sub = taxonomy.resolve().relative_to(root.resolve()).as_posix()
+        try:
+            changes = changed_leaves(root, base, "" if sub == "." else sub)
+        except ChangeError as exc:
+            raise UsageError(str(exc)) from exc
+        only = changes.changed if only is None else [p for p in only if p in changes.changed]
+        deleted = changes.deleted
+    cache = None if args.no_cache else CheckCache(default_cache_path(taxonomy, config))
+    extra = None if args.no_documents else _document_checker(config, taxonomy)
+    with _progress(args) as progress:
+        reports = check_tree(taxonomy, config, only, cache, extra, progress)
+    if cache is not None:
+        cache.save()
+    return reports, deleted, _prefix(taxonomy)
+
+
+class _progress:
+    """A rich progress bar on a terminal for long runs; nothing when piped or in CI."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.enabled = sys.stderr.isatty() and not args.quiet and not os.environ.get("CI")
+        self.bar = None
+
+    def __enter__(self) -> Callable[[int, int], None] | None:
+        if not self.enabled:
+            return None
+        from rich.progress import Progress
+
+        self.bar = Progress(transient=True)
+        self.bar.start()
+        task = self.bar.add_task("checking leaves", total=None)
+
+        def update(done: int, total: int) -> None:
+            self.bar.update(task, completed=done, total=total)
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _fmt(args: argparse.Namespace) -> str:
+    if args.format:
+        return args.format
+    return "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "human"
+
+
+def emit(args: argparse.Namespace, reports: list[Report], deleted: list[str], prefix: str) -> int:
+    fmt = _fmt(args)
+    if fmt == "json":
+        print(output.as_json(reports, prefix, deleted))
+    else:
+        text = output.github(reports, prefix) if fmt == "github" else output.human(
+            reports, prefix, color=sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
+        if text:
+            print(text)
+        if not args.quiet:
+            print(output.summary(reports, deleted), file=sys.stderr if fmt == "github" else sys.stdout)
+    return EXIT_FINDINGS if any(r.errors for r in reports) else EXIT_OK
+
+
+def list_checks() -> int:
+    width = max(len(i) for i in REGISTRY)
+    for info in sorted(REGISTRY.values(), key=lambda i: i.id):
+        print(f"{info.id:<{width}}  {info.severity:<7}  {info.description}")
+    return EXIT_OK
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    if args.list_checks:
+        return list_checks()
+    reports, deleted, prefix = validate(args, args.base)
+    return emit(args, reports, deleted, prefix)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    base = args.base
+    if base is None:
+        from .changes import default_base
+
+        root = _repo_root(_taxonomy_dir(args))
+        base = default_base(root) if root is not None else None
+    reports, deleted, prefix = validate(args, base)
+    if base is None and not args.quiet and _fmt(args) == "human":
+        print("no 'main' branch found: checked the whole taxonomy")
+    status = emit(args, reports, deleted, prefix)
+    for hook in entry_points(group="labrador.check_hooks"):
+        status = max(status, hook.load()(args, reports) or 0)
+    return status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="labrador", description="Labrador: grow a model from a taxonomy of "
+                                     "community contributions.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    seen = set()
+    for ep in sorted(entry_points(group="labrador.commands"), key=lambda e: e.name):
+        if ep.name in seen:
+            continue
+        seen.add(ep.name)
+        ep.load()(sub)
+    if "validate" not in seen:  # running from a source tree that was never installed
+        register_validate(sub)
+        register_check(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"labrador: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
