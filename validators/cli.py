@@ -55,6 +55,7 @@ def register_check(sub: argparse._SubParsersAction) -> None:
                        description="Validate the leaves your working tree changed against 'main' (the whole "
                        "tree when there is no main), then run the preview hooks other packages add.")
     p.add_argument("--base", metavar="REF", help="compare against REF instead of main")
+    p.add_argument("--all", action="store_true", help="check the whole taxonomy, not only what changed")
     _add_common(p)
     p.set_defaults(func=run_check)
 
@@ -213,14 +214,16 @@ def run_validate(args: argparse.Namespace) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     base = args.base
-    if base is None:
+    if base is None and not args.all:
         from .changes import default_base
 
         root = _repo_root(_taxonomy_dir(args))
         base = default_base(root) if root is not None else None
     reports, deleted, prefix = validate(args, base)
-    if base is None and not args.quiet and _fmt(args) == "human":
+    if base is None and not args.all and not args.quiet and _fmt(args) == "human":
         print("no 'main' branch found: checked the whole taxonomy")
+    elif base is not None and not reports and not deleted and not args.quiet and _fmt(args) == "human":
+        print(f"no leaf changed against {base}; `labrador check --all` checks the whole taxonomy")
     status = emit(args, reports, deleted, prefix)
     for hook in entry_points(group="labrador.check_hooks"):
         status = max(status, hook.load()(args, reports) or 0)

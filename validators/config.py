@@ -42,6 +42,9 @@ class Config:
     self_urls: tuple[str, ...] = ()
     cache_dir: str = ""
     disabled_checks: tuple[str, ...] = field(default_factory=tuple)
+    # documents: let file:// repo URLs through document-repo (tests, air-gapped mirrors); never on a
+    # public bot or CI, where a leaf could then make the checker read the machine it runs on
+    allow_file_urls: bool = False
 
     def fingerprint(self) -> str:
         """A stable hash of every setting, so cached verdicts die when settings change."""
