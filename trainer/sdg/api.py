@@ -1,0 +1,180 @@
+"""Public entry points: generate one leaf, many leaves, or a small preview for a pull request."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainer.teachers.base import Teacher
+from validators import Config
+
+from .cache import ENGINE_VERSION, checkpoint_path, leaf_dir, leaf_key, read_complete
+from .checkpoint import CheckpointStore
+from .engine import Context, Limits, Progress, run_pipeline
+from .leaf import LeafSpec, load_leaf, resolve_documents
+from .output import read_samples, write_leaf
+from .pipeline import Pipeline, load_pipeline
+from .prompting import Prompt, load_prompts
+
+Documents = Sequence[tuple[str, bytes]]
+
+
+@dataclass(frozen=True)
+class LeafInput:
+    """One leaf to generate: its path inside the taxonomy, its bytes, and (optionally) its documents."""
+
+    relpath: str
+    data: bytes
+    documents: Documents | None = None
+
+
+@dataclass
+class LeafResult:
+    """What happened to one leaf. ``status``: ok | cached | partial (teacher errors; retried next run) | failed."""
+
+    leaf: str
+    status: str
+    key: str = ""
+    folder: Path | None = None
+    generated: int = 0
+    kept: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    sent: int = 0
+    seconds: float = 0.0
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    error: str = ""
+    samples: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+
+@dataclass(frozen=True)
+class _Job:
+    spec: LeafSpec
+    documents: Documents
+    pipeline: Pipeline
+    prompts: dict[str, Prompt]
+    key: str
+
+
+def override_dirs(taxonomy_repo: Path | None) -> tuple[Path | None, Path | None]:
+    """``<taxonomy repo>/sdg/prompts`` and ``<taxonomy repo>/sdg/pipelines`` (either may be absent)."""
+    if taxonomy_repo is None:
+        return None, None
+    return Path(taxonomy_repo) / "sdg" / "prompts", Path(taxonomy_repo) / "sdg" / "pipelines"
+
+
+async def _prepare(relpath: str, leaf_bytes: bytes, teacher: Teacher, documents: Documents | None, seed: int,
+                   limits: Limits, taxonomy_repo: Path | None, config: Config | None,
+                   local_repo: Path | None) -> _Job:
+    spec = load_leaf(relpath, leaf_bytes, config)
+    if spec.kind != "knowledge":
+        documents = ()
+    elif documents is None:
+        documents = await asyncio.to_thread(resolve_documents, spec, config, local_repo)
+    prompt_dir, pipeline_dir = override_dirs(taxonomy_repo)
+    pipeline = load_pipeline(spec.kind, pipeline_dir)
+    prompts = load_prompts(pipeline.prompt_names(), prompt_dir)
+    key = leaf_key(relpath=spec.relpath, leaf_bytes=leaf_bytes, documents=documents,
+                   prompts={n: p.source for n, p in prompts.items()}, pipeline=pipeline.source,
+                   teacher=teacher.name, params=limits.key_params(), seed=seed)
+    return _Job(spec, tuple(documents), pipeline, prompts, key)
+
+
+def _manifest(job: _Job, ctx: Context, teacher: Teacher, seed: int, limits: Limits, status: str,
+              kept: int, seconds: float) -> dict[str, Any]:
+    sha = lambda b: hashlib.sha256(b).hexdigest()  # noqa: E731
+    return {
+        "leaf": job.spec.folder, "leaf_file": job.spec.relpath, "leaf_hash": job.spec.hash, "key": job.key,
+        "kind": job.spec.kind, "status": status, "complete": status == "ok", "engine": ENGINE_VERSION,
+        "teacher": teacher.name, "pipeline": job.pipeline.label, "pipeline_sha256": sha(job.pipeline.source),
+        "prompt_versions": {n: p.version for n, p in job.prompts.items()},
+        "prompt_sha256": {n: sha(p.source) for n, p in job.prompts.items()},
+        "documents": [{"path": p, "sha256": sha(d)} for p, d in sorted(job.documents)],
+        "seed": seed, "limits": limits.key_params(),
+        "counts": {"generated": ctx.stats.generated, "kept": kept, "dropped": ctx.stats.dropped(),
+                   "sent": ctx.stats.sent()},
+        "steps": [s.to_dict() for s in ctx.stats.steps], "seconds": round(seconds, 3),
+        "errors": ctx.stats.errors,
+    }
+
+
+async def generate_leaf(leaf_relpath: str, leaf_bytes: bytes, teacher: Teacher, out_dir: Path | None, *,
+                        documents: Documents | None = None, seed: int = 0, limits: Limits | None = None,
+                        progress: Progress | None = None, taxonomy_repo: Path | None = None,
+                        config: Config | None = None, local_repo: Path | None = None) -> LeafResult:
+    """Generate one leaf's samples into ``out_dir`` (``None``: in memory only, no cache or checkpoint).
+
+    Never raises for a bad leaf or a failing teacher: the result says ``failed``/``partial`` and why.
+    Only interrupts (KeyboardInterrupt, cancellation) propagate, after the checkpoint is flushed.
+    """
+    started = time.perf_counter()
+    limits = limits or Limits()
+    store: CheckpointStore | None = None
+    try:
+        job = await _prepare(leaf_relpath, leaf_bytes, teacher, documents, seed, limits, taxonomy_repo,
+                             config, local_repo)
+        folder = leaf_dir(Path(out_dir), job.spec.folder, job.key) if out_dir is not None else None
+        if folder is not None and (manifest := read_complete(folder)) is not None:
+            counts = manifest.get("counts", {})
+            return LeafResult(leaf_relpath, "cached", job.key, folder, counts.get("generated", 0),
+                              manifest.get("samples", 0), counts.get("dropped", {}), 0,
+                              time.perf_counter() - started, manifest.get("steps", []), "", read_samples(folder))
+        if out_dir is not None:
+            store = CheckpointStore(checkpoint_path(Path(out_dir), job.key))
+        ctx = Context(job.spec, teacher, job.prompts, job.pipeline, job.documents, seed, limits, store, progress)
+        samples = await run_pipeline(ctx)
+        dropped = ctx.stats.dropped()
+        failures = dropped.get("teacher_error", 0) + dropped.get("render_error", 0)  # never cache these
+        status = "ok" if not failures else ("partial" if samples else "failed")  # partial: retried next run
+        seconds = time.perf_counter() - started
+        manifest = _manifest(job, ctx, teacher, seed, limits, status, len(samples), seconds)
+        if folder is not None:
+            write_leaf(folder, samples, manifest)
+            if status == "ok" and store is not None:
+                store.remove()
+        return LeafResult(leaf_relpath, status, job.key, folder, ctx.stats.generated, len(samples),
+                          ctx.stats.dropped(), ctx.stats.sent(), seconds, manifest["steps"],
+                          "; ".join(ctx.stats.errors[:2]) if failures else "", samples)
+    except Exception as exc:  # one bad leaf never aborts the others
+        return LeafResult(leaf_relpath, "failed", seconds=time.perf_counter() - started,
+                          error=f"{type(exc).__name__}: {exc}")
+    finally:
+        if store is not None:
+            store.close()
+
+
+async def generate(leaves: Sequence[LeafInput | tuple[str, bytes]], teacher: Teacher, out_dir: Path | None, *,
+                   max_leaves: int = 4, seed: int = 0, limits: Limits | None = None,
+                   progress: Progress | None = None, taxonomy_repo: Path | None = None,
+                   config: Config | None = None, local_repo: Path | None = None) -> list[LeafResult]:
+    """Generate many leaves, ``max_leaves`` at a time, sharing the teacher (which caps requests in flight).
+
+    Results come back in input order whatever order leaves finish in.
+    """
+    gate = asyncio.Semaphore(max(1, max_leaves))
+    items = [x if isinstance(x, LeafInput) else LeafInput(x[0], x[1]) for x in leaves]
+
+    async def one(item: LeafInput) -> LeafResult:
+        async with gate:
+            return await generate_leaf(item.relpath, item.data, teacher, out_dir, documents=item.documents,
+                                       seed=seed, limits=limits, progress=progress, taxonomy_repo=taxonomy_repo,
+                                       config=config, local_repo=local_repo)
+
+    return list(await asyncio.gather(*(one(item) for item in items)))
+
+
+async def preview_leaf(leaf_relpath: str, leaf_bytes: bytes, teacher: Teacher, *, samples: int = 3,
+                       documents: Documents | None = None, seed: int = 0, progress: Progress | None = None,
+                       taxonomy_repo: Path | None = None, config: Config | None = None,
+                       local_repo: Path | None = None, out_dir: Path | None = None) -> LeafResult:
+    """A handful of samples from a few seeds with n=1, fast enough for a PR comment.
+
+    Same prompts, judges and filters as the nightly run, so a preview shows what the leaf will really yield.
+    """
+    return await generate_leaf(leaf_relpath, leaf_bytes, teacher, out_dir, documents=documents, seed=seed,
+                               limits=Limits.preview(samples), progress=progress, taxonomy_repo=taxonomy_repo,
+                               config=config, local_repo=local_repo)

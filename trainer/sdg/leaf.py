@@ -1,0 +1,92 @@
+"""What the generator needs from one taxonomy leaf: its kind, seeds and template variables.
+
+The leaf is read with the project's one checker (``validators.check_file``), so SDG never runs
+on a file that the contributor was told is invalid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from validators import Config, check_file
+
+
+class LeafError(ValueError):
+    """A leaf that cannot be generated from (invalid, unsafe path, unreadable documents)."""
+
+
+@dataclass(frozen=True)
+class LeafSpec:
+    """A validated leaf: ``kind`` picks the pipeline; ``info`` is the ``leaf`` variable in prompts."""
+
+    relpath: str
+    kind: str  # freeform | grounded | knowledge
+    hash: str  # sha256 of the leaf bytes
+    data: dict[str, Any]
+    seeds: tuple[dict[str, Any], ...]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def folder(self) -> str:
+        """The leaf's folder inside the taxonomy (``knowledge/history/printing_press``)."""
+        return self.relpath.rsplit("/", 1)[0]
+
+
+def _safe_relpath(relpath: str) -> str:
+    rel = relpath.replace("\\", "/").removeprefix("./")
+    parts = rel.split("/")
+    if rel.startswith("/") or any(p in ("", ".", "..") for p in parts) or ":" in parts[0]:
+        raise LeafError(f"leaf path {relpath!r} must be relative to the taxonomy root, without '..'")
+    return rel
+
+
+def kind_of(branch: str, data: dict[str, Any]) -> str:
+    """knowledge by branch; a skill is grounded when its seeds carry contexts, else freeform."""
+    if branch == "knowledge":
+        return "knowledge"
+    seeds = data.get("seed_examples") or []
+    return "grounded" if any(isinstance(s, dict) and s.get("context") for s in seeds) else "freeform"
+
+
+def load_leaf(relpath: str, leaf_bytes: bytes, config: Config | None = None) -> LeafSpec:
+    """Check and parse a leaf; raises :class:`LeafError` naming the first problems."""
+    rel = _safe_relpath(relpath)
+    report = check_file(rel, leaf_bytes, config)
+    if not report.ok:
+        first = "; ".join(f"{f.line}:{f.column} {f.message}" for f in report.errors[:3])
+        raise LeafError(f"{rel} does not pass the checker ({len(report.errors)} errors): {first}")
+    data = report.data
+    kind = kind_of(report.branch, data)
+    if kind == "knowledge":
+        seeds = tuple({"context": str(s["context"]).strip(),
+                       "questions_and_answers": [{"question": str(qa["question"]).strip(),
+                                                  "answer": str(qa["answer"]).strip()}
+                                                 for qa in s["questions_and_answers"]]}
+                      for s in data["seed_examples"])
+    else:
+        seeds = tuple({"question": str(s["question"]).strip(), "answer": str(s["answer"]).strip(),
+                       "context": str(s.get("context") or "").strip()} for s in data["seed_examples"])
+    info = {
+        "path": rel.rsplit("/", 1)[0],
+        "branch": report.branch,
+        "kind": kind,
+        "task_description": str(data.get("task_description") or "").strip(),
+        "domain": str(data.get("domain") or "").strip(),
+        "document_outline": str(data.get("document_outline") or "").strip(),
+        "seeds": list(seeds),
+    }
+    return LeafSpec(rel, kind, hashlib.sha256(leaf_bytes).hexdigest(), data, seeds, info)
+
+
+def resolve_documents(spec: LeafSpec, config: Config | None, local_repo: Path | None) -> list[tuple[str, bytes]]:
+    """The knowledge leaf's documents from its ``document:`` block (may fetch with pygit2: run in a thread)."""
+    from validators.documents import DocumentError
+    from validators.documents import resolve_documents as resolve
+
+    try:
+        return resolve(spec.data.get("document"), config or Config(), local_repo)
+    except DocumentError as exc:
+        raise LeafError(f"{spec.relpath}: documents: {exc}") from None

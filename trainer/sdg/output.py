@@ -1,0 +1,65 @@
+"""Leaf outputs on disk (``samples.jsonl`` + ``manifest.json``, written atomically) and summary tables."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+
+from .checkpoint import atomic_write
+from .stats import REASONS
+
+if TYPE_CHECKING:
+    from .api import LeafResult
+
+
+def samples_bytes(samples: Sequence[dict[str, Any]]) -> bytes:
+    """JSON Lines with sorted keys: same samples, same bytes (and ``datasets``' json loader reads it)."""
+    return b"".join(json.dumps(s, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n" for s in samples)
+
+
+def write_leaf(folder: Path, samples: Sequence[dict[str, Any]], manifest: dict[str, Any]) -> dict[str, Any]:
+    """Samples first, manifest last: a manifest on disk means the samples beside it are whole."""
+    data = samples_bytes(samples)
+    manifest = {**manifest, "samples_sha256": hashlib.sha256(data).hexdigest(), "samples": len(samples)}
+    atomic_write(folder / "samples.jsonl", data)
+    atomic_write(folder / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n")
+    return manifest
+
+
+def read_samples(folder: Path) -> list[dict[str, Any]]:
+    with open(folder / "samples.jsonl", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def summary_table(results: Sequence[LeafResult], title: str = "Synthetic data") -> Table:
+    """One row per leaf: status, generated, kept, dropped by reason, requests sent, time."""
+    reasons = [r for r in REASONS if any(res.dropped.get(r) for res in results)]
+    reasons += sorted({r for res in results for r in res.dropped} - set(reasons))
+    table = Table(title=title)
+    table.add_column("leaf", overflow="fold")
+    table.add_column("status")
+    for name in ("generated", "kept", *reasons, "sent", "seconds"):
+        table.add_column(name, justify="right")
+    for res in results:
+        style = {"failed": "red", "partial": "yellow", "cached": "dim"}.get(res.status, "")
+        table.add_row(res.leaf, f"[{style}]{res.status}[/]" if style else res.status, str(res.generated),
+                      str(res.kept), *(str(res.dropped.get(r, 0)) for r in reasons), str(res.sent),
+                      f"{res.seconds:.1f}")
+    return table
+
+
+def step_table(result: LeafResult) -> Table:
+    """Per-step detail of one leaf, to see where samples were lost."""
+    table = Table(title=result.leaf)
+    for name in ("step", "in", "out", "requests", "cached", "sent", "dropped", "seconds"):
+        table.add_column(name, justify="left" if name in ("step", "dropped") else "right")
+    for s in result.steps:
+        dropped = ", ".join(f"{k} {v}" for k, v in s["dropped"].items())
+        table.add_row(s["step"], str(s["in"]), str(s["out"]), str(s["requests"]), str(s["cached"]),
+                      str(s["sent"]), dropped, f"{s['seconds']:.2f}")
+    return table

@@ -1,0 +1,181 @@
+"""Prompts are data: ``prompts/<name>.yaml`` files, rendered in a Jinja2 sandbox.
+
+A taxonomy repository may replace any built-in by shipping ``sdg/prompts/<name>.yaml``; the
+file's bytes go into the leaf cache key, so changing a prompt regenerates exactly the leaves
+that use it. Seed text and teacher text are only ever passed as *variables*: they are data and
+are never compiled as templates, so ``{{ 7*7 }}`` in a completion stays ``{{ 7*7 }}``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jinja2 import StrictUndefined, Template
+from jinja2.exceptions import SecurityError, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from trainer.teachers.base import Request
+
+from .parsing import judge_parser
+
+BUILTIN_DIR = Path(__file__).parent / "prompts"
+_NAME = re.compile(r"[a-z0-9_]{1,64}")
+_REQUIRED = {"name", "version", "system", "template"}
+_OPTIONAL = {"description", "n", "max_tokens", "temperature", "top_p", "stop", "vars", "parse", "threshold"}
+MAX_RENDERED = 1_000_000  # characters in one rendered message
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """No attribute tricks, no mutation of shared data, and no ``'a' * 10**9`` memory bombs from an
+    override file: prompt files come from a taxonomy repository, which the teacher machine need not trust."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int | float) and abs(right) > 64:
+            raise SecurityError("exponent too large in a prompt template")
+        if operator == "*":
+            seq, times = (left, right) if isinstance(right, int) else (right, left)
+            if isinstance(seq, str | list | tuple) and isinstance(times, int) and len(seq) * times > MAX_RENDERED:
+                raise SecurityError("repetition too large in a prompt template")
+        return super().call_binop(context, operator, left, right)
+
+
+_ENV = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+
+
+class PromptError(ValueError):
+    """A prompt or pipeline file that cannot be used; the message names the file."""
+
+
+@lru_cache(maxsize=256)
+def compile_template(source: str) -> Template:
+    """Compile trusted-shape template source (a prompt file, a pipeline's format step) in the sandbox."""
+    try:
+        return _ENV.from_string(source)
+    except TemplateError as exc:
+        raise PromptError(f"template does not compile: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One teacher prompt with its sampling parameters; judges also carry a score parser and threshold."""
+
+    name: str
+    version: int
+    system: str
+    template: str
+    n: int = 1
+    max_tokens: int = 512
+    temperature: float = 0.7
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    parse: Mapping[str, Any] | None = None
+    threshold: float | None = None
+    source: bytes = b""
+    path: str = ""
+
+    @property
+    def is_judge(self) -> bool:
+        return self.parse is not None
+
+    def score(self, text: str) -> int | None:
+        assert self.parse is not None
+        return judge_parser(dict(self.parse))(text)
+
+    def render(self, variables: Mapping[str, Any]) -> str:
+        """Render the user message; raises ``TemplateError`` (e.g. a missing variable) for the caller to count."""
+        return render_checked(compile_template(self.template), variables)
+
+
+def render_checked(template: Template, variables: Mapping[str, Any]) -> str:
+    """Render and strip; an oversized result is a ``SecurityError`` rather than a huge request."""
+    text = template.render(**variables).strip()
+    if len(text) > MAX_RENDERED:
+        raise SecurityError(f"rendered text is {len(text):,} characters; the limit is {MAX_RENDERED:,}")
+    return text
+
+
+def find_prompt(name: str, override_dir: Path | None = None) -> Path:
+    """The override file if the taxonomy ships one, else the built-in."""
+    if not _NAME.fullmatch(name):
+        raise PromptError(f"prompt name {name!r} must match {_NAME.pattern}")
+    if override_dir is not None and (candidate := override_dir / f"{name}.yaml").is_file():
+        return candidate
+    path = BUILTIN_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise PromptError(f"no prompt named {name!r} (looked in {override_dir or '-'} and the built-ins)")
+    return path
+
+
+def load_prompt(name: str, override_dir: Path | None = None) -> Prompt:
+    path = find_prompt(name, override_dir)
+    source = path.read_bytes()
+    try:
+        raw = yaml.safe_load(source)
+    except yaml.YAMLError as exc:
+        raise PromptError(f"{path}: not valid YAML: {exc}") from None
+    return _build(raw, source, str(path), name)
+
+
+def _build(raw: object, source: bytes, path: str, name: str) -> Prompt:
+    if not isinstance(raw, dict):
+        raise PromptError(f"{path}: a prompt file is a mapping")
+    missing, unknown = _REQUIRED - raw.keys(), raw.keys() - _REQUIRED - _OPTIONAL
+    if missing or unknown:
+        raise PromptError(f"{path}: missing keys {sorted(missing)}, unknown keys {sorted(unknown)}")
+    if raw["name"] != name:
+        raise PromptError(f"{path}: name {raw['name']!r} does not match the file name {name!r}")
+    try:
+        prompt = Prompt(
+            name=name, version=int(raw["version"]), system=str(raw["system"]).strip(),
+            template=str(raw["template"]), n=int(raw.get("n", 1)), max_tokens=int(raw.get("max_tokens", 512)),
+            temperature=float(raw.get("temperature", 0.7)), top_p=float(raw.get("top_p", 1.0)),
+            stop=tuple(str(s) for s in raw.get("stop") or ()), vars=dict(raw.get("vars") or {}),
+            parse=dict(raw["parse"]) if raw.get("parse") is not None else None,
+            threshold=float(raw["threshold"]) if raw.get("threshold") is not None else None,
+            source=source, path=path,
+        )
+        compile_template(prompt.template)
+        if prompt.is_judge:
+            judge_parser(dict(prompt.parse or {}))
+            if prompt.threshold is None or prompt.n != 1:
+                raise PromptError("a judge (a prompt with parse:) needs a threshold and n: 1")
+    except (TypeError, ValueError) as exc:
+        raise PromptError(f"{path}: {exc}") from None
+    return prompt
+
+
+def load_prompts(names: list[str], override_dir: Path | None = None) -> dict[str, Prompt]:
+    return {name: load_prompt(name, override_dir) for name in sorted(set(names))}
+
+
+def build_request(prompt: Prompt, variables: Mapping[str, Any], *, seed: int | None, n: int | None = None) -> Request:
+    """The chat request for one row: system text from the file, user text rendered from the row."""
+    user = prompt.render(variables)
+    messages = ((("system", prompt.system),) if prompt.system else ()) + (("user", user),)
+    return Request(messages=messages, n=n or prompt.n, max_tokens=prompt.max_tokens,
+                   temperature=prompt.temperature, top_p=prompt.top_p, seed=seed, stop=prompt.stop)
+
+
+def prompt_classifier(override_dir: Path | None = None) -> Callable[[Request], str | None]:
+    """Map a request back to the prompt that made it (by its system text): for replay teachers and logs."""
+    names = sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
+    if override_dir is not None and override_dir.is_dir():
+        names = sorted(set(names) | {p.stem for p in override_dir.glob("*.yaml") if _NAME.fullmatch(p.stem)})
+    by_system: dict[str, str] = {}
+    for name in names:
+        by_system.setdefault(load_prompt(name, override_dir).system, name)
+
+    def classify(request: Request) -> str | None:
+        system = next((c for role, c in request.messages if role == "system"), "")
+        return by_system.get(system.strip())
+
+    return classify

@@ -1,0 +1,64 @@
+"""Counters for one leaf: what each step took in, gave out, sent, and dropped (by reason).
+
+Upstream SDG dropped unparseable output silently; here every drop has a named reason so a
+contributor and a maintainer can see *why* a leaf yields few samples.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+# The reasons the engine itself uses; steps may add their own (e.g. ``over_limit`` in previews).
+REASONS = ("parse_error", "empty", "judge_unparseable", "judge_rejected", "duplicate", "teacher_error")
+
+
+@dataclass
+class StepStats:
+    """One pipeline step's counts and wall time."""
+
+    label: str
+    type: str
+    rows_in: int = 0
+    rows_out: int = 0
+    requests: int = 0  # requests the step needed
+    cached: int = 0  # of those, answered from the checkpoint (not sent)
+    sent: int = 0  # of those, sent to the teacher
+    dropped: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.label,
+            "type": self.type,
+            "in": self.rows_in,
+            "out": self.rows_out,
+            "requests": self.requests,
+            "cached": self.cached,
+            "sent": self.sent,
+            "dropped": dict(sorted(self.dropped.items())),
+            "seconds": round(self.seconds, 4),
+        }
+
+
+@dataclass
+class LeafStats:
+    """All steps of one leaf; ``generated`` is the number of candidate samples the teacher proposed."""
+
+    steps: list[StepStats] = field(default_factory=list)
+    generated: int = 0
+    errors: list[str] = field(default_factory=list)  # first few teacher/render error messages
+
+    def dropped(self) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        for s in self.steps:
+            total.update(s.dropped)
+        return dict(sorted(total.items()))
+
+    def sent(self) -> int:
+        return sum(s.sent for s in self.steps)
+
+    def note_error(self, message: str, limit: int = 5) -> None:
+        if len(self.errors) < limit and message not in self.errors:
+            self.errors.append(message[:300])

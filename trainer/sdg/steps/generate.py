@@ -1,0 +1,35 @@
+"""``generate``: one request per row; each completion is parsed into 0..k new rows (fan-out)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..parsing import PARSERS
+from . import Row, derive, register
+
+if TYPE_CHECKING:
+    from ..engine import Context
+
+
+@register("generate", required=("prompt",), optional=("parse", "into"))
+async def run(step: dict[str, Any], rows: list[Row], ctx: Context) -> list[Row]:
+    prompt = ctx.prompt(step["prompt"])
+    parser = PARSERS[step.get("parse", "text")]
+    into = step.get("into", "text")
+    rows = ctx.cap(rows)
+    n = min(prompt.n, ctx.limits.n) if ctx.limits.n else prompt.n
+    results = await ctx.ask([ctx.request(prompt, row, n=n) for row in rows])
+    out: list[Row] = []
+    for row, texts in zip(rows, results, strict=True):
+        for c, text in enumerate(texts or ()):
+            parsed = parser.parse(text)
+            for reason, count in sorted(parsed.errors.items()):
+                ctx.drop(reason, count)
+            for j, item in enumerate(parsed.items):
+                suffix = f"{c}.{j}" if parser.multi else ("" if len(texts or ()) == 1 else str(c))
+                child = derive(row, suffix, **(item if isinstance(item, dict) else {into: item}))
+                child["_meta"]["prompts"][prompt.name] = prompt.version
+                out.append(child)
+    if parser.multi:
+        ctx.stats.generated = len(out)  # the last fan-out step's output is the candidate count
+    return out
