@@ -10,6 +10,7 @@ from .yamlload import load_yaml
 
 LEAF_FILE = "qna.yaml"
 _DEFAULT = Config()
+_BOMS = ((b"\xff\xfe\0\0", "UTF-32"), (b"\0\0\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
 
 
 def branch_of(relpath: str) -> str:
@@ -55,6 +56,11 @@ def _decode(data: bytes, config: Config, found: list[Finding]) -> str | None:
                              f"the file is {len(data):,} bytes; the limit is {config.max_file_bytes:,}",
                              hint="A leaf needs a few KB: keep seeds short, put documents in the document repo."))
         return None
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            found.append(Finding("encoding", "error", f"the file is {name} (it starts with a {name} byte order mark)",
+                                 1, 1, hint="Save the file as UTF-8."))
+            return None
     if b"\0" in data:
         found.append(Finding("binary-file", "error", "the file holds NUL bytes: it is binary, not YAML text",
                              hint="Replace it with a UTF-8 text qna.yaml."))
@@ -63,7 +69,8 @@ def _decode(data: bytes, config: Config, found: list[Finding]) -> str | None:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        col = len(data[start:exc.start].decode("utf-8")) + 1  # in characters, like every other column
         found.append(Finding("encoding", "error", f"byte 0x{data[exc.start]:02x} is not valid UTF-8", line, col,
                              hint="Save the file as UTF-8."))
         return None

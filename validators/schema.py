@@ -60,10 +60,17 @@ def dotted(path: tuple) -> str:
     return out or "(top level)"
 
 
+MAX_FINDINGS = 100  # a hostile 200 KB list would otherwise yield 100,000 findings and take seconds
+
+
 def validate(loaded: Loaded, name: str) -> list[Finding]:
     v = validator(name)
-    findings = []
+    findings: list[Finding] = []
     for err in v.iter_errors(loaded.data):
+        if len(findings) >= MAX_FINDINGS:
+            findings.append(Finding(CHECK_ID, "error", f"more schema errors not shown (stopped after {MAX_FINDINGS})",
+                                    hint="Fix the errors above and check again."))
+            break
         findings.extend(_to_findings(err, loaded))
     return findings
 

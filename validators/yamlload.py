@@ -9,7 +9,9 @@ time proportional to its size.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from bisect import bisect_left
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
@@ -79,6 +81,7 @@ def _mark(event: Any) -> Mark:
 def load_yaml(text: str, *, max_depth: int = 64, max_nodes: int = 100_000) -> Loaded:
     """Load one YAML document. Never raises for bad input: problems come back as findings."""
     out = Loaded()
+    late: list[Finding] = []  # findings whose positions are already counted in '\n' lines
     try:
         _load(text, out, max_depth, max_nodes)
     except _Stop as stop:
@@ -106,10 +109,57 @@ def load_yaml(text: str, *, max_depth: int = 64, max_nodes: int = 100_000) -> Lo
     except yaml.YAMLError as exc:  # reader errors (control characters) carry a position too
         pos = getattr(exc, "position", None)
         line, col = _line_col(text, pos) if pos is not None else (0, 0)
-        out.findings.append(Finding("yaml-syntax", "error", f"YAML error: {exc}", line, col))
+        if isinstance(exc, yaml.reader.ReaderError) and isinstance(exc.character, int):
+            message = f"YAML error: unacceptable character U+{exc.character:04X}: {exc.reason}"
+            hint = "Delete the invisible control character at this position."
+        else:
+            message, hint = f"YAML error: {exc}", ""
+        late.append(Finding("yaml-syntax", "error", message, line, col, hint=hint))
         out.fatal = True
         out.data = None
+    except UnicodeError as exc:  # text that cannot be UTF-8 (lone surrogates); check_file never passes it
+        line, col = _line_col(text, exc.start) if isinstance(exc, UnicodeEncodeError) else (0, 0)
+        late.append(Finding("encoding", "error", "the text is not valid Unicode", line, col))
+        out.fatal = True
+        out.data = None
+    if _ODD_BREAK.search(text):
+        _relines(text, out)
+    out.findings.extend(late)
     return out
+
+
+# libyaml also breaks lines at a lone CR, NEL, LS and PS; editors, git and GitHub count only '\n'
+_ODD_BREAK = re.compile("\r(?!\n)|[\x85\u2028\u2029]")
+_YAML_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+
+def _relines(text: str, out: Loaded) -> None:
+    """Re-count the parser's line:column marks in '\n'-separated lines, like every other check."""
+    starts = [0, *(m.end() for m in _YAML_BREAK.finditer(text))]
+    newlines = [m.start() for m in re.finditer("\n", text)]
+
+    def conv(mark: Mark) -> Mark:
+        line, col = mark
+        if line > len(starts):  # libyaml puts the end of a file without a final newline on a line of its own
+            return line - (len(starts) - len(newlines) - 1), col
+        if line < 1 or col < 1:
+            return mark
+        i = starts[line - 1] + col - 1
+        n = bisect_left(newlines, i)
+        return n + 1, i - (newlines[n - 1] + 1 if n else 0) + 1
+
+    def first_line(m: re.Match) -> str:  # a yaml line never holds a '\n': its start gives its '\n' line
+        return f"(first at line {conv((int(m[1]), 1))[0]})"
+
+    def moved(f: Finding) -> Finding:
+        if not f.line:
+            return f
+        line, col = conv((f.line, f.column))
+        return replace(f, line=line, column=col, message=re.sub(r"\(first at line (\d+)\)", first_line, f.message))
+
+    out.marks = {k: conv(v) for k, v in out.marks.items()}
+    out.key_marks = {k: conv(v) for k, v in out.key_marks.items()}
+    out.findings = [moved(f) for f in out.findings]
 
 
 def _line_col(text: str, pos: int) -> Mark:
@@ -213,7 +263,7 @@ def _scalar(loader: Any, event: Any, out: Loaded) -> Any:
     tag = event.tag or loader.resolve(yaml.ScalarNode, value, event.implicit)
     if tag == _STR:
         return value
-    if tag == _BOOL and value.lower() not in ("true", "false"):
+    if tag == _BOOL and not event.tag and value.lower() not in ("true", "false"):
         line, col = _mark(event)
         out.findings.append(
             Finding(
@@ -228,8 +278,11 @@ def _scalar(loader: Any, event: Any, out: Loaded) -> Any:
     node = yaml.ScalarNode(tag, value, event.start_mark, event.end_mark)
     try:
         return _constructor.construct_object(node, deep=True)
-    except (yaml.YAMLError, ValueError, OverflowError):
+    except Exception:  # a tagged scalar the constructor chokes on (!!bool foo, !!timestamp x) is text
         return value
+    finally:  # the shared constructor memoizes every node it builds: forget them, or each load leaks
+        _constructor.constructed_objects.clear()
+        _constructor.recursive_objects.clear()
 
 
 def _place(stack: list[_Frame], out: Loaded, value: Any, event: Any, count: int, max_nodes: int) -> Path:
