@@ -1,0 +1,98 @@
+"""A tiny, randomly initialised Llama built locally, so teacher tests never download weights.
+
+The model and tokenizer are saved with ``save_pretrained`` so they load through the same
+``from_pretrained`` path a real teacher directory would (and ``transformers serve`` can serve them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SPECIAL_TOKENS = ["<s>", "</s>", "<pad>"]
+
+# Jinja chat template: one line per turn, then an assistant header when a reply is expected.
+CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "<|{{ message['role'] }}|>\n{{ message['content'] }}{{ eos_token }}\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+_CORPUS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Labrador grows a model from community contributions to a taxonomy of skills and knowledge.",
+    "A teacher model writes questions and answers; a judge scores them before training.",
+    "system user assistant: answer the question using the document below.",
+    "Question: what is the capital of France? Answer: Paris is the capital of France.",
+    "0123456789 + - * / = ( ) [ ] { } < > | : ; , . ! ? ' \"",
+]
+
+
+def _train_tokenizer():  # -> PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=384,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_CORPUS * 4, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        padding_side="left",
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def build_tiny_model(dir: Path) -> Path:
+    """Write a 2-layer Llama (hidden 64, 4 heads, fixed seed) plus its tokenizer into ``dir``."""
+    import torch
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    dir = Path(dir)
+    dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = _train_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(1234)
+    model = LlamaForCausalLM(config)
+    model.generation_config = GenerationConfig(
+        do_sample=True,  # like real chat models, so `transformers serve` honours temperature and seed
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model.save_pretrained(dir)
+    tokenizer.save_pretrained(dir)
+    return dir
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny model per test session (building it takes about a second)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))

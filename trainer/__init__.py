@@ -1,0 +1,1 @@
+"""Labrador training side: teachers, synthetic data generation and training."""

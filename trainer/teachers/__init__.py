@@ -1,0 +1,45 @@
+"""Teacher LLMs for synthetic data generation, behind one small async interface.
+
+``make_teacher(spec)`` picks the backend from a spec string, so configs and CLIs only carry a string:
+
+- ``http://host:port/v1`` or ``https://...`` (optionally ``#model``): OpenAI-compatible server;
+- ``vllm:PATH``: vLLM in this process (GPU; ``labrador[gpu]``);
+- an existing model directory (or ``transformers:PATH``): local transformers (``labrador[train]``).
+
+Backend modules are imported lazily so that, e.g., the HTTP teacher never imports torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .base import Request, Teacher, TeacherError
+
+__all__ = ["Request", "Teacher", "TeacherError", "make_teacher"]
+
+SPEC_FORMS = (
+    "'http(s)://HOST[:PORT][/v1][#MODEL]' (OpenAI-compatible server), "
+    "'vllm:PATH' (vLLM in process), or an existing model directory / 'transformers:PATH'"
+)
+
+
+def make_teacher(spec: str, **options: Any) -> Teacher:
+    """Build the teacher named by ``spec``; ``options`` go to the backend's constructor."""
+    spec = spec.strip()
+    if spec.startswith("openai:"):  # accept a teacher's own ``name`` back as a spec
+        spec = spec.removeprefix("openai:")
+    if spec.startswith(("http://", "https://")):
+        from .openai_http import OpenAIHTTPTeacher
+
+        return OpenAIHTTPTeacher(spec, **options)
+    if spec.startswith("vllm:"):
+        from .vllm_inprocess import VLLMTeacher
+
+        return VLLMTeacher(spec.removeprefix("vllm:"), **options)
+    path = Path(spec.removeprefix("transformers:")).expanduser()
+    if spec and path.is_dir():
+        from .local_transformers import TransformersTeacher
+
+        return TransformersTeacher(path, **options)
+    raise ValueError(f"unrecognised teacher spec {spec!r}: expected {SPEC_FORMS}")

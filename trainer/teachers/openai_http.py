@@ -1,0 +1,309 @@
+"""Teacher behind an OpenAI-compatible ``/v1/chat/completions`` endpoint (vLLM, TGI, llama.cpp, ...).
+
+Built for long SDG runs against shared servers: one cap on requests in flight per teacher, bounded
+retries with exponential backoff and jitter on 429/5xx/timeouts/connection errors (``Retry-After``
+honoured), and defensive parsing, because a misbehaving server must surface as :class:`TeacherError`,
+never as a ``KeyError`` deep inside the generator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from .base import Request, TeacherError, cut_at_stop, sample_seed
+
+RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+WORDS_TO_TOKENS = 1.3  # rough tokens-per-word of BPE tokenizers on English, used without a tokenizer
+
+
+class _Retryable(Exception):
+    def __init__(self, cause: str, retry_after: float | None = None) -> None:
+        super().__init__(cause)
+        self.retry_after = retry_after
+
+
+class _Rejected(Exception):
+    """A non-retryable 4xx; kept apart so an ``n > 1`` rejection can fall back to single requests."""
+
+    def __init__(self, status: int, cause: str) -> None:
+        super().__init__(cause)
+        self.status = status
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _normalise_base_url(url: str) -> tuple[str, str | None]:
+    """Split ``http://host:port[/prefix][#model]``; a bare host gets the conventional ``/v1``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    if parts.username or parts.password:
+        raise ValueError("put credentials in an environment variable (api_key_env), not in the URL")
+    path = parts.path.rstrip("/") or "/v1"
+    return urlunsplit((parts.scheme, parts.netloc, path, "", "")), parts.fragment or None
+
+
+def _snippet(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+class OpenAIHTTPTeacher:
+    """Chat completions over HTTP with ``httpx.AsyncClient``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        model: str | None = None,
+        api_key_env: str | None = None,
+        max_concurrency: int = 8,
+        timeout_s: float = 120.0,
+        max_attempts: int = 5,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        tokenizer_path: str | Path | None = None,
+    ) -> None:
+        try:
+            import httpx
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ImportError("the HTTP teacher needs httpx: pip install 'labrador[sdg]'") from exc
+        self._httpx = httpx
+        self.base_url, url_model = _normalise_base_url(base_url)
+        if max_concurrency < 1 or max_attempts < 1:
+            raise ValueError("max_concurrency and max_attempts must be >= 1")
+        self.max_concurrency, self.max_attempts = max_concurrency, max_attempts
+        self.timeout_s, self.backoff_base_s, self.backoff_max_s = timeout_s, backoff_base_s, backoff_max_s
+        self._headers = {"Content-Type": "application/json"}
+        self._secret: str | None = None
+        if api_key_env is not None:
+            key = os.environ.get(api_key_env)
+            if not key:
+                raise ValueError(f"environment variable {api_key_env} (API key) is not set or empty")
+            self._headers["Authorization"] = f"Bearer {key}"
+            self._secret = key
+        self._tokenizer = _load_tokenizer(tokenizer_path) if tokenizer_path else None
+        self.n_supported: bool | None = None  # learnt from the server's first n > 1 answer
+        self.in_flight = self.max_in_flight = 0  # observable; max_in_flight never exceeds max_concurrency
+        self._client: Any = None
+        self._sem: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.model = model or url_model or self._discover_model()
+        self.name = f"openai:{self.base_url}#{self.model}"
+
+    def __repr__(self) -> str:
+        return f"OpenAIHTTPTeacher({self.name!r})"  # never the headers: they may hold the key
+
+    # -- public API ----------------------------------------------------------------------------------
+
+    async def complete(self, request: Request) -> list[str]:
+        if request.n == 1 or self.n_supported is False:
+            return await self._fan_out(request, 0)
+        try:
+            texts = await self._chat(request, request.n)
+        except _Rejected as exc:
+            if self.n_supported:
+                raise self._error(str(exc)) from None
+            first = await self._fan_out(request, 0, count=1)  # does the server take n=1?
+            self.n_supported = False
+            return first + await self._fan_out(request, 1)
+        if len(texts) >= request.n:
+            self.n_supported = True
+            return texts[: request.n]
+        self.n_supported = False  # server ignores n: remember, and fetch the missing samples singly
+        return texts + await self._fan_out(request, len(texts))
+
+    def count_tokens(self, text: str) -> int:
+        """Exact with a local tokenizer (``tokenizer_path``), else ``ceil(words * 1.3)``."""
+        if self._tokenizer is not None:
+            return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+        return math.ceil(len(text.split()) * WORDS_TO_TOKENS)
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    def _error(self, message: str) -> TeacherError:
+        """Prefix the teacher's identity and scrub the API key, whatever a server echoed back."""
+        text = f"{getattr(self, 'name', 'openai:' + self.base_url)}: {message}"
+        return TeacherError(text.replace(self._secret, "***") if self._secret else text)
+
+    # -- requests ------------------------------------------------------------------------------------
+
+    async def _fan_out(self, request: Request, start: int, count: int | None = None) -> list[str]:
+        """Samples ``start..`` as single requests, each with its own derived seed."""
+        stop = request.n if count is None else start + count
+
+        async def one(k: int) -> str:
+            texts = await self._chat(request, 1, seed=sample_seed(request.seed, k))
+            return texts[0]
+
+        tasks = [asyncio.ensure_future(one(k)) for k in range(start, stop)]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except _Rejected as exc:
+            raise self._error(str(exc)) from None
+        finally:
+            for task in tasks:  # one sample failed for good: do not leave its siblings running
+                task.cancel()
+
+    async def _chat(self, request: Request, n: int, seed: int | None = None) -> list[str]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": request.as_openai_messages(),
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+        }
+        if n > 1:
+            body["n"] = n
+        seed = request.seed if n > 1 else seed
+        if seed is not None:
+            body["seed"] = seed
+        if request.stop:
+            body["stop"] = list(request.stop)
+        data = await self._post_with_retries("/chat/completions", body)
+        try:
+            texts = _parse_choices(data)
+        except TeacherError as exc:
+            raise self._error(str(exc)) from None
+        if not texts:
+            raise self._error(f"response has no choices{_error_hint(data)}")
+        return [cut_at_stop(t, request.stop) for t in texts]  # servers that ignore "stop"
+
+    async def _post_with_retries(self, path: str, body: dict[str, Any]) -> Any:
+        client, sem = self._ensure_client()
+        last = "no attempt"
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                async with sem:
+                    self.in_flight += 1
+                    self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                    try:
+                        resp = await client.post(self.base_url + path, json=body)
+                    finally:
+                        self.in_flight -= 1
+                return self._decode(resp)
+            except _Retryable as exc:
+                last, retry_after = str(exc), exc.retry_after
+            except self._httpx.TransportError as exc:  # timeouts, refused/reset connections
+                last, retry_after = f"{type(exc).__name__}: {_snippet(str(exc))}", None
+            except self._httpx.RequestError as exc:  # e.g. undecodable body: not worth retrying
+                raise self._error(f"{type(exc).__name__}: {_snippet(str(exc))}") from None
+            if attempt < self.max_attempts:
+                await asyncio.sleep(self._delay(attempt, retry_after))
+        raise self._error(f"request failed after {self.max_attempts} attempts: {last}")
+
+    def _decode(self, resp: Any) -> Any:
+        if resp.status_code in RETRY_STATUS:
+            retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            raise _Retryable(f"HTTP {resp.status_code}: {_snippet(resp.text)}", retry_after)
+        if resp.status_code >= 400:
+            raise _Rejected(resp.status_code, f"HTTP {resp.status_code}: {_snippet(resp.text)}")
+        try:
+            return resp.json()
+        except ValueError:
+            raise self._error(f"malformed JSON in response: {_snippet(resp.text)}") from None
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        """Exponential backoff with "equal jitter"; a server's Retry-After wins (capped)."""
+        if retry_after is not None:
+            return min(retry_after, max(self.backoff_max_s, 60.0))
+        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    def _ensure_client(self) -> tuple[Any, asyncio.Semaphore]:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop or self._sem is None:
+            # httpx pools and semaphores are bound to one event loop: rebuild on a new loop.
+            timeout = self._httpx.Timeout(self.timeout_s, connect=min(10.0, self.timeout_s))
+            limits = self._httpx.Limits(max_connections=self.max_concurrency)
+            self._client = self._httpx.AsyncClient(headers=self._headers, timeout=timeout, limits=limits)
+            self._sem, self._loop = asyncio.Semaphore(self.max_concurrency), loop
+        return self._client, self._sem
+
+    def _discover_model(self) -> str:
+        """First model of GET /models (blocking, once, at construction) so ``name`` is known up front."""
+        last = "no attempt"
+        with self._httpx.Client(headers=self._headers, timeout=min(30.0, self.timeout_s)) as client:
+            for attempt in range(1, self.max_attempts + 1):
+                try:
+                    data = self._decode(client.get(self.base_url + "/models"))
+                    break
+                except _Retryable as exc:
+                    last, retry_after = str(exc), exc.retry_after
+                except self._httpx.TransportError as exc:
+                    last, retry_after = f"{type(exc).__name__}: {_snippet(str(exc))}", None
+                except _Rejected as exc:
+                    raise self._error(f"model discovery at /models failed: {exc}") from None
+                if attempt < self.max_attempts:
+                    time.sleep(self._delay(attempt, retry_after))
+            else:
+                raise self._error(f"model discovery at /models failed: {last}")
+        models = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(models, list) or not models or not isinstance(models[0], dict):
+            raise self._error("/models lists no model; pass model= (or URL#model)")
+        model_id = models[0].get("id")
+        if not isinstance(model_id, str) or not model_id:
+            raise self._error("/models: first entry has no string 'id'")
+        return model_id
+
+
+def _parse_choices(data: Any) -> list[str]:
+    """Texts of ``choices[*].message.content`` in index order; anything unexpected is TeacherError."""
+    if not isinstance(data, dict):
+        raise TeacherError(f"response is not a JSON object but {type(data).__name__}")
+    choices = data.get("choices")
+    if choices is None:
+        return []
+    if not isinstance(choices, list):
+        raise TeacherError("response 'choices' is not a list")
+    texts: list[tuple[int, str]] = []
+    for pos, choice in enumerate(choices):
+        message = choice.get("message") if isinstance(choice, dict) else None
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, str):
+            raise TeacherError(f"choice {pos} has no string message.content")
+        index = choice.get("index")
+        texts.append((index if isinstance(index, int) and not isinstance(index, bool) else pos, content))
+    if len({i for i, _ in texts}) == len(texts):
+        texts.sort(key=lambda item: item[0])
+    return [text for _, text in texts]
+
+
+def _error_hint(data: Any) -> str:
+    err = data.get("error") if isinstance(data, dict) else None
+    return f": {_snippet(str(err))}" if err else ""
+
+
+def _load_tokenizer(path: str | Path) -> Any:
+    """A ``tokenizers`` tokenizer from a tokenizer.json or a model directory holding one."""
+    from tokenizers import Tokenizer
+
+    path = Path(path).expanduser()
+    file = path / "tokenizer.json" if path.is_dir() else path
+    if not file.is_file():
+        raise ValueError(f"no tokenizer.json at {path}")
+    return Tokenizer.from_file(str(file))

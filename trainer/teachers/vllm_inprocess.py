@@ -1,0 +1,64 @@
+"""Teacher running vLLM in this process (GPU machines): no server to manage, full batch throughput.
+
+vLLM schedules a whole batch itself (continuous batching, paged KV cache), so the micro-batcher only
+has to hand it everything submitted concurrently in one ``LLM.chat`` call. vLLM is imported only when
+this backend is chosen, so the rest of Labrador works without it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .base import Request
+from .batcher import MicroBatcher
+
+INSTALL_HINT = "the vllm teacher needs vLLM (Linux + GPU): pip install 'labrador[gpu]'"
+
+
+class VLLMTeacher:
+    """``vllm.LLM`` on a local model path; ``llm_kwargs`` go to ``vllm.LLM`` (e.g. tensor_parallel_size)."""
+
+    def __init__(
+        self, model_path: str | Path, *, batch_size: int = 256, max_wait_s: float = 0.02, **llm_kwargs: Any
+    ) -> None:
+        try:
+            import vllm
+        except ImportError as exc:
+            raise ImportError(INSTALL_HINT) from exc
+        self._vllm = vllm
+        path = Path(model_path).expanduser()
+        model = str(path.resolve()) if path.exists() else str(model_path)
+        self.name = f"vllm:{model}"
+        self._llm = vllm.LLM(model=model, **llm_kwargs)
+        self._tokenizer = self._llm.get_tokenizer()
+        self._batcher: MicroBatcher[Request, list[str]] = MicroBatcher(self._run_batch, batch_size, max_wait_s)
+
+    @property
+    def batches_run(self) -> int:
+        return self._batcher.batches_run
+
+    async def complete(self, request: Request) -> list[str]:
+        return await self._batcher.submit(request)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer.encode(text, add_special_tokens=False))
+
+    async def aclose(self) -> None:
+        await self._batcher.aclose()
+
+    def _run_batch(self, requests: list[Request]) -> list[list[str]]:
+        params = [
+            self._vllm.SamplingParams(
+                n=r.n,
+                max_tokens=r.max_tokens,
+                temperature=r.temperature,
+                top_p=r.top_p,
+                seed=r.seed,
+                stop=list(r.stop) or None,
+            )
+            for r in requests
+        ]
+        conversations = [r.as_openai_messages() for r in requests]
+        outputs = self._llm.chat(conversations, sampling_params=params, use_tqdm=False)
+        return [[c.text for c in sorted(out.outputs, key=lambda c: c.index)] for out in outputs]
