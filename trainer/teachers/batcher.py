@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .base import TeacherError
 
@@ -113,3 +113,31 @@ class MicroBatcher(Generic[T, R]):
                 _, fut = self._queue.get_nowait()
                 if not fut.done():
                     fut.set_exception(TeacherError("teacher is closed"))
+
+
+class BatchedTeacher:
+    """The Teacher methods every in-process backend shares: requests go through a ``MicroBatcher``
+    into the subclass's blocking ``_run_batch``; tokens are counted with the model's own tokenizer."""
+
+    _batcher: MicroBatcher
+    _tokenizer: Any
+
+    def _start_batcher(self, batch_size: int, max_wait_s: float) -> None:
+        self._batcher = MicroBatcher(self._run_batch, batch_size, max_wait_s)
+
+    def _run_batch(self, requests: list) -> list[list[str]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def batches_run(self) -> int:
+        """Micro-batches executed so far (fewer than requests when batching works)."""
+        return self._batcher.batches_run
+
+    async def complete(self, request: Any) -> list[str]:
+        return await self._batcher.submit(request)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer.encode(text, add_special_tokens=False))
+
+    async def aclose(self) -> None:
+        await self._batcher.aclose()

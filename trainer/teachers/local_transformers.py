@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import Request, TeacherError, cut_at_stop, sample_seed
-from .batcher import MicroBatcher
+from .batcher import BatchedTeacher
 
 
 class _RowSampler:
@@ -45,7 +45,7 @@ class _RowSampler:
         return out.scatter_(1, choice[:, None], 0.0)
 
 
-class TransformersTeacher:
+class TransformersTeacher(BatchedTeacher):
     """Local ``from_pretrained`` model; concurrent ``complete`` calls are micro-batched."""
 
     def __init__(
@@ -83,22 +83,8 @@ class TransformersTeacher:
         eos = model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos]) | {tok.eos_token_id}
         self._eos_ids = {i for i in eos_ids if i is not None}
-        self._batcher: MicroBatcher[Request, list[str]] = MicroBatcher(self._run_batch, batch_size, max_wait_s)
+        self._start_batcher(batch_size, max_wait_s)
         self.generate_calls = 0
-
-    @property
-    def batches_run(self) -> int:
-        """Micro-batches executed so far (fewer than requests when batching works)."""
-        return self._batcher.batches_run
-
-    async def complete(self, request: Request) -> list[str]:
-        return await self._batcher.submit(request)
-
-    def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer.encode(text, add_special_tokens=False))
-
-    async def aclose(self) -> None:
-        await self._batcher.aclose()
 
     # -- runs in the batcher's worker thread ---------------------------------------------------------
 

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from .base import Request
-from .batcher import MicroBatcher
+from .batcher import BatchedTeacher
 
 INSTALL_HINT = "the vllm teacher needs vLLM (Linux + GPU): pip install 'labrador[gpu]'"
 
 
-class VLLMTeacher:
+class VLLMTeacher(BatchedTeacher):
     """``vllm.LLM`` on a local model path; ``llm_kwargs`` go to ``vllm.LLM`` (e.g. tensor_parallel_size)."""
 
     def __init__(
@@ -32,20 +32,7 @@ class VLLMTeacher:
         self.name = f"vllm:{model}"
         self._llm = vllm.LLM(model=model, **llm_kwargs)
         self._tokenizer = self._llm.get_tokenizer()
-        self._batcher: MicroBatcher[Request, list[str]] = MicroBatcher(self._run_batch, batch_size, max_wait_s)
-
-    @property
-    def batches_run(self) -> int:
-        return self._batcher.batches_run
-
-    async def complete(self, request: Request) -> list[str]:
-        return await self._batcher.submit(request)
-
-    def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer.encode(text, add_special_tokens=False))
-
-    async def aclose(self) -> None:
-        await self._batcher.aclose()
+        self._start_batcher(batch_size, max_wait_s)
 
     def _run_batch(self, requests: list[Request]) -> list[list[str]]:
         params = [
