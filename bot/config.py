@@ -1,0 +1,193 @@
+"""Bot settings: the ``[bot]`` table of a TOML file for everything public, environment variables for secrets.
+
+Why split: a settings file is shared, copied and committed; secrets live only in the process environment (or
+a file the environment names), are wrapped in :class:`Secret` so no repr, log line or job ever shows them, and
+never travel in argv.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from validators.config import Config, ConfigError, load_config
+
+ENV_PREFIX = "LABRADOR_"
+GITHUB_API = "https://api.github.com"
+
+
+class Secret:
+    """A string that will not print itself: repr/str are masked, pickling (into a job) is refused."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str = "") -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __reduce__(self) -> Any:
+        raise TypeError("secrets are never serialized (jobs hold no secrets)")
+
+
+def mask_url(url: str) -> str:
+    """``redis://:pw@host`` -> ``redis://:***@host``: queue URLs may carry a password."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    """Everything the webhook app and the workers need; secrets are :class:`Secret`."""
+
+    app_id: str = ""
+    installation_id: int = 0  # 0: look it up per repository (or take it from the event)
+    api_url: str = GITHUB_API  # REST root; anything else is GitHub Enterprise (or the loopback test server)
+    queue_url: str = ""  # sqlite:///relative.db, sqlite:////absolute.db or redis://host:port/db; "" = work_dir
+    work_dir: str = ".labrador-bot"  # git caches, merge records, the default SQLite queue
+    bot_login: str = "labrador[bot]"  # only this author's comment can be the sticky one
+    maintainers_team: str = ""  # "org/slug" or "slug" (org = repository owner): may run /lab preview
+    job_deadline_s: float = 600.0
+    retries: int = 2
+    retry_delay_s: float = 30.0
+    orphan_reruns: int = 1  # how often a job whose worker died is queued again
+    heartbeat_s: float = 10.0
+    stale_after_s: float = 60.0  # a running job that has not beaten for this long is dead
+    pending_ttl_s: float = 3600.0
+    delivery_ttl_s: float = 7 * 24 * 3600.0
+    max_body_bytes: int = 2 * 1024 * 1024
+    taxonomy_dir: str = "taxonomy"
+    check_name: str = "Labrador"
+    preview_check_name: str = "Labrador preview"
+    max_leaves: int = 300
+    preview_max_leaves: int = 5
+    preview_samples: int = 3
+    teacher: str = ""  # trainer.teachers spec for previews, e.g. http://127.0.0.1:8000/v1
+    dispatch_workflow: str = ""  # e.g. "nightly.yml": dispatched on the default branch after a merge
+    merges_file: str = ""  # "" = <work_dir>/merges.jsonl
+    fetch_max_bytes: int = 512 * 1024 * 1024
+    fetch_timeout_s: float = 300.0
+    webhook_secret: Secret = field(default_factory=Secret, repr=True)
+    private_key: Secret = field(default_factory=Secret, repr=True)
+    checker: Config = field(default_factory=Config, repr=False)  # the bot's trusted [check]/[documents]
+
+    def __repr__(self) -> str:
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "checker"}
+        shown["queue_url"] = mask_url(self.queue_url)
+        return "BotSettings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+    @property
+    def work_path(self) -> Path:
+        return Path(self.work_dir).expanduser()
+
+    @property
+    def resolved_queue_url(self) -> str:
+        return self.queue_url or f"sqlite:///{self.work_path / 'bot.db'}"
+
+    @property
+    def merges_path(self) -> Path:
+        return Path(self.merges_file).expanduser() if self.merges_file else self.work_path / "merges.jsonl"
+
+    def team(self, repo: str) -> tuple[str, str] | None:
+        """(org, slug) of the maintainers team for ``repo`` (owner/name), or None when none is configured."""
+        if not self.maintainers_team:
+            return None
+        org, _, slug = self.maintainers_team.rpartition("/")
+        return (org or repo.split("/", 1)[0], slug)
+
+
+_SECRET_FIELDS = ("webhook_secret", "private_key")
+_ENV_FIELDS = {"app_id": "APP_ID", "installation_id": "INSTALLATION_ID", "api_url": "API_URL",
+               "queue_url": "QUEUE_URL", "work_dir": "WORK_DIR"}
+
+
+def _coerce(name: str, value: Any, default: Any, where: str) -> Any:
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: {name} must be true or false")
+        return value
+    if isinstance(default, int | float) and not isinstance(value, bool):
+        try:
+            number = type(default)(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: {name} must be a number, got {value!r}") from None
+        if number < 0:
+            raise ConfigError(f"{where}: {name} must not be negative")
+        return number
+    if isinstance(default, str):
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise ConfigError(f"{where}: {name} must be a string")
+        return str(value)
+    raise ConfigError(f"{where}: {name} has an unsupported type")
+
+
+def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> BotSettings:
+    """Read ``[bot]`` from ``path`` (a labrador.toml), then environment overrides and secrets.
+
+    ``LABRADOR_WEBHOOK_SECRET``, ``LABRADOR_APP_PRIVATE_KEY`` (or ``LABRADOR_APP_PRIVATE_KEY_FILE``),
+    ``LABRADOR_APP_ID``, ``LABRADOR_INSTALLATION_ID``, ``LABRADOR_API_URL``, ``LABRADOR_QUEUE_URL``,
+    ``LABRADOR_WORK_DIR``. Secret keys in the file are refused: they belong in the environment.
+    """
+    env = os.environ if env is None else env
+    defaults = BotSettings()
+    known = {f.name: f for f in fields(BotSettings) if f.name not in (*_SECRET_FIELDS, "checker")}
+    values: dict[str, Any] = {}
+    checker = Config()
+    if path is not None:
+        where = str(path)
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{where}: cannot read settings: {exc}") from exc
+        table = raw.get("bot", {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: [bot] must be a table")
+        for key, value in table.items():
+            if key in _SECRET_FIELDS or "secret" in key or "key" in key.split("_"):
+                raise ConfigError(f"{where}: [bot] {key}: secrets are read from the environment "
+                                  f"(LABRADOR_WEBHOOK_SECRET, LABRADOR_APP_PRIVATE_KEY_FILE), never from files")
+            if key not in known:
+                raise ConfigError(f"{where}: unknown key '{key}' in [bot]; known keys: {', '.join(known)}")
+            values[key] = _coerce(key, value, getattr(defaults, key), f"{where} [bot]")
+        checker = load_config(Path(path))
+        if values.get("work_dir") and not Path(values["work_dir"]).expanduser().is_absolute():
+            values["work_dir"] = str((Path(path).parent / values["work_dir"]).resolve())
+    for name, suffix in _ENV_FIELDS.items():
+        if env.get(ENV_PREFIX + suffix):
+            values[name] = _coerce(name, env[ENV_PREFIX + suffix], getattr(defaults, name), "environment")
+    values["webhook_secret"] = Secret(env.get(ENV_PREFIX + "WEBHOOK_SECRET", ""))
+    key = env.get(ENV_PREFIX + "APP_PRIVATE_KEY", "")
+    key_file = env.get(ENV_PREFIX + "APP_PRIVATE_KEY_FILE", "")
+    if not key and key_file:
+        try:
+            key = Path(key_file).expanduser().read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"LABRADOR_APP_PRIVATE_KEY_FILE: cannot read the key file: {exc.strerror}") from None
+    values["private_key"] = Secret(key)
+    return replace(defaults, checker=checker, **values)

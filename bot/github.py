@@ -1,0 +1,182 @@
+"""``GitHubForge``: the :class:`~bot.forge.Forge` protocol on GitHub (or GitHub Enterprise) with github3.py.
+
+Authenticates as a GitHub App installation (``appauth``); the token is refreshed before expiry and given to
+git only through pygit2's credentials callback. Endpoints github3.py lacks (permission level, team
+membership, workflow dispatch, check-run PATCH without an extra GET) go through its session, so base URL,
+auth and error handling are the same everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import github3
+
+from . import gitcache
+from .appauth import InstallationTokens
+from .config import GITHUB_API, BotSettings, Secret
+from .forge import ChangedFile, CheckOutput, Comment, ForgeError, PullRequest, check_payloads
+from .routing import parse_time
+
+ROLES = ("admin", "maintain", "write", "triage", "read")
+
+
+def _parts(repo: str) -> tuple[str, str]:
+    owner, _, name = repo.partition("/")
+    if not owner or not name or "/" in name:
+        raise ForgeError(f"not an owner/name repository: {repo[:100]!r}")
+    return owner, name
+
+
+class GitHubForge:
+    """One client per job (cheap); tokens are shared through ``tokens``."""
+
+    def __init__(self, settings: BotSettings, tokens: InstallationTokens, installation_id: int = 0) -> None:
+        self.settings = settings
+        self.tokens = tokens
+        self.installation_id = installation_id or settings.installation_id
+        self.api = settings.api_url.rstrip("/")
+        if self.api == GITHUB_API:
+            self.gh = github3.GitHub()
+        else:
+            self.gh = github3.GitHubEnterprise(self.api.removesuffix("/api/v3"))
+        self.gh.session.base_url = self.api  # exactly the configured REST root (GHE or a test server)
+        self._token_value = ""
+
+    # -- plumbing ------------------------------------------------------------------------------------------
+    def _token(self, repo: str, org: str = "") -> Secret:
+        if not self.installation_id:
+            parts = ("orgs", org) if org else ("repos", *_parts(repo))
+            where = "/".join(quote(p, safe="") for p in parts)
+            self.installation_id = self.tokens.installation_for(where)
+        token = self.tokens.token(self.installation_id)
+        if token.value.reveal() != self._token_value:  # new or refreshed: hand it to the session
+            self.gh.session.app_installation_token_auth({"token": token.value.reveal(),
+                                                         "expires_at": token.expires_str})
+            self._token_value = token.value.reveal()
+        return token.value
+
+    def _url(self, *parts: str | int) -> str:
+        return self.gh._build_url(*(quote(str(p), safe="") for p in parts))
+
+    def _call(self, repo: str, method: str, url: str, expect: int, body: Any = None) -> Any:
+        self._token(repo)
+        if method == "post":
+            response = self.gh._post(url, data=body)
+        elif method == "patch":
+            response = self.gh._patch(url, data=json.dumps(body))
+        else:
+            response = self.gh._get(url)
+        if expect == 204:
+            return self.gh._boolean(response, 204, 404) or None
+        return self.gh._json(response, expect)
+
+    # -- reading -------------------------------------------------------------------------------------------
+    def pull_request(self, repo: str, number: int) -> PullRequest:
+        owner, name = _parts(repo)
+        data = self._call(repo, "get", self._url("repos", owner, name, "pulls", number), 200)
+        base, head = data.get("base") or {}, data.get("head") or {}
+        base_repo = base.get("repo") or {}
+        return PullRequest(repo=repo, number=int(data["number"]), state=str(data.get("state", "")),
+                           head_sha=str(head.get("sha", "")), base_ref=str(base.get("ref", "")),
+                           base_sha=str(base.get("sha", "")), default_branch=str(base_repo.get("default_branch", "")),
+                           author=str((data.get("user") or {}).get("login", "")),
+                           clone_url=str(base_repo.get("clone_url", "")), merged=bool(data.get("merged")),
+                           merge_commit_sha=str(data.get("merge_commit_sha") or ""),
+                           updated_at=parse_time(data.get("updated_at")) or 0.0)
+
+    def changed_files(self, repo: str, number: int) -> list[ChangedFile]:
+        owner, name = _parts(repo)
+        self._token(repo)
+        url = self._url("repos", owner, name, "pulls", number, "files")
+        out = []
+        for page in self.gh._iter(-1, url, dict):  # raw JSON items
+            out.append(ChangedFile(str(page.get("filename", "")), str(page.get("status", "")),
+                                   str(page.get("previous_filename") or "")))
+        return out
+
+    def fetch(self, pr: PullRequest, cache_dir: Path) -> Path:
+        token = self._token(pr.repo)
+        refspecs = gitcache.pr_refspecs(pr.number, pr.base_ref)
+        return gitcache.fetch(cache_dir, pr.repo, pr.clone_url, refspecs, [pr.head_sha, pr.base_sha], token,
+                              self.settings.fetch_max_bytes, self.settings.fetch_timeout_s)
+
+    def find_comment(self, repo: str, number: int, marker: str, author: str) -> Comment | None:
+        owner, name = _parts(repo)
+        self._token(repo)
+        for c in self.gh._iter(-1, self._url("repos", owner, name, "issues", number, "comments"), dict):
+            body, login = str(c.get("body") or ""), str((c.get("user") or {}).get("login", ""))
+            if login == author and body.startswith(marker):
+                return Comment(int(c["id"]), login, body)
+        return None
+
+    def permission(self, repo: str, user: str) -> str:
+        owner, name = _parts(repo)
+        self._token(repo)
+        response = self.gh._get(self._url("repos", owner, name, "collaborators", user, "permission"))
+        if response is not None and response.status_code == 404:
+            return "none"
+        data = self.gh._json(response, 200) or {}
+        role = str(data.get("role_name") or "")
+        return role if role in ROLES else str(data.get("permission") or "none")
+
+    def is_team_member(self, org: str, team_slug: str, user: str) -> bool:
+        self._token("", org=org)
+        response = self.gh._get(self._url("orgs", org, "teams", team_slug, "memberships", user))
+        if response is not None and response.status_code == 404:
+            return False
+        return (self.gh._json(response, 200) or {}).get("state") == "active"
+
+    # -- writing -------------------------------------------------------------------------------------------
+    def create_check_run(self, repo: str, sha: str, name: str, output: CheckOutput, external_id: str = "") -> int:
+        owner, run = _parts(repo)
+        first, *rest = check_payloads(output, "in_progress")
+        body = {"name": name, "head_sha": sha, "external_id": external_id, "status": "in_progress", **first}
+        data = self._call(repo, "post", self._url("repos", owner, run, "check-runs"), 201, body)
+        check_id = int(data["id"])
+        for payload in rest:
+            self._call(repo, "patch", self._url("repos", owner, run, "check-runs", check_id), 200, payload)
+        return check_id
+
+    def update_check_run(self, repo: str, check_id: int, output: CheckOutput, status: str = "in_progress",
+                         conclusion: str | None = None) -> None:
+        owner, name = _parts(repo)
+        for payload in check_payloads(output, status, conclusion):
+            self._call(repo, "patch", self._url("repos", owner, name, "check-runs", check_id), 200, payload)
+
+    def create_comment(self, repo: str, number: int, body: str) -> int:
+        owner, name = _parts(repo)
+        data = self._call(repo, "post", self._url("repos", owner, name, "issues", number, "comments"), 201,
+                          {"body": body})
+        return int(data["id"])
+
+    def edit_comment(self, repo: str, comment_id: int, body: str) -> None:
+        owner, name = _parts(repo)
+        self._call(repo, "patch", self._url("repos", owner, name, "issues", "comments", comment_id), 200,
+                   {"body": body})
+
+    def add_labels(self, repo: str, number: int, labels: Sequence[str]) -> None:
+        owner, name = _parts(repo)
+        self._call(repo, "post", self._url("repos", owner, name, "issues", number, "labels"), 200,
+                   {"labels": list(labels)})
+
+    def dispatch_workflow(self, repo: str, workflow: str, ref: str, inputs: Mapping[str, str]) -> None:
+        owner, name = _parts(repo)
+        ok = self._call(repo, "post", self._url("repos", owner, name, "actions", "workflows", workflow, "dispatches"),
+                        204, {"ref": ref, "inputs": dict(inputs)})
+        if not ok:
+            raise ForgeError(f"workflow {workflow!r} not found in {repo}")
+
+
+def forge_factory(settings: BotSettings) -> Any:
+    """``job -> GitHubForge`` sharing one token cache (the runner's ``forge_for``)."""
+    tokens = InstallationTokens(settings.api_url, settings.app_id, settings.private_key)
+
+    def forge_for(job: Any) -> GitHubForge:
+        return GitHubForge(settings, tokens, int(getattr(job, "installation", 0) or 0))
+
+    return forge_for

@@ -1,0 +1,96 @@
+"""Safe Markdown building blocks. Pure functions; every string from outside (contributors, the teacher) is hostile.
+
+Contributor and teacher text passes through :func:`text` (inline: HTML entities, Markdown backslash escapes,
+mentions and references broken with a zero-width joiner, table pipes escaped) or :func:`code_block` (a fence
+longer than any backtick run inside). Neither can emit ``<!--``, so nobody can forge our hidden markers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+ZWJ = "\u200d"
+_MD_SPECIALS = set("\\`*_{}[]()#+-.!|~>=\"'$:")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069\u200e\u200f]")
+_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:\[bot\])?$")
+_HEX = re.compile(r"^[0-9a-f]{7,64}$")
+
+
+def _clean(value: object, limit: int) -> str:
+    """str, control and bidi characters shown as ``\\u`` escapes (no hidden or reordered text), clipped."""
+    s = str(value)
+    if len(s) > limit:
+        s = s[:limit] + " …"
+    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", s.replace("\r\n", "\n"))
+
+
+def text(value: object, limit: int = 2_000, newlines: str = "<br>") -> str:
+    """Inline-safe text for paragraphs and table cells."""
+    out = []
+    for ch in _clean(value, limit):
+        if ch == "&":
+            out.append("&amp;")
+        elif ch == "<":
+            out.append("&lt;")
+        elif ch == ">":
+            out.append("&gt;")
+        elif ch == "\n":
+            out.append(newlines)
+        elif ch in ("@", "#"):  # no mentions, team pings, cross-references or headings
+            out.append("\\" + ch + ZWJ)
+        elif ch in _MD_SPECIALS:
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def html(value: object, limit: int = 200) -> str:
+    """Text for raw HTML contexts such as ``<summary>``, where Markdown escapes would show literally."""
+    s = _clean(value, limit).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    s = s.replace('"', "&quot;").replace("'", "&#39;").replace("\n", " ")
+    return s.replace("@", "@" + ZWJ).replace("#", "#" + ZWJ)
+
+
+def code_block(value: object, limit: int = 4_000, lang: str = "") -> str:
+    """A fenced block that no content can close early; ``<!--`` inside is broken up."""
+    body = _clean(value, limit).replace("<!--", "<" + ZWJ + "!--")
+    longest = max((len(m) for m in re.findall(r"`+", body)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{lang}\n{body}\n{fence}"
+
+
+def sha(value: str) -> str:
+    """A commit id as inline code, or a placeholder if it is not hex (it came from outside)."""
+    return f"`{value[:12]}`" if _HEX.match(value or "") else "(unknown commit)"
+
+
+def user(login: str) -> str:
+    """A mention for a well-formed login (we do mean to notify the requester), else escaped text."""
+    return f"@{login}" if _LOGIN.match(login or "") else text(login, 60)
+
+
+def table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
+    """A GFM table; cells must already be safe (made with :func:`text`, which escapes ``|``)."""
+    head = list(header)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def details(summary: str, body: str) -> str:
+    """A collapsed block; ``summary`` must be safe. The blank line lets Markdown render inside."""
+    return f"<details><summary>{summary}</summary>\n\n{body}\n\n</details>"
+
+
+def fit(blocks: list[str], budget: int, note: str = "{n} more not shown: the comment size limit was reached.") -> str:
+    """Join whole blocks while they fit in ``budget``; say how many were left out (never cut a block)."""
+    out, used = [], 0
+    for i, block in enumerate(blocks):
+        if used + len(block) + 2 > budget:
+            out.append(f"_{note.format(n=len(blocks) - i)}_")
+            break
+        out.append(block)
+        used += len(block) + 2
+    return "\n\n".join(out)

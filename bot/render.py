@@ -1,0 +1,189 @@
+"""The sticky comment and check-run summaries: verdict, findings per leaf, previews beside the seeds.
+
+Pure functions of reports and results. Everything that came from a contributor or the teacher goes through
+``markdown.text`` / ``markdown.html`` / ``markdown.code_block``; the result always fits GitHub's limits.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from validators import Report
+from validators.changes import Changes
+
+from . import markdown as md
+from .forge import MAX_SUMMARY, STICKY_MARKER, CheckOutput
+from .preview import PreviewResult
+
+LIMIT = 65_536  # GitHub's comment body limit, in characters
+SECTIONS = ("notice", "validation", "preview")
+BUDGETS = {"notice": 3_000, "validation": 22_000, "preview": 36_000}
+_SECTION = re.compile(r"<!-- labrador:section:([a-z]+) -->\n(.*?)\n<!-- labrador:end:\1 -->", re.S)
+HELP = ("`/lab preview` generates a few synthetic samples from the changed leaves of the commit you comment on "
+        "(write access or the maintainers team). `/lab retry` validates that commit again. `/lab help` shows this.")
+
+
+@dataclass
+class LeafPreview:
+    path: str  # taxonomy-relative qna.yaml path
+    seeds: list[dict[str, str]]
+    result: PreviewResult | None = None
+    skipped: str = ""  # why no preview ran for this leaf
+
+
+def counts(reports: Sequence[Report]) -> tuple[int, int]:
+    return sum(len(r.errors) for r in reports), sum(len(r.warnings) for r in reports)
+
+
+def verdict_line(reports: Sequence[Report], changes: Changes, head: str, skipped: int = 0) -> str:
+    errors, warnings = counts(reports)
+    mark = "❌ Validation failed" if errors else "✅ Validation passed"
+    line = f"### {mark} for {md.sha(head)}\n\n{len(reports)} leaf(s) checked: {errors} error(s), {warnings} warning(s)."
+    if changes.deleted:
+        gone = ", ".join(md.text(d, 200) for d in changes.deleted)
+        line += f" {len(changes.deleted)} leaf folder(s) deleted: {gone}."
+    if skipped:
+        line += f" {skipped} more changed leaf folder(s) were not checked (limit reached)."
+    if not reports and not changes.deleted:
+        line += " This pull request changes no taxonomy leaf."
+    return line
+
+
+def findings_blocks(reports: Sequence[Report], prefix: str) -> list[str]:
+    """A table per leaf: where (file:line:col), check id, message, hint."""
+    head = f"{prefix}/" if prefix else ""
+    blocks = []
+    for report in reports:
+        if not report.findings:
+            continue
+        rows = []
+        for f in report.sorted():
+            where = head + (f.path or report.path) + (f":{f.line}:{f.column}" if f.line else "")
+            icon = "❌" if f.severity == "error" else "⚠️"
+            rows.append([f"{icon} {md.text(where, 300)}", md.text(f.check, 60), md.text(f.message, 600),
+                         md.text(f.hint, 400)])
+        blocks.append(f"#### {md.text(head + report.path, 300)}\n\n"
+                      + md.table(["where", "check", "message", "hint"], rows))
+    return blocks
+
+
+def validation_section(reports: Sequence[Report], changes: Changes, head: str, prefix: str,
+                       skipped: int = 0) -> str:
+    top = verdict_line(reports, changes, head, skipped)
+    return top + "\n\n" + md.fit(findings_blocks(reports, prefix), BUDGETS["validation"] - len(top),
+                                 "{n} more leaf table(s) not shown; every finding is annotated on the check run.")
+
+
+def check_output(reports: Sequence[Report], changes: Changes, head: str, prefix: str, annotations: tuple = (),
+                 skipped: int = 0) -> CheckOutput:
+    errors, warnings = counts(reports)
+    title = f"{errors} error(s), {warnings} warning(s) in {len(reports)} leaf(s)"
+    summary = verdict_line(reports, changes, head, skipped) + "\n\n" + md.fit(
+        findings_blocks(reports, prefix), MAX_SUMMARY - 2_000, "{n} more leaf table(s); see the annotations.")
+    return CheckOutput(title, summary, annotations=annotations)
+
+
+def seeds_of(report: Report) -> list[dict[str, str]]:
+    """The seed examples of a parsed leaf, flattened to question/answer(/context) for display."""
+    data = report.data if isinstance(report.data, dict) else {}
+    out: list[dict[str, str]] = []
+    for seed in data.get("seed_examples") or []:
+        if not isinstance(seed, dict):
+            continue
+        if isinstance(seed.get("questions_and_answers"), list):
+            for qa in seed["questions_and_answers"][:1]:
+                if isinstance(qa, dict):
+                    out.append({"context": str(seed.get("context", "")), "question": str(qa.get("question", "")),
+                                "answer": str(qa.get("answer", ""))})
+        else:
+            item = {"question": str(seed.get("question", "")), "answer": str(seed.get("answer", ""))}
+            if seed.get("context"):
+                item["context"] = str(seed["context"])
+            out.append(item)
+    return out
+
+
+def _qa(item: dict[str, str], limit: int = 1_500) -> str:
+    parts = []
+    for name in ("context", "question", "answer"):
+        if item.get(name):
+            parts.append(f"**{name.capitalize()}**\n\n{md.code_block(item[name], limit)}")
+    return "\n\n".join(parts)
+
+
+def leaf_blocks(leaf: LeafPreview) -> list[str]:
+    head = f"#### {md.text(leaf.path, 300)}"
+    if leaf.skipped:
+        return [f"{head}\n\n_Not previewed: {md.text(leaf.skipped, 300)}_"]
+    res = leaf.result or PreviewResult()
+    if res.error:
+        return [f"{head}\n\n_The preview failed: {md.text(res.error, 500)}_"]
+    dropped = ", ".join(f"{md.text(k, 40)} {int(v)}" for k, v in sorted(res.dropped.items())) or "none"
+    stats = f"kept **{int(res.kept)}** · dropped: {dropped} · {float(res.seconds):.1f} s"
+    seeds = md.details(f"Seeds ({len(leaf.seeds)})", "\n\n".join(_qa(s, 800) for s in leaf.seeds[:10]))
+    blocks = [f"{head}\n\n{stats}\n\n{seeds}"]
+    for i, sample in enumerate(res.samples, 1):
+        blocks.append(md.details(f"Sample {i}: {md.html(sample.get('question', ''), 90)}", _qa(sample)))
+    if not res.samples:
+        blocks.append("_No sample passed the filters._")
+    return blocks
+
+
+def preview_section(leaves: Sequence[LeafPreview], head: str, requester: str, skipped: int = 0) -> str:
+    top = f"### 🔎 Preview for {md.sha(head)}, requested by {md.user(requester)}"
+    if skipped:
+        top += f"\n\n{skipped} more leaf folder(s) were not previewed (limit reached)."
+    blocks = [b for leaf in leaves for b in leaf_blocks(leaf)] or ["_No valid changed leaf to preview._"]
+    return top + "\n\n" + md.fit(blocks, BUDGETS["preview"] - len(top))
+
+
+def notice(requester: str, command: str, message: str) -> str:
+    """A short reply to a command, addressed to whoever typed it; ``message`` must already be safe."""
+    said = md.text(command or "/lab", 100)
+    return f"> {md.user(requester)} ({said}): {message}"
+
+
+def refused(requester: str, command: str) -> str:
+    return notice(requester, command, "sorry, this command is for people with write access to the repository "
+                  "or members of the maintainers team. A maintainer can run it for you; validation runs on "
+                  "every push anyway.")
+
+
+def head_moved(requester: str, command: str, bound: str, current: str) -> str:
+    return notice(requester, command, f"your command was for {md.sha(bound)}, but the pull request head is now "
+                  f"{md.sha(current)}. I did not run it on the newer, unreviewed commit: please comment again to "
+                  "run it there.")
+
+
+def unknown_head(requester: str, command: str, current: str) -> str:
+    return notice(requester, command, "I could not tell which commit your command was written for (I saw no "
+                  f"push for this pull request before it). The head is now {md.sha(current)}; comment again to "
+                  "run the command there.")
+
+
+def help_text(requester: str, command: str) -> str:
+    return notice(requester, command, HELP)
+
+
+def parse_sticky(body: str) -> dict[str, str]:
+    """Sections of an existing sticky comment, so one part can change while the others stay."""
+    if not body.startswith(STICKY_MARKER):
+        return {}
+    return {m.group(1): m.group(2) for m in _SECTION.finditer(body) if m.group(1) in SECTIONS}
+
+
+def compose(sections: dict[str, str]) -> str:
+    """The sticky comment: marker first (how we find it), then the non-empty sections, within GitHub's limit."""
+    parts = {k: v for k, v in sections.items() if k in SECTIONS and v.strip()}
+    while True:
+        body = "\n".join([STICKY_MARKER, "## Labrador", "",
+                          *(f"<!-- labrador:section:{k} -->\n{parts[k]}\n<!-- labrador:end:{k} -->\n"
+                            for k in SECTIONS if k in parts),
+                          "<sub>Commands: <code>/lab preview</code> · <code>/lab retry</code> · "
+                          "<code>/lab help</code></sub>"])
+        if len(body) <= LIMIT or not parts:
+            return body
+        biggest = max(parts, key=lambda k: len(parts[k]))
+        parts[biggest] = "_This part was too large for a comment; see the check run._"

@@ -1,0 +1,126 @@
+"""Webhook events to jobs: pure functions of (event name, payload, known heads), no I/O.
+
+Why pure: the webhook must answer in milliseconds and every routing rule (which actions count, which
+comments are commands, which head a command binds to) is testable without a server.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .jobs import HELP, MERGED, PREVIEW, RETRY, VALIDATE, Job
+
+PR_ACTIONS = ("opened", "synchronize", "reopened")
+COMMANDS = {"preview": PREVIEW, "retry": RETRY, "help": HELP}
+_COMMAND = re.compile(r"^[ \t]*/lab(?:[ \t]+(\S+))?[ \t]*$", re.IGNORECASE | re.MULTILINE)
+_SHA = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
+
+HeadLookup = Callable[[str, int, float], str]  # (repo, pr, comment time) -> bound head sha or ""
+
+
+@dataclass
+class Routed:
+    """What to do with one delivery: jobs to queue, a head to remember, and a short reason for the reply."""
+
+    jobs: list[Job] = field(default_factory=list)
+    head: tuple[str, int, str, float] | None = None  # (repo, pr, sha, when) to remember before queueing
+    reason: str = ""
+
+
+def parse_time(value: Any) -> float | None:
+    """GitHub's ISO 8601 timestamps (``2024-05-01T12:00:00Z``) as epoch seconds."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def parse_command(body: str) -> tuple[str, str] | None:
+    """The first ``/lab <word>`` line of a comment as (kind, line); quoted lines (``> /lab ...``) don't count."""
+    match = _COMMAND.search(body or "")
+    if match is None:
+        return None
+    word = (match.group(1) or "help").lower()
+    return COMMANDS.get(word, HELP), match.group(0).strip()[:100]
+
+
+def _is_sha(value: Any) -> bool:
+    return isinstance(value, str) and bool(_SHA.match(value))
+
+
+def route(event: str, payload: dict[str, Any], head_at: HeadLookup, delivery: str = "") -> Routed:
+    """Jobs for one verified webhook delivery."""
+    repo = (payload.get("repository") or {}).get("full_name")
+    installation = int((payload.get("installation") or {}).get("id") or 0)
+    if event == "ping":
+        return Routed(reason="pong")
+    if not isinstance(repo, str) or repo.count("/") != 1:
+        return Routed(reason="ignored: no repository")
+    if event == "pull_request":
+        return _pull_request(payload, repo, installation, delivery)
+    if event == "issue_comment":
+        return _comment(payload, repo, installation, delivery, head_at)
+    if event in ("check_run", "check_suite") and payload.get("action") == "rerequested":
+        return _rerun(payload.get(event) or {}, repo, installation, delivery)
+    return Routed(reason=f"ignored: event {event}")
+
+
+def _rerun(check: dict[str, Any], repo: str, installation: int, delivery: str) -> Routed:
+    """"Re-run" in GitHub's checks UI (only people with write access see it): validate that head again."""
+    sha = check.get("head_sha")
+    numbers = [p.get("number") for p in check.get("pull_requests") or [] if isinstance(p, dict)]
+    if not _is_sha(sha):
+        return Routed(reason="ignored: malformed check event")
+    jobs = [Job(VALIDATE, repo, n, sha, installation, delivery=delivery) for n in numbers if isinstance(n, int)]
+    return Routed(jobs, reason="" if jobs else "ignored: no pull request")
+
+
+def _pull_request(payload: dict[str, Any], repo: str, installation: int, delivery: str) -> Routed:
+    action = payload.get("action")
+    pr = payload.get("pull_request") or {}
+    number = pr.get("number") or payload.get("number")
+    head = (pr.get("head") or {}).get("sha")
+    if not isinstance(number, int) or not _is_sha(head):
+        return Routed(reason="ignored: malformed pull_request")
+    if action in PR_ACTIONS:
+        when = parse_time(pr.get("updated_at")) or 0.0
+        job = Job(VALIDATE, repo, number, head, installation, delivery=delivery)
+        return Routed([job], head=(repo, number, head, when))
+    if action == "closed" and pr.get("merged"):
+        base = (pr.get("base") or {}).get("ref")
+        default = (payload.get("repository") or {}).get("default_branch")
+        merge_sha = pr.get("merge_commit_sha")
+        if base != default or not _is_sha(merge_sha):
+            return Routed(reason="ignored: merged into another branch")
+        return Routed([Job(MERGED, repo, number, merge_sha, installation, delivery=delivery)])
+    return Routed(reason=f"ignored: pull_request {action}")
+
+
+def _comment(payload: dict[str, Any], repo: str, installation: int, delivery: str, head_at: HeadLookup) -> Routed:
+    if payload.get("action") != "created":
+        return Routed(reason="ignored: comment not created")
+    issue = payload.get("issue") or {}
+    comment = payload.get("comment") or {}
+    user = comment.get("user") or {}
+    if not issue.get("pull_request"):
+        return Routed(reason="ignored: not a pull request")
+    if user.get("type") == "Bot":
+        return Routed(reason="ignored: comment by a bot")
+    parsed = parse_command(comment.get("body") or "")
+    number, login = issue.get("number"), user.get("login")
+    if parsed is None or not isinstance(number, int) or not isinstance(login, str):
+        return Routed(reason="ignored: no command")
+    kind, line = parsed
+    sha = ""
+    if kind != HELP:
+        when = parse_time(comment.get("created_at"))
+        sha = head_at(repo, number, when) if when is not None else ""
+    job = Job(kind, repo, number, sha, installation, comment_id=int(comment.get("id") or 0), requester=login,
+              command=line, delivery=delivery)
+    return Routed([job])

@@ -1,0 +1,195 @@
+"""The bot's small durable state, kept in the queue's own storage (one SQLite file or one Redis).
+
+Why here and not in memory: replays must stay rejected after a restart, coalescing must work across web
+processes, and a check run opened by a worker that then died must still be found and ended by another one.
+Records hold no secrets. Every "claim" is atomic, so several workers on several machines can share it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    """An open check run and the job that owns it (so a sweeper can end it, or run the job again)."""
+
+    job: dict[str, Any]
+    repo: str
+    check_id: int
+    owner: str  # host:pid of the worker
+    deadline: float  # epoch seconds
+    heartbeat: float = 0.0
+
+    @property
+    def job_id(self) -> str:
+        return str(self.job["id"])
+
+
+class State(Protocol):
+    def claim(self, kind: str, key: str, ttl: float) -> bool:
+        """Set ``kind:key`` unless present and unexpired; True if this call set it (SETNX with a TTL)."""
+
+    def release(self, kind: str, key: str) -> None: ...
+
+    def record_head(self, repo: str, pr: int, sha: str, when: float) -> None: ...
+
+    def head_at(self, repo: str, pr: int, when: float) -> str:
+        """The newest head recorded at or before ``when``; "" if none."""
+
+    def open_check(self, record: CheckRecord) -> None: ...
+
+    def get_check(self, job_id: str) -> CheckRecord | None: ...
+
+    def beat(self, job_id: str, now: float) -> None: ...
+
+    def close_check(self, job_id: str) -> bool:
+        """Forget the record; True only for the one caller that removed it (so only one ends the run)."""
+
+    def open_checks(self) -> list[CheckRecord]: ...
+
+
+_DDL = (
+    "create table if not exists labrador_claim (kind text not null, key text not null, expires real not null, "
+    "primary key (kind, key))",
+    "create table if not exists labrador_head (repo text not null, pr integer not null, sha text not null, "
+    "seen real not null, primary key (repo, pr, sha))",
+    "create table if not exists labrador_check (job_id text primary key, data text not null, "
+    "heartbeat real not null)",
+)
+
+
+class SqliteState:
+    """State in the SqliteHuey database file; a connection per call keeps it safe across threads."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        with self._db() as db:
+            for ddl in _DDL:
+                db.execute(ddl)
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        try:
+            db.execute("pragma journal_mode=wal")
+            yield db
+        finally:
+            db.close()
+
+    def claim(self, kind: str, key: str, ttl: float) -> bool:
+        now = time.time()
+        with self._db() as db:
+            cur = db.execute("insert into labrador_claim (kind, key, expires) values (?, ?, ?) "
+                             "on conflict (kind, key) do update set expires = excluded.expires "
+                             "where labrador_claim.expires < ?", (kind, key, now + ttl, now))
+            if cur.rowcount and now % 64 < 1:  # now and then, drop long-expired claims
+                db.execute("delete from labrador_claim where expires < ?", (now - 60,))
+            return cur.rowcount == 1
+
+    def release(self, kind: str, key: str) -> None:
+        with self._db() as db:
+            db.execute("delete from labrador_claim where kind = ? and key = ?", (kind, key))
+
+    def record_head(self, repo: str, pr: int, sha: str, when: float) -> None:
+        with self._db() as db:
+            db.execute("insert into labrador_head (repo, pr, sha, seen) values (?, ?, ?, ?) "
+                       "on conflict (repo, pr, sha) do update set seen = min(seen, excluded.seen)",
+                       (repo, pr, sha, when))
+
+    def head_at(self, repo: str, pr: int, when: float) -> str:
+        with self._db() as db:
+            row = db.execute("select sha from labrador_head where repo = ? and pr = ? and seen <= ? "
+                             "order by seen desc limit 1", (repo, pr, when)).fetchone()
+        return row[0] if row else ""
+
+    def open_check(self, record: CheckRecord) -> None:
+        data = json.dumps(asdict(record))
+        with self._db() as db:
+            db.execute("insert or replace into labrador_check (job_id, data, heartbeat) values (?, ?, ?)",
+                       (record.job_id, data, record.heartbeat or time.time()))
+
+    def get_check(self, job_id: str) -> CheckRecord | None:
+        with self._db() as db:
+            row = db.execute("select data, heartbeat from labrador_check where job_id = ?", (job_id,)).fetchone()
+        return _record(row[0], row[1]) if row else None
+
+    def beat(self, job_id: str, now: float) -> None:
+        with self._db() as db:
+            db.execute("update labrador_check set heartbeat = ? where job_id = ?", (now, job_id))
+
+    def close_check(self, job_id: str) -> bool:
+        with self._db() as db:
+            return db.execute("delete from labrador_check where job_id = ?", (job_id,)).rowcount == 1
+
+    def open_checks(self) -> list[CheckRecord]:
+        with self._db() as db:
+            rows = db.execute("select data, heartbeat from labrador_check").fetchall()
+        return [_record(data, beat) for data, beat in rows]
+
+
+def _record(data: str, heartbeat: float) -> CheckRecord:
+    fields = json.loads(data)
+    fields["heartbeat"] = heartbeat
+    return CheckRecord(**fields)
+
+
+class RedisState:
+    """State in Redis, beside RedisHuey's keys: SET NX EX for claims, hashes for heads and check runs."""
+
+    HEAD_TTL = 90 * 24 * 3600
+
+    def __init__(self, client: Any, prefix: str = "labrador:") -> None:
+        self.r = client
+        self.p = prefix
+
+    def claim(self, kind: str, key: str, ttl: float) -> bool:
+        return bool(self.r.set(f"{self.p}{kind}:{key}", b"1", nx=True, px=max(1, int(ttl * 1000))))
+
+    def release(self, kind: str, key: str) -> None:
+        self.r.delete(f"{self.p}{kind}:{key}")
+
+    def record_head(self, repo: str, pr: int, sha: str, when: float) -> None:
+        name = f"{self.p}head:{repo}#{pr}"
+        old = self.r.hget(name, sha)
+        if old is None or float(old) > when:
+            self.r.hset(name, sha, repr(when))
+        self.r.expire(name, self.HEAD_TTL)
+
+    def head_at(self, repo: str, pr: int, when: float) -> str:
+        heads = self.r.hgetall(f"{self.p}head:{repo}#{pr}")
+        best = max(((float(seen), sha) for sha, seen in heads.items() if float(seen) <= when), default=None)
+        return best[1].decode() if best else ""
+
+    def open_check(self, record: CheckRecord) -> None:
+        pipe = self.r.pipeline()
+        pipe.hset(f"{self.p}checks", record.job_id, json.dumps(asdict(record)))
+        pipe.hset(f"{self.p}beats", record.job_id, repr(record.heartbeat or time.time()))
+        pipe.execute()
+
+    def get_check(self, job_id: str) -> CheckRecord | None:
+        data = self.r.hget(f"{self.p}checks", job_id)
+        beat = self.r.hget(f"{self.p}beats", job_id)
+        return _record(data.decode(), float(beat or 0)) if data else None
+
+    def beat(self, job_id: str, now: float) -> None:
+        if self.r.hexists(f"{self.p}checks", job_id):
+            self.r.hset(f"{self.p}beats", job_id, repr(now))
+
+    def close_check(self, job_id: str) -> bool:
+        removed = self.r.hdel(f"{self.p}checks", job_id)
+        self.r.hdel(f"{self.p}beats", job_id)
+        return removed == 1
+
+    def open_checks(self) -> list[CheckRecord]:
+        beats = self.r.hgetall(f"{self.p}beats")
+        return [_record(data.decode(), float(beats.get(job_id, 0) or 0))
+                for job_id, data in self.r.hgetall(f"{self.p}checks").items()]

@@ -1,0 +1,77 @@
+"""Which taxonomy leaves a pull request touches: a tree-to-tree diff of merge-base..head with pygit2.
+
+Why not ``validators.changes``: that one compares with a working tree (a contributor's clone); the bot has
+only a bare repository of fetched commits, so it diffs two trees and reads everything else from blobs.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+import pygit2
+from pygit2.enums import DeltaStatus, DiffFind
+
+from validators.changes import ChangeError, Changes
+
+LEAF_FILE = "qna.yaml"
+TREE_MODE = 0o040000
+
+
+def subtree(repo: pygit2.Repository, tree: pygit2.Tree, prefix: str) -> pygit2.Tree | None:
+    """``tree[prefix]`` as a tree, or None when absent or not a folder."""
+    if not prefix:
+        return tree
+    try:
+        entry = tree[prefix]
+    except KeyError:
+        return None
+    return repo[entry.id].peel(pygit2.Tree) if entry.filemode == TREE_MODE else None
+
+
+def merge_base(repo: pygit2.Repository, base: str, head: str) -> pygit2.Commit:
+    found = repo.merge_base(base, head)
+    if found is None:
+        raise ChangeError(f"base {base[:12]} and head {head[:12]} share no history")
+    return repo[found].peel(pygit2.Commit)
+
+
+def changed_leaves(repo: pygit2.Repository, base: str, head: str, taxonomy_dir: str = "taxonomy") -> Changes:
+    """Leaf folders (taxonomy-relative) changed between the merge-base of ``base`` and ``head``, and ``head``.
+
+    Same meaning as :func:`validators.changes.changed_leaves`: a folder that gained, changed or lost any file
+    is changed if its ``qna.yaml`` is still there at head, deleted if its ``qna.yaml`` went away.
+    """
+    prefix = taxonomy_dir.replace("\\", "/").strip("/").removeprefix("./").strip("/")
+    prefix = "" if prefix == "." else prefix
+    mb = merge_base(repo, base, head)
+    head_tree = repo[head].peel(pygit2.Tree)
+    old = subtree(repo, mb.tree, prefix)
+    new = subtree(repo, head_tree, prefix)
+    if old is None and new is None:
+        return Changes([], [], str(mb.id))
+    empty = repo[repo.TreeBuilder().write()].peel(pygit2.Tree)
+    diff = (old or empty).diff_to_tree(new or empty, context_lines=0)
+    diff.find_similar(DiffFind.FIND_RENAMES)
+    changed: set[str] = set()
+    deleted: set[str] = set()
+
+    def leaf_at_head(folder: str) -> bool:
+        return new is not None and _blob_or_link(new, f"{folder}/{LEAF_FILE}")
+
+    for delta in diff.deltas:
+        status, old_path, new_path = delta.status, delta.old_file.path, delta.new_file.path
+        if status != DeltaStatus.DELETED and (folder := posixpath.dirname(new_path)):
+            changed.add(folder)
+        if status in (DeltaStatus.DELETED, DeltaStatus.RENAMED) and (folder := posixpath.dirname(old_path)):
+            if leaf_at_head(folder):
+                changed.add(folder)
+            elif posixpath.basename(old_path) == LEAF_FILE:
+                deleted.add(folder)
+    return Changes(changed=sorted(changed), deleted=sorted(deleted), base=str(mb.id))
+
+
+def _blob_or_link(tree: pygit2.Tree, path: str) -> bool:
+    try:
+        return tree[path].filemode != TREE_MODE
+    except KeyError:
+        return False

@@ -1,0 +1,103 @@
+"""The webhook app (starlette): verify, dedupe, route, enqueue, answer 202, in milliseconds.
+
+Order matters: the raw body is read (bounded) and its HMAC checked before anything else looks at it; JSON is
+parsed only once verified; the delivery id is claimed durably so a replay queues nothing; work happens in the
+queue, never here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+from .config import BotSettings
+from .queue import JobQueue
+from .routing import route
+
+log = logging.getLogger("labrador.bot.webhook")
+DELIVERY = "delivery"
+
+
+def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
+    """``X-Hub-Signature-256: sha256=<hex>`` over the raw body, compared in constant time."""
+    if not secret or not header or not header.startswith("sha256="):
+        return False
+    expected = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), header.strip().encode("ascii", "replace"))
+
+
+class TooLarge(Exception):
+    pass
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing more than ``limit`` bytes whatever Content-Length claims."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(settings: BotSettings, queue: JobQueue) -> Starlette:
+    """The ASGI app. ``queue`` only enqueues here; workers run the jobs."""
+    secret = settings.webhook_secret.reveal().encode()
+    if not secret:
+        raise ValueError("LABRADOR_WEBHOOK_SECRET is not set: refusing to accept unsigned webhooks")
+    state = queue.state
+
+    def accept(event: str, delivery: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Blocking part (storage writes), run in a thread: dedupe, remember heads, enqueue."""
+        if delivery and not state.claim(DELIVERY, delivery, settings.delivery_ttl_s):
+            return 200, {"status": "duplicate", "delivery": delivery}
+        try:
+            routed = route(event, payload, state.head_at, delivery)
+            if routed.head is not None:
+                state.record_head(*routed.head)
+            queued = [job.key for job in routed.jobs if queue.submit(job)]
+        except Exception:
+            if delivery:
+                state.release(DELIVERY, delivery)  # let GitHub redeliver it
+            raise
+        if not routed.jobs:
+            return 200, {"status": routed.reason or "ignored"}
+        coalesced = len(routed.jobs) - len(queued)
+        return 202, {"status": "queued", "jobs": queued, "coalesced": coalesced}
+
+    async def webhook(request: Request) -> JSONResponse | PlainTextResponse:
+        try:
+            body = await read_body(request, settings.max_body_bytes)
+        except TooLarge:
+            return PlainTextResponse("payload too large", status_code=413)
+        if not verify_signature(secret, body, request.headers.get("x-hub-signature-256")):
+            log.warning("rejected a webhook with a bad or missing signature")
+            return PlainTextResponse("bad signature", status_code=401)
+        event = request.headers.get("x-github-event", "")
+        delivery = request.headers.get("x-github-delivery", "")[:100]
+        try:
+            payload = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return PlainTextResponse("body is not JSON", status_code=400)
+        if not isinstance(payload, dict):
+            return PlainTextResponse("body is not a JSON object", status_code=400)
+        status, answer = await run_in_threadpool(accept, event, delivery, payload)
+        return JSONResponse(answer, status_code=status)
+
+    async def healthz(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    return Starlette(routes=[Route("/webhook", webhook, methods=["POST"]), Route("/healthz", healthz)])

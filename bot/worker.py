@@ -1,0 +1,63 @@
+"""Starting the two processes: the webhook server and the queue workers. Also the programmatic entry points
+for end-to-end tests (``build_app``, ``build_worker``, ``run_worker``, ``serve``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .config import BotSettings
+from .preview import Previewer, make_previewer
+from .queue import JobQueue
+from .runner import ForgeFactory, Runner
+
+log = logging.getLogger("labrador.bot.worker")
+
+
+def build_app(settings: BotSettings, queue: JobQueue | None = None) -> Any:
+    """The webhook ASGI app over the configured queue (``queue`` to share one with a test)."""
+    from .webhook import create_app
+
+    return create_app(settings, queue or JobQueue(settings))
+
+
+def build_worker(settings: BotSettings, forge_for: ForgeFactory | None = None, previewer: Previewer | None = None,
+                 queue: JobQueue | None = None) -> tuple[JobQueue, Runner]:
+    """A queue wired to a runner (jobs execute here) and to the orphan sweep; nothing is started yet.
+
+    ``forge_for`` defaults to the GitHub App forge; ``previewer`` to the trainer with ``settings.teacher``.
+    """
+    queue = queue or JobQueue(settings)
+    if forge_for is None:
+        from .github import forge_factory
+
+        if not settings.app_id or not settings.private_key:
+            raise ValueError("the worker needs the GitHub App: set LABRADOR_APP_ID and LABRADOR_APP_PRIVATE_KEY_FILE "
+                             "(or LABRADOR_APP_PRIVATE_KEY)")
+        forge_for = forge_factory(settings)
+    if previewer is None:
+        previewer = make_previewer(settings.teacher, settings.preview_samples, settings.checker)
+    runner = Runner(settings, queue.state, forge_for, previewer, submit=queue.submit)
+    queue.runner = runner
+    queue.sweeper = runner.sweep
+    return queue, runner
+
+
+def run_worker(settings: BotSettings, workers: int = 1, worker_type: str = "thread",
+               forge_for: ForgeFactory | None = None, previewer: Previewer | None = None,
+               poll_s: float = 0.1) -> None:
+    """Sweep orphaned check runs, then consume jobs until SIGINT/SIGTERM (main thread only)."""
+    queue, runner = build_worker(settings, forge_for, previewer)
+    ended = runner.sweep()
+    if ended:
+        log.warning("ended %d orphaned check run(s) at start-up", len(ended))
+    queue.consumer(workers=workers, worker_type=worker_type, poll_s=poll_s).run()
+
+
+def serve(settings: BotSettings, host: str = "127.0.0.1", port: int = 8080, log_level: str = "info") -> None:
+    """Run the webhook app with uvicorn (blocking)."""
+    import uvicorn
+
+    uvicorn.run(build_app(settings), host=host, port=port, log_level=log_level, access_log=False,
+                proxy_headers=False)

@@ -1,0 +1,151 @@
+"""Settings and secrets, the CLI wiring, check-run payload batching and GitHub App auth (loopback server)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from bot import cli
+from bot.appauth import AuthError, InstallationTokens, app_jwt
+from bot.config import Secret, load_settings, mask_url
+from bot.forge import Annotation, CheckOutput, check_payloads
+from bot.jobs import PREVIEW, Job
+from validators.config import ConfigError
+
+
+def test_secrets_never_print_and_never_pickle(tmp_path: Path) -> None:
+    key_file = tmp_path / "app.pem"
+    key_file.write_text("-----BEGIN PRIVATE KEY-----\nsecret-key-material\n")
+    env = {"LABRADOR_WEBHOOK_SECRET": "hook-secret", "LABRADOR_APP_PRIVATE_KEY_FILE": str(key_file),
+           "LABRADOR_APP_ID": "123", "LABRADOR_QUEUE_URL": "redis://:redis-pw@127.0.0.1:6379/0"}
+    settings = load_settings(None, env)
+    assert settings.webhook_secret.reveal() == "hook-secret"
+    assert "secret-key-material" in settings.private_key.reveal()
+    shown = repr(settings) + str(settings.webhook_secret) + f"{settings.private_key}"
+    for leaked in ("hook-secret", "secret-key-material", "redis-pw"):
+        assert leaked not in shown
+    assert settings.app_id == "123" and "redis://:***@127.0.0.1:6379/0" in shown
+    with pytest.raises(TypeError):
+        pickle.dumps(settings.webhook_secret)
+    job = Job(PREVIEW, "acme/t", 1, "a" * 40, requester="maria")
+    assert set(json.loads(json.dumps(job.to_dict()))) == {"kind", "repo", "pr", "sha", "installation", "comment_id",
+                                                          "requester", "command", "delivery", "rerun", "id",
+                                                          "created"}
+
+
+def test_settings_file_holds_no_secrets_and_no_unknown_keys(tmp_path: Path) -> None:
+    path = tmp_path / "labrador.toml"
+    path.write_text('[bot]\napp_id = 7\nmaintainers_team = "acme/reviewers"\njob_deadline_s = 120\n'
+                    'work_dir = "state"\n[documents]\nallowed_hosts = ["example.org"]\n')
+    settings = load_settings(path, {})
+    assert settings.app_id == "7" and settings.job_deadline_s == 120.0
+    assert settings.team("acme/taxonomy") == ("acme", "reviewers")
+    assert settings.work_path == (tmp_path / "state").resolve()
+    assert settings.checker.allowed_hosts == ("example.org",)  # the bot's documents allowlist, not the PR's
+    path.write_text('[bot]\nwebhook_secret = "oops"\n')
+    with pytest.raises(ConfigError, match="environment"):
+        load_settings(path, {})
+    path.write_text("[bot]\nnope = 1\n")
+    with pytest.raises(ConfigError, match="unknown key 'nope'"):
+        load_settings(path, {})
+    assert mask_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_worker_without_app_credentials_fails_fast(tmp_path: Path) -> None:
+    from bot.config import BotSettings
+    from bot.worker import build_worker
+
+    with pytest.raises(ValueError, match="LABRADOR_APP_ID"):
+        build_worker(BotSettings(work_dir=str(tmp_path)))
+
+
+def test_cli_registers_bot_serve_and_worker() -> None:
+    parser = argparse.ArgumentParser(prog="labrador")
+    cli.register(parser.add_subparsers())
+    args = parser.parse_args(["bot", "serve", "--port", "9000"])
+    assert (args.bot_command, args.host, args.port) == ("serve", "127.0.0.1", 9000)
+    args = parser.parse_args(["bot", "worker", "--workers", "3"])
+    assert (args.bot_command, args.workers, args.worker_type) == ("worker", 3, "thread")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["bot", "serve", "--webhook-secret", "x"])  # no way to put a secret in argv
+
+
+def test_check_payloads_batch_annotations_by_fifty() -> None:
+    notes = tuple(Annotation("taxonomy/a/qna.yaml", i, i, "failure", f"m{i}", "schema", start_column=2)
+                  for i in range(1, 121))
+    payloads = check_payloads(CheckOutput("t", "s", annotations=notes), conclusion="failure")
+    assert [len(p["output"].get("annotations", [])) for p in payloads] == [50, 50, 20]
+    assert [p.get("status") for p in payloads] == [None, None, "completed"]
+    assert payloads[-1]["conclusion"] == "failure" and "completed_at" in payloads[-1]
+    assert payloads[0]["output"]["annotations"][0]["start_column"] == 2
+    [single] = check_payloads(CheckOutput("t", "s"))
+    assert single["status"] == "in_progress" and "conclusion" not in single
+    with pytest.raises(ValueError):
+        check_payloads(CheckOutput("t", "s"), conclusion="stale")
+
+
+@pytest.fixture(scope="module")
+def rsa_pem() -> tuple[str, object]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    return pem, key.public_key()
+
+
+def test_app_jwt_is_rs256_and_short_lived(rsa_pem) -> None:
+    pem, public = rsa_pem
+    token = app_jwt("42", Secret(pem), now=1_700_000_000)
+    claims = jwt.decode(token, public, algorithms=["RS256"], options={"verify_exp": False})
+    assert claims == {"iss": "42", "iat": 1_699_999_940, "exp": 1_700_000_540}
+    with pytest.raises(AuthError, match="cannot sign"):
+        app_jwt("42", Secret("not a key"))
+
+
+@pytest.fixture
+def token_server(rsa_pem) -> Iterator[tuple[str, list[str]]]:
+    """A loopback endpoint that checks the app JWT and hands out installation tokens."""
+    _, public = rsa_pem
+    issued: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802
+            bearer = self.headers.get("Authorization", "").removeprefix("Bearer ")
+            jwt.decode(bearer, public, algorithms=["RS256"])
+            assert self.path == "/app/installations/99/access_tokens"
+            issued.append(f"ghs_{len(issued)}")
+            expires = "2030-01-01T00:00:00Z" if len(issued) > 1 else "2001-01-01T00:00:00Z"
+            body = json.dumps({"token": issued[-1], "expires_at": expires}).encode()
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", issued
+    server.shutdown()
+
+
+def test_installation_tokens_are_refreshed_before_expiry(rsa_pem, token_server) -> None:
+    url, issued = token_server
+    tokens = InstallationTokens(url, "42", Secret(rsa_pem[0]))
+    first = tokens.token(99)  # already expired when issued: the next call must refresh
+    assert "ghs_0" not in repr(first)
+    second = tokens.token(99)
+    assert second.value.reveal() == "ghs_1" and tokens.token(99) is second
+    assert issued == ["ghs_0", "ghs_1"]
