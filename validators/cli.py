@@ -79,13 +79,12 @@ def _config(args: argparse.Namespace, taxonomy: Path) -> Config:
 
 
 def _repo_root(start: Path) -> Path | None:
-    import pygit2
-
-    found = pygit2.discover_repository(str(start.resolve()))
-    if not found:
-        return None
-    repo = pygit2.Repository(found)
-    return Path(repo.workdir) if repo.workdir else None
+    """The work tree holding ``start``: the nearest folder with a ``.git`` (no pygit2 import on the fast path)."""
+    start = start.resolve()
+    for d in (start, *start.parents):
+        if (d / ".git").exists():
+            return d
+    return None
 
 
 def _prefix(taxonomy: Path) -> str:
@@ -113,13 +112,13 @@ def _selected(paths: list[Path], taxonomy: Path) -> list[str]:
 
 
 def _document_checker(config: Config, taxonomy: Path) -> Callable[[Report], list[Finding]]:
-    from .documents import check_documents
-
     local = _repo_root(taxonomy)
 
     def extra(report: Report) -> list[Finding]:
         if report.branch != "knowledge" or not isinstance(report.data, dict):
             return []
+        from .documents import check_documents  # pygit2 is loaded only when a document is checked
+
         return check_documents(report, config, local)
 
     return extra

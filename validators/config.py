@@ -6,6 +6,7 @@ import hashlib
 import json
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +47,13 @@ class Config:
     # public bot or CI, where a leaf could then make the checker read the machine it runs on
     allow_file_urls: bool = False
 
+    @cached_property
+    def _fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
     def fingerprint(self) -> str:
-        """A stable hash of every setting, so cached verdicts die when settings change."""
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        """A stable hash of every setting, so cached verdicts die when settings change (computed once)."""
+        return self._fingerprint
 
     def repo_cache_dir(self) -> Path:
         if self.cache_dir:

@@ -118,8 +118,9 @@ def _version(data: dict, branch: str, loaded, found: list[Finding]) -> int | Non
     raw = data.get("version", 1)
     line, col = loaded.marks.get(("version",), loaded.marks.get((), (1, 1)))
     if branch == "knowledge" and "version" not in data:
-        found.append(Finding("version", "error", "version is missing, so it reads as version 1; minimum supported version is 3", line, col,
-                             hint="Add 'version: 3' at the top."))
+        found.append(Finding("version", "error",
+                             "version is missing, so it reads as version 1; minimum supported version is 3",
+                             line, col, hint="Add 'version: 3' at the top."))
         return None
     if isinstance(raw, bool) or not isinstance(raw, int):
         hint = f"Write version: {raw} without quotes." if isinstance(raw, str) and raw.strip().isdigit() \

@@ -6,12 +6,13 @@ import difflib
 import json
 from functools import cache
 from importlib import resources
-from typing import Any
-
-from jsonschema import Draft202012Validator, ValidationError
+from typing import TYPE_CHECKING, Any
 
 from .findings import Finding
 from .yamlload import Loaded
+
+if TYPE_CHECKING:  # jsonschema costs ~65 ms to import; a run served from the cache never needs it
+    from jsonschema import Draft202012Validator, ValidationError
 
 CHECK_ID = "schema"
 SKILL_BRANCHES = ("compositional_skills", "foundational_skills")
@@ -45,6 +46,8 @@ def _describe(value: Any) -> str:
 
 @cache
 def validator(name: str) -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
+
     text = resources.files("validators.schemas").joinpath(f"{name}.json").read_text(encoding="utf-8")
     return Draft202012Validator(json.loads(text))
 
