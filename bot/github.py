@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -145,8 +146,14 @@ class GitHubForge:
     def update_check_run(self, repo: str, check_id: int, output: CheckOutput, status: str = "in_progress",
                          conclusion: str | None = None) -> None:
         owner, name = _parts(repo)
+        url = self._url("repos", owner, name, "check-runs", check_id)
+        if output.annotations:  # GitHub appends every annotation it is sent: after a retry (say, a PATCH that
+            # landed but whose answer was lost) send only those not there yet. A run's annotations come from
+            # one job's output for one head, in order, so the ones there are a prefix of ours.
+            there = ((self._call(repo, "get", url, 200) or {}).get("output") or {}).get("annotations_count") or 0
+            output = replace(output, annotations=output.annotations[int(there):])
         for payload in check_payloads(output, status, conclusion):
-            self._call(repo, "patch", self._url("repos", owner, name, "check-runs", check_id), 200, payload)
+            self._call(repo, "patch", url, 200, payload)
 
     def create_comment(self, repo: str, number: int, body: str) -> int:
         owner, name = _parts(repo)

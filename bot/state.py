@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -66,24 +68,32 @@ _DDL = (
 )
 
 
+_INHERITED: list[sqlite3.Connection] = []
+
+
 class SqliteState:
     """State in the SqliteHuey database file; a connection per call keeps it safe across threads."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
         with self._db() as db:
+            db.execute("pragma journal_mode=wal")  # kept by the file
             for ddl in _DDL:
                 db.execute(ddl)
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        try:
-            db.execute("pragma journal_mode=wal")
-            yield db
-        finally:
-            db.close()
+        """This thread's connection, in autocommit mode. Kept open (opening one per call cost about as much as
+        the statement, on the webhook's hot path); a forked worker process opens its own."""
+        db, pid = getattr(self._local, "db", None), os.getpid()
+        if db is None or self._local.pid != pid:
+            if db is not None:  # inherited through fork(): never use it, and never close it (SQLite's advice)
+                _INHERITED.append(db)
+            db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            self._local.db, self._local.pid = db, pid
+        yield db
 
     def claim(self, kind: str, key: str, ttl: float) -> bool:
         now = time.time()

@@ -32,6 +32,8 @@ def pull_files(ctx: Ctx) -> Reply:
     repo, pr = _pull(ctx, "pull_number")
     assert repo.git is not None
     base = repo.git.tip(f"refs/heads/{pr.base_ref}")
+    if pr.merged and pr.merge_commit_sha:  # GitHub keeps listing what the PR changed, not "nothing" once the
+        base = str(repo.git.commit_info(pr.merge_commit_sha).parent_ids[0])  # base has the merge: diff vs parent
     files = [file_json(repo, pr.head_sha, c, ctx.urls) for c in repo.git.changes(base, pr.head_sha)][:3000]
     page, headers = paginate(ctx, files)
     return Reply(200, page, headers)

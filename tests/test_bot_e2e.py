@@ -1,0 +1,524 @@
+"""The bot end to end, with real components only, on loopback.
+
+GitHub is the spec-validated test server (``tests/ghserver``); deliveries are signed by it and POSTed to the
+bot's real webhook app under uvicorn; jobs go through the real SQLite queue to the real worker and runner;
+the real ``GitHubForge`` (github3.py) talks to the server, and git fetches the PR head over smart HTTP.
+Previews use a real (tiny, local) transformers teacher. Nothing here is mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from ghserver import (
+    Comment,
+    GitHubServer,
+    example_events,
+    github_server,  # noqa: F401 - pytest fixture
+    rewrite_example,
+    webhook_example,
+)
+from tinymodel import tiny_model_dir  # noqa: F401 - pytest fixture
+
+from bot.config import BotSettings, Secret
+from bot.forge import STICKY_MARKER
+from bot.merges import read_merges
+from bot.preview import PreviewResult, TrainerPreviewer
+from bot.queue import JobQueue
+from bot.worker import build_app, build_worker
+from validators import Config
+
+ROOT = Path(__file__).resolve().parents[1]
+REPO = "org/taxonomy"
+WORKFLOW = b"on:\n  workflow_dispatch:\n    inputs: {merge_sha: {required: true}, pr: {required: true}}\njobs: {}\n"
+BASE = {
+    "README.md": b"# taxonomy\n",
+    ".github/workflows/nightly.yml": WORKFLOW,
+    **{p.relative_to(ROOT).as_posix(): p.read_bytes() for p in sorted((ROOT / "taxonomy").rglob("*")) if p.is_file()},
+}
+
+# A valid change: an existing foundational-skill leaf, edited.
+VALID_PATH = "taxonomy/foundational_skills/reasoning/logic/syllogisms/qna.yaml"
+VALID = BASE[VALID_PATH].replace(b"created_by: labrador-maintainers", b"created_by: alice")
+# A new compositional-skill leaf, first with two errors on known lines, then fixed.
+HAIKU = "taxonomy/compositional_skills/writing/freeform/haiku"
+NEW_DIR = "taxonomy/compositional_skills/writing/freeform/senryu"
+NEW_PATH = f"{NEW_DIR}/qna.yaml"
+FIXED = BASE[f"{HAIKU}/qna.yaml"].replace(b"Write an original haiku", b"Write an original senryu-style haiku")
+LAST_SEED = b"  - question: >-\n      Compose a haiku about a mountain at dawn.\n"
+assert FIXED.count(LAST_SEED) == 1
+BROKEN = FIXED.replace(b"version: 3\n", b"version: 3\nunknown_key: 1\n").replace(LAST_SEED, b"  - question: ''\n")
+BROKEN_LINES = {2, 41}  # the unknown key; the empty question (line 41 of BROKEN)
+assert BROKEN.splitlines()[1] == b"unknown_key: 1" and BROKEN.splitlines()[40] == b"  - question: ''"
+ATTRIBUTION = BASE[f"{HAIKU}/attribution.txt"]
+TWO_LEAVES = {VALID_PATH: VALID, NEW_PATH: BROKEN, f"{NEW_DIR}/attribution.txt": ATTRIBUTION}
+
+
+def wait_for(cond: Callable[[], Any], timeout: float = 30.0, what: str = "a condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def loopback_socket() -> socket.socket:
+    # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted connections only then (else each keep-alive
+    # answer waits ~40 ms for a delayed ACK)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def bot_settings(server: GitHubServer, work: Path, **overrides: Any) -> BotSettings:
+    values: dict[str, Any] = {
+        "api_url": server.api_url, "app_id": str(server.app_id),
+        "private_key": Secret(server.private_key_pem.decode()), "webhook_secret": Secret(server.webhook_secret),
+        "work_dir": str(work / "work"), "queue_url": f"sqlite:///{work / 'queue.db'}",
+        "bot_login": server.state.bot_login, "heartbeat_s": 0.05, "retries": 1, "retry_delay_s": 0.0,
+        "job_deadline_s": 60.0, "dispatch_workflow": "nightly.yml", "checker": Config(cache_dir=str(work / "cache")),
+    }
+    values.update(overrides)
+    return BotSettings(**values)
+
+
+class Bot:
+    """The webhook app under uvicorn on 127.0.0.1 (its own queue handle), and an in-process worker over the same
+    SQLite queue (built on first use) that runs what is queued, as a worker process would."""
+
+    def __init__(self, server: GitHubServer, work: Path, **overrides: Any) -> None:
+        self.gh = server
+        self.settings = bot_settings(server, work, **overrides)
+        self.web_queue = JobQueue(self.settings)
+        sock = loopback_socket()
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}/webhook"
+        config = uvicorn.Config(build_app(self.settings, self.web_queue), log_level="warning", lifespan="off",
+                                access_log=False, timeout_graceful_shutdown=1)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self.thread.start()
+        wait_for(lambda: self.server.started, 10, "the webhook server")
+        self.http = httpx.Client(timeout=10)
+        self._worker: tuple[JobQueue, Any] | None = None
+        self.previewer: Any = None
+
+    def post(self, headers: dict[str, str], body: bytes) -> httpx.Response:
+        return self.http.post(self.url, content=body, headers=headers)
+
+    def deliver(self, event: str, payload: dict[str, Any]) -> httpx.Response:
+        """A delivery signed by the test GitHub, POSTed to the webhook; it must be acknowledged."""
+        response = self.post(*self.gh.delivery(event, payload))
+        assert response.status_code in (200, 202), response.text
+        return response
+
+    @property
+    def worker(self) -> JobQueue:
+        if self._worker is None:
+            self._worker = build_worker(self.settings, previewer=self.previewer)
+        return self._worker[0]
+
+    def work(self) -> int:
+        """Run every queued job (and retries due now); returns how many tasks ran."""
+        return self.worker.run_pending()
+
+    def close(self) -> None:
+        self.http.close()
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def gh(github_server: GitHubServer) -> GitHubServer:  # noqa: F811 - the fixture imported above
+    github_server.state.create_repo(REPO, BASE)
+    github_server.state.set_permission(REPO, "maintainer", "write")
+    github_server.state.set_permission(REPO, "outsider", "read")
+    return github_server
+
+
+@pytest.fixture
+def make_bot(gh: GitHubServer, tmp_path: Path) -> Iterator[Callable[..., Bot]]:
+    bots: list[Bot] = []
+
+    def make(name: str = "bot", **overrides: Any) -> Bot:
+        bots.append(Bot(gh, tmp_path / name, **overrides))
+        return bots[-1]
+
+    yield make
+    for bot in bots:
+        bot.close()
+
+
+@pytest.fixture
+def bot(make_bot: Callable[..., Bot]) -> Bot:
+    return make_bot()
+
+
+# -- helpers over the server's state --------------------------------------------------------------------------
+
+
+def open_pr(gh: GitHubServer, files: dict[str, bytes], age_s: float = 60.0, user: str = "alice") -> Any:
+    """A PR opened ``age_s`` ago (so a later push or comment has a later, second-resolution timestamp)."""
+    pr = gh.state.open_pr(REPO, files, user=user)
+    with gh.state.lock:
+        pr.created_at -= age_s
+        pr.updated_at -= age_s
+    return pr
+
+
+def comment(gh: GitHubServer, number: int, body: str, user: str, age_s: float = 0.0) -> Comment:
+    c = gh.state.add_comment(REPO, number, body, user=user)
+    with gh.state.lock:
+        c.created_at -= age_s
+        c.updated_at -= age_s
+    return c
+
+
+def sticky(gh: GitHubServer, number: int) -> Comment:
+    """The bot's one sticky comment (fails if there is none or more than one)."""
+    mine = [c for c in gh.state.comments_on(REPO, number) if c.user == gh.state.bot_login]
+    assert len(mine) == 1, [c.body[:80] for c in mine]
+    assert mine[0].body.startswith(STICKY_MARKER)
+    return mine[0]
+
+
+def runs(gh: GitHubServer, sha: str, name: str = "Labrador") -> list[Any]:
+    return sorted(gh.state.checks_for(REPO, sha, name=name), key=lambda r: r.id)
+
+
+def annotated(run: Any) -> set[tuple[str, int, str]]:
+    return {(a["path"], a["start_line"], a["annotation_level"]) for a in run.annotations}
+
+
+# -- 1 and 2: open, then fix with a push ------------------------------------------------------------------------
+
+
+def test_pr_with_a_bad_leaf_fails_on_its_lines_then_a_fixing_push_passes(gh: GitHubServer, bot: Bot) -> None:
+    pr = open_pr(gh, TWO_LEAVES)
+    first = pr.head_sha
+    reply = bot.deliver("pull_request", gh.pull_request_event(REPO, pr.number, "opened"))
+    assert reply.status_code == 202 and reply.json()["status"] == "queued"
+    assert bot.work() == 1
+
+    [run] = runs(gh, first)
+    assert (run.status, run.conclusion) == ("completed", "failure")
+    assert annotated(run) == {(NEW_PATH, line, "failure") for line in BROKEN_LINES}
+    assert {a["title"] for a in run.annotations} == {"schema"}
+    assert run.external_id and run.title.startswith("2 error(s)")
+    note = sticky(gh, pr.number)
+    assert "Validation failed" in note.body and first[:12] in note.body and note.edits == []
+    assert "senryu" in note.body and "unknown\\_key" in note.body  # findings shown, contributor text escaped
+    assert gh.state.labels_on(REPO, pr.number) == ["foundational", "skill"]
+
+    gh.state.push_to_pr(REPO, pr.number, {NEW_PATH: FIXED}, message="Fix the senryu leaf")
+    second = gh.state.pull(REPO, pr.number).head_sha
+    bot.deliver("pull_request", gh.pull_request_event(REPO, pr.number, "synchronize"))
+    assert bot.work() == 1
+
+    [fixed] = runs(gh, second)
+    assert (fixed.status, fixed.conclusion, fixed.annotations) == ("completed", "success", [])
+    assert runs(gh, first) == [run] and run.conclusion == "failure"  # the old head keeps its verdict
+    edited = sticky(gh, pr.number)  # still exactly one bot comment: the same one, edited in place
+    assert edited.id == note.id and len(edited.edits) == 1
+    assert "Validation passed" in edited.body and second[:12] in edited.body and "unknown" not in edited.body
+    assert gh.state.labels_on(REPO, pr.number) == ["foundational", "skill"]
+    # the bot never sent an annotation twice: GitHub appends them on every PATCH
+    sent = [a for r in (run, fixed) for h in r.history for a in (h["body"].get("output") or {}).get("annotations", [])]
+    assert len(sent) == len(BROKEN_LINES)
+
+
+MANY = FIXED.replace(b"version: 3\n", b"version: 3\n" + b"".join(b"extra_%02d: 1\n" % i for i in range(60)))
+
+
+@pytest.mark.parametrize(("leaf", "lines", "lost"), [(BROKEN, BROKEN_LINES, 1), (MANY, set(range(2, 62)), 1),
+                                                     (MANY, set(range(2, 62)), 2)],
+                         ids=["one-batch", "60-first-batch-lost", "60-last-batch-lost"])
+def test_a_lost_check_run_response_does_not_duplicate_annotations(gh: GitHubServer, bot: Bot, leaf: bytes,
+                                                                  lines: set[int], lost: int) -> None:
+    """GitHub applied a PATCH (annotations in batches of 50, the last one completing the run), but the bot saw
+    a 500; the retry must not send the same annotations again: GitHub appends every one it receives."""
+    pr = open_pr(gh, {NEW_PATH: leaf, f"{NEW_DIR}/attribution.txt": ATTRIBUTION})
+    seen: list[int] = []
+
+    def lose(body: Any) -> Any:  # the `lost`-th PATCH lands, then its answer is broken (a 500 for the bot)
+        seen.append(1)
+        return {"id": "not a number"} if len(seen) == lost else None
+
+    gh.state.inject_fault(rf"/repos/{REPO}/check-runs/\d+", method="PATCH", status=None, times=lost, mutate=lose)
+    bot.deliver("pull_request", gh.pull_request_event(REPO, pr.number, "opened"))
+    assert bot.work() == 2  # the job, then its retry
+    assert len(seen) == lost
+    gh.state.errors.clear()  # the spec violation we provoked on purpose
+    [run] = runs(gh, pr.head_sha)
+    assert (run.status, run.conclusion) == ("completed", "failure")
+    assert sorted(a["start_line"] for a in run.annotations) == sorted(lines)  # each exactly once
+    assert "Validation failed" in sticky(gh, pr.number).body
+
+
+# -- 3: /lab preview, by a maintainer and by an outsider --------------------------------------------------------
+
+
+class CountingPreviewer(TrainerPreviewer):
+    """The production previewer (real teacher, real generator), counting the leaves it was asked for."""
+
+    calls: list[str]
+
+    async def preview(self, leaf_relpath: str, leaf_bytes: bytes, documents: Any) -> PreviewResult:
+        self.calls.append(leaf_relpath)
+        return await super().preview(leaf_relpath, leaf_bytes, documents)
+
+
+def previewing_bot(make_bot: Callable[..., Bot], model_dir: Path, samples: int = 2) -> tuple[Bot, CountingPreviewer]:
+    bot = make_bot(teacher=str(model_dir), preview_samples=samples)
+    previewer = CountingPreviewer(str(model_dir), samples)
+    previewer.calls = []
+    bot.previewer = previewer
+    return bot, previewer
+
+
+def test_lab_preview_runs_for_a_maintainer_and_is_refused_to_an_outsider(
+        gh: GitHubServer, make_bot: Callable[..., Bot], tiny_model_dir: Path) -> None:  # noqa: F811
+    bot, previewer = previewing_bot(make_bot, tiny_model_dir)
+    pr = open_pr(gh, {NEW_PATH: FIXED, f"{NEW_DIR}/attribution.txt": ATTRIBUTION})
+    bot.deliver("pull_request", gh.pull_request_event(REPO, pr.number, "opened"))
+    assert bot.work() == 1
+
+    asked = comment(gh, pr.number, "Looks good.\n/lab preview\n", "outsider")
+    bot.deliver("issue_comment", gh.issue_comment_event(asked))
+    assert bot.work() == 1
+    body = sticky(gh, pr.number).body
+    assert "@outsider" in body and "sorry, this command is for people with write access" in body
+    assert previewer.calls == [] and runs(gh, pr.head_sha, "Labrador preview") == []
+
+    asked = comment(gh, pr.number, "/lab preview", "maintainer")
+    bot.deliver("issue_comment", gh.issue_comment_event(asked))
+    assert bot.work() == 1
+    assert previewer.calls == ["compositional_skills/writing/freeform/senryu/qna.yaml"]
+    [run] = runs(gh, pr.head_sha, "Labrador preview")
+    assert run.status == "completed" and run.conclusion in ("success", "neutral"), (run.conclusion, run.summary)
+    note = sticky(gh, pr.number)
+    body = note.body
+    assert "sorry" not in body  # the refusal notice was replaced
+    assert f"Preview for `{pr.head_sha[:12]}`, requested by @maintainer" in body
+    assert "#### compositional\\_skills/writing/freeform/senryu/qna\\.yaml" in body
+    stats = next(line for line in body.splitlines() if line.startswith("kept **"))
+    kept = int(stats.split("**")[1])
+    assert " · dropped: " in stats and stats.endswith(" s")  # per-leaf counts and timing
+    assert "<summary>Seeds (6)</summary>" in body  # the seeds beside the samples
+    if kept:  # the tiny random model rarely survives the judges; if it did, the samples are shown inline
+        assert body.count("<summary>Sample ") == kept
+    else:
+        assert "_No sample passed the filters._" in body and "dropped: none" not in stats
+    assert "Validation passed" in body  # the validation section is kept beside the preview
+
+
+# -- 4: forged signatures and replayed deliveries ----------------------------------------------------------------
+
+
+def test_forged_signature_is_refused_and_a_replayed_delivery_runs_once(gh: GitHubServer, bot: Bot) -> None:
+    pr = open_pr(gh, TWO_LEAVES)
+    bot.deliver("pull_request", gh.pull_request_event(REPO, pr.number, "opened"))
+    assert bot.work() == 1
+    before = sticky(gh, pr.number)
+    edits, body_before = len(before.edits), before.body  # (the server's record is live)
+    gh.state.push_to_pr(REPO, pr.number, {NEW_PATH: FIXED})
+    headers, body = gh.delivery("pull_request", gh.pull_request_event(REPO, pr.number, "synchronize"))
+
+    forged = [{**headers, "X-Hub-Signature-256": "sha256=" + "0" * 64},
+              {k: v for k, v in headers.items() if k != "X-Hub-Signature-256"}]
+    for bad in forged:
+        assert bot.post(bad, body).status_code == 401
+    assert bot.post(headers, body.replace(b'"synchronize"', b'"opened"')).status_code == 401  # tampered body
+    assert bot.web_queue.pending() == [] and bot.web_queue.huey.pending_count() == 0
+
+    first = bot.post(headers, body)  # the forgeries did not burn the delivery id
+    again = bot.post(headers, body)
+    assert first.status_code == 202 and first.json()["status"] == "queued"
+    assert again.status_code == 200
+    assert again.json() == {"status": "duplicate", "delivery": headers["X-GitHub-Delivery"]}
+    assert len(bot.web_queue.pending()) == 1
+    assert bot.work() == 1
+    after = sticky(gh, pr.number)
+    assert after.id == before.id and len(after.edits) == edits + 1 and after.edits[-1] == body_before
+    assert len(runs(gh, gh.state.pull(REPO, pr.number).head_sha)) == 1
+
+
+# -- 5: a worker process killed mid-job -----------------------------------------------------------------------------
+
+
+def start_worker(gh: GitHubServer, bot: Bot, log: Path) -> subprocess.Popen:
+    """``labrador bot worker`` as a separate process: settings from a file, secrets from the environment."""
+    config = log.with_suffix(".toml")
+    config.write_text(f'[bot]\nbot_login = "{gh.state.bot_login}"\nheartbeat_s = 0.2\nretries = 0\n'
+                      'job_deadline_s = 60\nstale_after_s = 60\n', encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LABRADOR_")}
+    env.update(LABRADOR_API_URL=gh.api_url, LABRADOR_APP_ID=str(gh.app_id),
+               LABRADOR_APP_PRIVATE_KEY=gh.private_key_pem.decode(), LABRADOR_QUEUE_URL=bot.settings.queue_url,
+               LABRADOR_WORK_DIR=bot.settings.work_dir, PYTHONPATH=str(ROOT))
+    script = Path(sys.executable).with_name("labrador")
+    argv = [str(script)] if script.exists() else [sys.executable, "-c", "import sys; from validators.cli import main; "
+                                                  "sys.exit(main())"]
+    with open(log, "w") as out:
+        return subprocess.Popen([*argv, "bot", "worker", "--workers", "1", "--config", str(config)],
+                                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=log.parent)
+
+
+def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+SLOW_S = 5.0
+
+
+def test_a_worker_killed_mid_job_leaves_no_check_run_in_progress(gh: GitHubServer, bot: Bot,
+                                                                 tmp_path: Path) -> None:
+    pr = open_pr(gh, TWO_LEAVES)
+    slow_fetch = gh.state.inject_fault(r"/org/taxonomy\.git/.*", status=None, delay=SLOW_S)  # git answers slowly
+    doomed = start_worker(gh, bot, tmp_path / "worker-1.log")
+    try:
+        bot.deliver("pull_request", gh.pull_request_event(REPO, pr.number, "opened"))
+        wait_for(lambda: slow_fetch.hits == 1, what="the worker to be mid-fetch")
+        slow_until = time.monotonic() + SLOW_S
+        [orphan] = runs(gh, pr.head_sha)
+        assert orphan.status == "in_progress"
+    finally:
+        stop(doomed, signal.SIGKILL)
+    time.sleep(0.2)
+    [orphan] = runs(gh, pr.head_sha)
+    assert orphan.status == "in_progress"  # what upstream's bot left behind forever
+
+    recovered = start_worker(gh, bot, tmp_path / "worker-2.log")  # sweeps at start, then runs the job again
+    try:
+        done = wait_for(lambda: (rs := runs(gh, pr.head_sha)) and len(rs) == 2 and all(r.status == "completed"
+                        for r in rs) and not bot.web_queue.state.open_checks() and rs, what="both check runs to end")
+    finally:
+        stop(recovered, signal.SIGINT)  # huey: SIGINT finishes running jobs, SIGTERM does not wait
+    first, second = done
+    assert (first.id, first.conclusion, first.title) == (orphan.id, "timed_out", "Worker lost")
+    assert "queued again" in first.summary
+    assert second.conclusion == "failure" and annotated(second) == {(NEW_PATH, n, "failure") for n in BROKEN_LINES}
+    assert bot.web_queue.state.open_checks() == []
+    sticky(gh, pr.number)
+    assert "Traceback" not in (tmp_path / "worker-2.log").read_text()
+    time.sleep(max(0.0, slow_until - time.monotonic()))  # let the server answer the dead worker's fetch
+
+
+# -- 6: a command written before a push, processed after it ----------------------------------------------------------
+
+
+def test_a_command_for_an_older_head_does_not_run_on_the_new_one(
+        gh: GitHubServer, make_bot: Callable[..., Bot], tiny_model_dir: Path) -> None:  # noqa: F811
+    bot, previewer = previewing_bot(make_bot, tiny_model_dir)
+    pr = open_pr(gh, {NEW_PATH: FIXED, f"{NEW_DIR}/attribution.txt": ATTRIBUTION}, age_s=60)
+    old = pr.head_sha
+    bot.deliver("pull_request", gh.pull_request_event(REPO, pr.number, "opened"))
+    assert bot.work() == 1
+
+    asked = comment(gh, pr.number, "/lab preview", "maintainer", age_s=30)  # written while `old` was the head
+    gh.state.push_to_pr(REPO, pr.number, {NEW_PATH: FIXED.replace(b"senryu-style", b"unreviewed")})
+    new = gh.state.pull(REPO, pr.number).head_sha
+    bot.deliver("pull_request", gh.pull_request_event(REPO, pr.number, "synchronize"))
+    bot.deliver("issue_comment", gh.issue_comment_event(asked))  # ... delivered after the push
+    assert [j.sha for j in bot.web_queue.pending()] == [new, old]  # the command is bound to the head it saw
+    assert bot.work() == 2
+
+    assert previewer.calls == [] and runs(gh, new, "Labrador preview") == runs(gh, old, "Labrador preview") == []
+    body = sticky(gh, pr.number).body
+    assert f"your command was for `{old[:12]}`, but the pull request head is now `{new[:12]}`" in body
+    assert "I did not run it on the newer, unreviewed commit" in body and "@maintainer" in body
+
+
+# -- 7: merge ---------------------------------------------------------------------------------------------------
+
+
+def test_a_merge_is_recorded_for_the_nightly_job_and_dispatches_its_workflow(gh: GitHubServer, bot: Bot) -> None:
+    pr = open_pr(gh, {VALID_PATH: VALID, NEW_PATH: FIXED, f"{NEW_DIR}/attribution.txt": ATTRIBUTION,
+                      "taxonomy/knowledge/history/printing_press/qna.yaml": None,
+                      "taxonomy/knowledge/history/printing_press/attribution.txt": None})
+    merged = gh.state.close_pr(REPO, pr.number, merge=True)
+    event = gh.pull_request_event(REPO, pr.number, "closed")
+    assert event["pull_request"]["merged"] is True
+    bot.deliver("pull_request", event)
+    assert bot.work() == 1
+    assert bot.deliver("pull_request", event).status_code == 202  # redelivered (a new delivery id) ...
+    assert bot.work() == 1  # ... records nothing twice
+
+    [record] = read_merges(bot.settings.merges_path)
+    assert record["repo"] == REPO and record["pr"] == pr.number and record["merge_sha"] == merged.merge_commit_sha
+    assert record["leaves"] == ["compositional_skills/writing/freeform/senryu",
+                                "foundational_skills/reasoning/logic/syllogisms"]
+    assert record["deleted"] == ["knowledge/history/printing_press"]
+    [dispatch] = gh.state.dispatches_for(REPO)
+    assert (dispatch.kind, dispatch.workflow_id, dispatch.ref) == ("workflow", "nightly.yml", "main")
+    assert dispatch.inputs == {"merge_sha": merged.merge_commit_sha, "pr": str(pr.number)}
+
+    closed = open_pr(gh, {VALID_PATH: VALID})  # closed without merging: nothing to record
+    gh.state.close_pr(REPO, closed.number)
+    reply = bot.deliver("pull_request", gh.pull_request_event(REPO, closed.number, "closed"))
+    assert reply.json()["status"].startswith("ignored")
+    assert len(read_merges(bot.settings.merges_path)) == 1
+
+
+# -- 8: GitHub's own recorded payloads ------------------------------------------------------------------------------
+
+
+def test_every_recorded_webhook_example_is_acknowledged(make_bot: Callable[..., Bot]) -> None:
+    bot = make_bot("examples")
+    answers: dict[int, list[str]] = {}
+    for event, actions in example_events().items():
+        for action in dict.fromkeys(actions):
+            headers, body = bot.gh.delivery(event, webhook_example(event, action))
+            status = bot.post(headers, body).status_code
+            answers.setdefault(status, []).append(f"{event}.{action}")
+    assert set(answers) <= {200, 202}, {k: v[:5] for k, v in answers.items() if k not in (200, 202)}
+    assert {"pull_request.opened", "pull_request.synchronize", "pull_request.reopened"} <= set(answers[202])
+    assert "ping.None" in answers[200]
+
+
+def test_a_recorded_payload_rewritten_to_our_repository_is_processed(gh: GitHubServer, bot: Bot) -> None:
+    pr = open_pr(gh, TWO_LEAVES)
+    repository = {"name": "taxonomy", "full_name": REPO, "owner": {"login": "org"}, "default_branch": "main",
+                  "clone_url": gh.git_url(REPO)}
+    recorded = webhook_example("pull_request", "reopened")
+    payload = rewrite_example(recorded, repository=repository, number=pr.number, head_sha=pr.head_sha,
+                              installation_id=gh.installation_id("org"))
+    assert payload["pull_request"]["title"] == recorded["pull_request"]["title"]  # the rest is GitHub's recording
+    reply = bot.deliver("pull_request", payload)
+    assert reply.status_code == 202
+    assert bot.work() == 1
+    [run] = runs(gh, pr.head_sha)
+    assert (run.status, run.conclusion) == ("completed", "failure")
+    assert annotated(run) == {(NEW_PATH, line, "failure") for line in BROKEN_LINES}
+
+    said = webhook_example("issue_comment", "created")  # (recorded on an issue: we make it a PR's)
+    issue = {"pull_request": {"url": f"{gh.api_url}/repos/{REPO}/pulls/{pr.number}", "html_url": None,
+                              "diff_url": None, "patch_url": None}}
+    payload = rewrite_example(said, repository=repository, issue=issue, number=pr.number,
+                              installation_id=gh.installation_id("org"),
+                              comment={"body": "/lab help", "user": {"login": "outsider", "type": "User"}})
+    assert payload["comment"]["id"] == said["comment"]["id"] and payload["sender"] == said["sender"]
+    bot.deliver("issue_comment", payload)
+    assert bot.work() == 1
+    body = sticky(gh, pr.number).body
+    assert "@outsider" in body and "`/lab preview` generates a few synthetic samples" in body
