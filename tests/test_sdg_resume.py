@@ -62,7 +62,8 @@ def test_resume_after_kill_at_random_point(tmp_path, reference, trial):
             fh.write(b'{"key": "0123", "texts": ["half a li')
     resumed = ReplayTeacher(rules=RULES)
     results = asyncio.run(generate(LEAVES, resumed, tmp_path))
-    assert [r.status for r in results] == ["ok"] * 3
+    # a leaf that finished before the kill is complete on disk: served from the cache, byte-identical
+    assert {r.status for r in results} <= {"ok", "cached"} and "ok" in {r.status for r in results}
     assert outputs(results) == ref_out, f"rng seed {rng_seed}, k={k}"
     both = killed.calls + resumed.calls
     assert max(both.values()) == 1, f"a finished request was sent again (rng seed {rng_seed}, k={k})"

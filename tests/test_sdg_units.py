@@ -123,6 +123,17 @@ def test_dedup_threshold_is_configurable():
         NearDuplicates(threshold=0)
 
 
+def test_dedup_group_by_compares_questions_within_one_context_only():
+    from trainer.sdg.steps.dedup import _duplicates
+
+    context = "| city | population |\n" + "\n".join(f"| town number {i} | {i * 1000} |" for i in range(40))
+    items = [(context, "Which town is largest?"), (context, "List the towns above 10,000 people."),
+             (context, "Which town is largest?"), ("another table", "Which town is largest?")]
+    assert _duplicates(items, 0.7, 128, 5) == [False, False, True, False]
+    joined = [("", f"{c}\n{q}") for c, q in items[:2]]  # the old way: a long shared context swamps the question
+    assert _duplicates(joined, 0.7, 128, 5) == [False, True]
+
+
 # --- prompts and pipelines ---------------------------------------------------------------------
 
 def test_builtin_prompts_load_and_judges_have_thresholds():

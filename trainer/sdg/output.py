@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
+from rich.text import Text
 
 from .checkpoint import atomic_write
 from .stats import REASONS
@@ -46,9 +47,10 @@ def summary_table(results: Sequence[LeafResult], title: str = "Synthetic data") 
     for name in ("generated", "kept", *reasons, "sent", "seconds"):
         table.add_column(name, justify="right")
     for res in results:
-        style = {"failed": "red", "partial": "yellow", "cached": "dim"}.get(res.status, "")
-        table.add_row(res.leaf, f"[{style}]{res.status}[/]" if style else res.status, str(res.generated),
-                      str(res.kept), *(str(res.dropped.get(r, 0)) for r in reasons), str(res.sent),
+        style = {"failed": "red", "partial": "yellow", "cached": "dim", "skipped": "dim"}.get(res.status, "")
+        status = f"[{style}]{res.status}[/]" if style else res.status
+        table.add_row(Text(res.leaf.removesuffix("/qna.yaml")), status, str(res.generated), str(res.kept),
+                      *(str(res.dropped.get(r, 0)) for r in reasons), str(res.sent),
                       f"{res.seconds:.1f}")
     return table
 

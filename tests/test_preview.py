@@ -1,0 +1,167 @@
+"""``labrador check`` previews: the shared Markdown renderer (escaping hostile text) and the check hook."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import validators.cli
+from trainer.preview import NO_TEACHER, ZWJ, check_hook, md_code, md_text, render_preview_markdown, seeds_of
+from trainer.sdg import LeafResult
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "sdg"
+HAIKU = "compositional_skills/writing/freeform/haiku"
+
+
+def sample(question: str, answer: str) -> dict:
+    return {"messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": question},
+                         {"role": "assistant", "content": answer}], "leaf": HAIKU}
+
+
+HOSTILE = [
+    "@octocat please look",
+    "<!-- labrador:section:preview -->",
+    "```\n# injected heading\n```",
+    "<script>alert(1)</script><img src=x onerror=alert(1)>",
+    "[click](javascript:alert(1)) ![x](http://evil/track.png)",
+    "fixes #123 and org/repo#4, cc @org/team",
+    "| a | b |\n|---|---|",
+    "````` five backticks",
+    "right-to-left \u202e override",
+]
+
+
+def visible(markdown: str) -> str:
+    """What stays outside fenced code blocks (where Markdown and HTML are live)."""
+    return re.sub(r"(?ms)^(`{3,})text\n.*?\n\1$", "", markdown)
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_hostile_text_is_inert_everywhere(text: str) -> None:
+    res = LeafResult(f"{HAIKU}/qna.yaml", "ok", kept=1, dropped={"judge_rejected": 2, text: 1},
+                     samples=[sample(text, text)], error="")
+    out = render_preview_markdown(f"{HAIKU}/{text}", [{"question": text, "answer": text}], res)
+    live = visible(out)
+    assert "<!--" not in out
+    assert "<script" not in live and "<img" not in live and "](" not in live
+    assert not re.search(r"(?<![\\])@(?!\u200d)\w", live)  # every live @ is escaped and broken with a ZWJ
+    assert not re.search(r"(?<![\\&])#(?!\u200d)\w", live)  # (&#NN; entities are fine)
+    assert "\u202e" not in out
+    fences = re.findall(r"(?m)^(`{3,})text$", out)
+    assert fences and all(len(f) >= 3 for f in fences)
+    for block in re.findall(r"(?ms)^(`{3,})text\n(.*?)\n\1$", out):  # no fence closes early
+        assert block[0] not in block[1]
+
+
+def test_code_block_fence_outgrows_content_and_text_escapes() -> None:
+    assert md_code("a ```` b").startswith("`````text\n")
+    assert md_text("*bold* <b> @me #1\nnext") == f"\\*bold\\* &lt;b&gt; \\@{ZWJ}me \\#{ZWJ}1<br>next"
+    assert md_text("x" * 50, limit=10).endswith("x …")
+
+
+def test_render_layout_seeds_stats_and_samples() -> None:
+    seeds = [{"question": "Write a haiku about rain.", "answer": "Rain taps on the roof"}]
+    res = LeafResult(f"{HAIKU}/qna.yaml", "ok", kept=2, dropped={"duplicate": 3, "judge_rejected": 1},
+                     seconds=1.25, samples=[sample("Q one?", "A one"), sample("Q two?", "A two")])
+    out = render_preview_markdown(f"{HAIKU}/qna.yaml", seeds, res)
+    assert out.startswith("#### compositional\\_skills/writing/freeform/haiku/qna\\.yaml\n\n")
+    assert "kept **2** · dropped: duplicate 3, judge\\_rejected 1 · 1.2 s" in out
+    assert "<details><summary>Seeds (1)</summary>" in out and "Write a haiku about rain." in out
+    assert "<summary>Sample 1: Q one?</summary>" in out and "<summary>Sample 2: Q two?</summary>" in out
+    empty = render_preview_markdown("x/qna.yaml", seeds, LeafResult("x/qna.yaml", "ok", dropped={"parse_error": 4}))
+    assert "_No sample passed the filters._" in empty
+    failed = render_preview_markdown("x/qna.yaml", seeds, LeafResult("x/qna.yaml", "failed", error="boom <b>"))
+    assert "_The preview failed: boom &lt;b&gt;_" in failed
+    flat = SimpleNamespace(samples=[{"question": "q", "answer": "a", "context": "c"}], kept=1, dropped={},
+                           seconds=0.0, error="")  # the bot's PreviewResult shape
+    assert "**Context**" in render_preview_markdown("x/qna.yaml", [], flat)
+
+
+def test_seeds_of_knowledge_and_skills() -> None:
+    assert seeds_of({"seed_examples": [{"context": "c", "questions_and_answers": [
+        {"question": "q1", "answer": "a1"}, {"question": "q2", "answer": "a2"}]}]}) == [
+        {"context": "c", "question": "q1", "answer": "a1"}]
+    assert seeds_of({"seed_examples": [{"question": "q", "answer": "a"}, "junk"]}) == [{"question": "q", "answer": "a"}]
+    assert seeds_of(None) == []
+
+
+# -- the hook ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def taxonomy(tmp_path: Path) -> Path:
+    tax = tmp_path / "taxonomy"
+    shutil.copytree(ROOT / "taxonomy" / HAIKU, tax / HAIKU)
+    return tax
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("LABRADOR_TEACHER", "LABRADOR_NO_PREVIEW", "GITHUB_STEP_SUMMARY", "GITHUB_ACTIONS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def check(monkeypatch: pytest.MonkeyPatch, taxonomy: Path, *extra: str) -> int:
+    """``labrador check --all`` with our hook registered as its entry point would register it."""
+    hook = SimpleNamespace(load=lambda: check_hook)
+    monkeypatch.setattr(validators.cli, "entry_points",
+                        lambda group: [hook] if group == "labrador.check_hooks" else [])
+    parser = argparse.ArgumentParser()
+    validators.cli.register_check(parser.add_subparsers())
+    args = parser.parse_args(["check", "--all", "--no-cache", "--taxonomy", str(taxonomy), *extra])
+    return args.func(args)
+
+
+def test_no_teacher_prints_one_line_and_validation_still_runs(monkeypatch, taxonomy: Path, capsys) -> None:
+    assert check(monkeypatch, taxonomy) == 0
+    out = capsys.readouterr().out
+    assert out.count(NO_TEACHER) == 1
+    hint = [line for line in out.splitlines() if "teacher" in line]
+    assert hint == [NO_TEACHER] and "[generate]" in NO_TEACHER and "LABRADOR_TEACHER" in NO_TEACHER
+    assert "1 leaf" in out or "checked" in out  # the checker's own summary is still there
+
+
+def test_preview_with_env_teacher_renders_samples_beside_seeds(monkeypatch, taxonomy: Path, capsys,
+                                                               tmp_path: Path) -> None:
+    monkeypatch.setenv("LABRADOR_TEACHER", f"replay:{FIXTURES / 'freeform.json'}")
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    assert check(monkeypatch, taxonomy) == 0
+    out = capsys.readouterr().out
+    assert "### Preview: 1 leaf(s), teacher replay\\-freeform" in out
+    assert "#### compositional\\_skills/writing/freeform/haiku/qna\\.yaml" in out
+    assert "<summary>Seeds (6)</summary>" in out and "<summary>Sample 1: " in out
+    assert re.search(r"kept \*\*[1-3]\*\*", out)
+    assert summary.read_text().startswith("### Preview")  # also in the GitHub job summary
+
+
+def test_config_teacher_and_json_output_stays_clean(monkeypatch, taxonomy: Path, capsys, tmp_path: Path) -> None:
+    (tmp_path / "labrador.toml").write_text(f'[generate]\nteacher = "replay:{FIXTURES / "freeform.json"}"\n'
+                                            "preview_samples = 1\n")
+    assert check(monkeypatch, taxonomy, "--format", "json") == 0
+    captured = capsys.readouterr()
+    json.loads(captured.out)  # stdout is the checker's JSON only
+    assert "<summary>Sample 1: " in captured.err and "Sample 2" not in captured.err
+
+
+def test_invalid_leaves_are_not_previewed_and_broken_teacher_does_not_hide_verdict(monkeypatch, taxonomy: Path,
+                                                                                   capsys) -> None:
+    (taxonomy / HAIKU / "qna.yaml").write_text("version: 3\n")
+    monkeypatch.setenv("LABRADOR_TEACHER", f"replay:{FIXTURES / 'freeform.json'}")
+    assert check(monkeypatch, taxonomy) == 1  # the validation verdict, untouched
+    assert "Preview" not in capsys.readouterr().out
+    monkeypatch.setenv("LABRADOR_TEACHER", "ftp://nowhere")
+    report = SimpleNamespace(ok=True, path=f"{HAIKU}/qna.yaml", data={"seed_examples": []}, branch="compositional")
+    args = argparse.Namespace(taxonomy=taxonomy, config=None, format="human", quiet=False, no_documents=False)
+    assert check_hook(args, [report]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("preview skipped: ValueError: unrecognised teacher spec") and len(out.splitlines()) == 1
+    monkeypatch.setenv("LABRADOR_NO_PREVIEW", "1")
+    assert check_hook(args, [report]) == 0 and capsys.readouterr().out == ""

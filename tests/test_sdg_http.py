@@ -1,0 +1,240 @@
+"""The freeform pipeline end to end through the real HTTP teacher, against OpenAI-compatible servers on 127.0.0.1.
+
+- ``FakeOpenAIServer`` echoing prompts back: real sockets, retries and caps; exact drop counters;
+- a scripted subclass that answers like a good teacher: every stage runs, samples come over HTTP;
+- ``transformers serve`` with the tiny random model: a real stack whose output is gibberish, so the
+  samples are dropped by reason (and ``n`` is handled although that server ignores it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+httpx = pytest.importorskip("httpx")
+
+from openai_server import FakeOpenAIServer  # noqa: E402
+from tinymodel import build_tiny_model  # noqa: E402
+
+from trainer.sdg import LeafResult, generate_leaf  # noqa: E402
+from trainer.sdg.prompting import BUILTIN_DIR, prompt_classifier  # noqa: E402
+from trainer.teachers import Request  # noqa: E402
+from trainer.teachers.openai_http import OpenAIHTTPTeacher  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+HAIKU = "compositional_skills/writing/freeform/haiku/qna.yaml"
+SEEDS = len(yaml.safe_load((ROOT / "taxonomy" / HAIKU).read_bytes())["seed_examples"])
+FAST = {"backoff_base_s": 0.01, "backoff_max_s": 0.05}
+PROMPTS = ("freeform_questions", "freeform_question_judge", "freeform_answer", "freeform_pair_judge")
+
+
+def run_leaf(teacher: OpenAIHTTPTeacher, out: Path | None = None, repo: Path | None = None) -> LeafResult:
+    async def go() -> LeafResult:
+        try:
+            return await generate_leaf(HAIKU, (ROOT / "taxonomy" / HAIKU).read_bytes(), teacher, out,
+                                       taxonomy_repo=repo)
+        finally:
+            await teacher.aclose()
+
+    return asyncio.run(go())
+
+
+def override_prompts(repo: Path, **changes: dict[str, Any]) -> Path:
+    """A taxonomy repository whose ``sdg/prompts`` override some fields of the built-in freeform prompts."""
+    folder = repo / "sdg" / "prompts"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in PROMPTS:
+        raw = yaml.safe_load((BUILTIN_DIR / f"{name}.yaml").read_text())
+        raw.update(changes.get("all", {}), **changes.get(name, {}))
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump(raw))
+    return repo
+
+
+# -- echo server: prompts come back verbatim ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_mode", ["ok", "ignore"])
+def test_echoed_prompts_are_parsed_then_every_judge_is_unparseable(tmp_path: Path, n_mode: str) -> None:
+    repo = override_prompts(tmp_path / "repo", freeform_questions={"n": 2})
+    with FakeOpenAIServer(n_mode=n_mode) as srv:
+        teacher = OpenAIHTTPTeacher(srv.base_url, max_concurrency=3, **FAST)
+        res = run_leaf(teacher, tmp_path / "out", repo)
+        bodies = list(srv.bodies)
+    assert res.status == "ok" and res.kept == 0
+    steps = {s["step"]: s for s in res.steps}
+    # The questions prompt shows the seed and a two-item format example, all in [Question] tags: an echo
+    # parses into 3 questions per completion, 2 completions per seed.
+    gen = steps["1:generate:freeform_questions"]
+    assert gen["requests"] == gen["sent"] == SEEDS and gen["out"] == 3 * 2 * SEEDS == res.generated
+    dedup = steps["2:dedup:question"]
+    assert dedup["dropped"] == {"duplicate": gen["out"] - dedup["out"]} and dedup["out"] >= SEEDS
+    judge = steps["3:judge:freeform_question_judge"]  # an echoed judge prompt says "0 or 1": not a score
+    assert judge["sent"] == dedup["out"] and judge["dropped"] == {"judge_unparseable": dedup["out"]}
+    assert steps["4:generate:freeform_answer"]["sent"] == 0
+    assert res.dropped == {"duplicate": dedup["dropped"]["duplicate"], "judge_unparseable": dedup["out"]}
+    # Requests flowed as sent: n=2 in one body when the server honours n, else two bodies of n=1.
+    question_bodies = [b for b in bodies if "Write 20 new requests" in b["messages"][-1]["content"]]
+    if n_mode == "ok":
+        assert len(question_bodies) == SEEDS and {b["n"] for b in question_bodies} == {2}
+    else:
+        # Requests sent before the server's first answer still ask n=2 (and get one choice); the rest go singly.
+        assert len(question_bodies) == 2 * SEEDS and sum(b.get("n", 1) == 2 for b in question_bodies) <= SEEDS
+        assert teacher.n_supported is False
+    assert len(bodies) == len(question_bodies) + judge["sent"]
+    assert len({b["seed"] for b in question_bodies}) == len(question_bodies)  # each sample its own seed
+
+
+# -- a scripted "good teacher": every stage runs --------------------------------------------------------
+
+
+class ScriptedServer(FakeOpenAIServer):
+    """Answers each freeform prompt in the format it asks for; everything passes the judges."""
+
+    classify = staticmethod(prompt_classifier())  # the prompt that made a request, from its system text
+
+    def answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        request = Request.chat(body["messages"], n=body.get("n", 1))
+        name = self.classify(request)
+        user = body["messages"][-1]["content"]
+        tag = hashlib.sha256(f"{user}{body.get('seed')}".encode()).hexdigest()
+        if name == "freeform_questions":  # three unrelated questions: nothing is a near-duplicate
+            text = "".join(f"[Question]\n{i + 1}. Write a haiku about {' '.join(_words(tag, i))}.\n[End]\n"
+                           for i in range(3))
+        elif name == "freeform_question_judge":
+            text = "Clear and on topic.\n[Score]\n1\n[End]"
+        elif name == "freeform_answer":
+            text = f"A haiku over HTTP {tag[:8]}"
+        elif name == "freeform_pair_judge":
+            text = "Does what was asked.\n[Score]\n3\n[End]"
+        else:
+            return 400, {"error": {"message": f"unexpected prompt {name}"}}
+        choices = [{"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                   for i in range(body.get("n", 1))]
+        return 200, {"id": "x", "object": "chat.completion", "choices": choices}
+
+
+def _words(tag: str, i: int) -> list[str]:
+    digest = hashlib.sha256(f"{tag}:{i}".encode()).hexdigest()
+    return [digest[k : k + 6] for k in range(0, 36, 6)]
+
+
+def test_every_stage_runs_over_http_with_retries_and_the_cap(tmp_path: Path) -> None:
+    with ScriptedServer(delay_s=0.01) as srv:
+        srv.faults.extend([{"status": 503}, {"status": 429, "headers": {"Retry-After": "0"}}])
+        teacher = OpenAIHTTPTeacher(srv.base_url, max_concurrency=4, **FAST)
+        res = run_leaf(teacher, tmp_path / "out")
+        requests, peak = srv.chat_requests, srv.max_in_flight
+    questions = 3 * SEEDS
+    assert res.status == "ok", res.error
+    assert res.generated == questions and res.kept == questions and res.dropped == {}
+    assert [s["sent"] for s in res.steps if s["type"] in ("generate", "judge")] == [SEEDS] + [questions] * 3
+    assert requests == SEEDS + 3 * questions + 2  # plus the two retried faults
+    assert 1 < peak <= 4 and teacher.max_in_flight <= 4
+    rows = [json.loads(line) for line in (res.folder / "samples.jsonl").read_text().splitlines()]
+    assert len(rows) == questions and all(r["messages"][2]["content"].startswith("A haiku over HTTP") for r in rows)
+    assert all(r["teacher"] == f"openai:{srv.base_url}#fake-model" for r in rows)
+    assert all(r["judge_scores"] == {"freeform_question_judge": 1, "freeform_pair_judge": 3} for r in rows)
+
+
+def test_high_concurrency_is_sharded_over_clients_under_one_cap() -> None:
+    from trainer.settings import GenerateSettings, ShardedTeacher, build_teacher
+
+    with FakeOpenAIServer(delay_s=0.05) as srv:
+        teacher = build_teacher(GenerateSettings(teacher=srv.base_url, max_concurrency=40))
+        assert isinstance(teacher, ShardedTeacher) and len(teacher.shards) == 3
+        assert [s.max_concurrency for s in teacher.shards] == [14, 13, 13]
+        assert teacher.name == f"openai:{srv.base_url}#fake-model"  # as one client: same cache keys
+
+        async def go() -> list[list[str]]:
+            try:
+                return list(await asyncio.gather(*(teacher.complete(Request.chat([("user", f"q{i}")]))
+                                                   for i in range(120))))
+            finally:
+                await teacher.aclose()
+
+        texts = asyncio.run(go())
+        peak = srv.max_in_flight
+    assert [t[0].split(" ", 2)[2] for t in texts] == [f"q{i}" for i in range(120)]
+    assert 1 < peak <= 40  # the caps add up to the one cap
+    assert all(0 < s.max_in_flight <= s.max_concurrency for s in teacher.shards)  # every shard did work
+    assert {s.model for s in teacher.shards} == {"fake-model"}
+
+
+# -- transformers serve: a real server, gibberish output -------------------------------------------------
+# Last in the file: the server is spawned before the first test of the module and boots meanwhile.
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subprocess.Popen, str, Path, Path] | None]:
+    exe = Path(sys.executable).with_name("transformers")
+    if not (exe.exists() and all(importlib.util.find_spec(m) for m in ("torch", "fastapi", "uvicorn"))):
+        yield None
+        return
+    model = build_tiny_model(tmp_path_factory.mktemp("sdg-served-model"))
+    config = json.loads((model / "config.json").read_text())
+    config["max_position_embeddings"] = 4096  # room for the real (long) LAB prompts; RoPE does not care
+    (model / "config.json").write_text(json.dumps(config))
+    port, home = _free_port(), tmp_path_factory.mktemp("sdg-hf-home")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(home), "OMP_NUM_THREADS": "1"}
+    cmd = [str(exe), "serve", str(model), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
+    with (home / "serve.log").open("w+b") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            yield proc, f"http://127.0.0.1:{port}/v1", model, home / "serve.log"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def test_tiny_model_over_transformers_serve(serve, tmp_path: Path) -> None:
+    if serve is None:
+        pytest.skip("needs torch and transformers[serving]")
+    proc, url, model, log = serve
+    deadline = time.monotonic() + 120
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"transformers serve exited:\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            if httpx.get(url.removesuffix("/v1") + "/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail("transformers serve not ready after 120 s")
+        time.sleep(0.2)
+    repo = override_prompts(tmp_path / "repo", all={"max_tokens": 12}, freeform_questions={"n": 2})
+    teacher = OpenAIHTTPTeacher(f"{url}#{model}", max_concurrency=3, tokenizer_path=model, **FAST)
+    res = run_leaf(teacher, tmp_path / "out", repo)
+    assert res.status == "ok", res.error  # no request failed: gibberish is data, not an error
+    gen = res.steps[1]
+    assert gen["step"] == "1:generate:freeform_questions" and gen["sent"] == SEEDS
+    assert teacher.n_supported is False  # the server ignores n: each second sample was fetched alone
+    # 2 completions per seed, none in the [Question] format: every one dropped by a named reason.
+    assert res.kept == 0 and sum(res.dropped.values()) == 2 * SEEDS
+    assert set(res.dropped) <= {"parse_error", "empty"}
+    assert 0 < teacher.max_in_flight <= 3
+    manifest = json.loads((res.folder / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["counts"]["dropped"] == res.dropped

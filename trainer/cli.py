@@ -1,0 +1,248 @@
+"""``labrador generate``: validated taxonomy leaves + a teacher -> samples per leaf -> mixed phase files.
+
+Thin edge over :mod:`trainer.sdg` and :mod:`trainer.mixing`: choose and validate leaves with the project's
+one checker, resolve knowledge documents, run leaves concurrently against one shared teacher (which caps
+requests in flight), show progress, print the summary, write ``OUT/<phase>.jsonl``. Invalid leaves are
+listed and skipped; exit status 1 when a leaf failed (or is partial), 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.markup import escape
+
+from validators import Config
+from validators.config import ConfigError, find_config, load_config
+from validators.findings import Report
+from validators.tree import check_tree, walk
+
+from .settings import HOW_TO_CONFIGURE, GenerateSettings, SettingsError, build_teacher, load_settings
+from .teachers import Teacher, TeacherError
+
+if TYPE_CHECKING:  # the generator needs the [sdg] extra; `labrador --help` and `check` must not
+    from .sdg import LeafInput, LeafResult, Limits
+    from .sdg.progress import ProgressDisplay
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad arguments or settings: one line on stderr, exit status 2."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="generate synthetic training data for taxonomy leaves with a teacher",
+                       description="Generate LAB synthetic data for the valid leaves (default: the whole "
+                       "taxonomy), then mix it into phase files with a recipe. Settings come from [generate] "
+                       "in labrador.toml; flags override them. Exit status 1 when a leaf failed.")
+    p.add_argument("leaves", nargs="*", type=Path, metavar="LEAF",
+                   help="leaf folders, qna.yaml files or branch folders (default: every leaf)")
+    p.add_argument("--teacher", metavar="SPEC", help="http(s)://HOST:PORT/v1[#MODEL] (OpenAI-compatible), "
+                   "vllm:PATH, a model folder, or replay:FILE (recorded outputs, for tests and demos)")
+    p.add_argument("--out", metavar="DIR", help="output folder (leaves/, phase files, manifests)")
+    p.add_argument("--taxonomy", metavar="DIR", type=Path, help="taxonomy folder (default: ./taxonomy or .)")
+    p.add_argument("--config", metavar="FILE", type=Path, help="settings file (default: nearest labrador.toml)")
+    p.add_argument("--recipe", metavar="FILE", help="mixing recipe (default: trainer/recipes/default.yaml)")
+    p.add_argument("--seed", type=int, help="run seed: same inputs and seed, same samples (default 0)")
+    p.add_argument("--max-concurrency", type=int, metavar="C", help="teacher requests in flight (default 8)")
+    p.add_argument("--max-leaves", type=int, metavar="N", default=64,
+                   help="leaves generated at once; they share the teacher's cap (default 64)")
+    p.add_argument("--model", help="model id on an HTTP teacher (default: the server's first model)")
+    p.add_argument("--api-key-env", metavar="NAME", help="environment variable holding the HTTP teacher's key")
+    p.add_argument("--tokenizer", metavar="PATH", help="tokenizer.json or model folder for exact chunk sizes")
+    p.add_argument("--no-mix", action="store_true", help="generate per-leaf samples only; no phase files")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=run_generate)
+
+
+def taxonomy_dir(path: Path | None) -> Path:
+    if path is not None:
+        if not path.is_dir():
+            raise UsageError(f"taxonomy folder {path} does not exist; pass --taxonomy DIR")
+        return path
+    return Path("taxonomy") if Path("taxonomy").is_dir() else Path(".")
+
+
+def settings_for(args: argparse.Namespace, taxonomy: Path) -> tuple[Config, GenerateSettings, Path | None]:
+    """Checker config, generator settings (file < env < flags) and the settings file used."""
+    path = args.config if args.config is not None else find_config(taxonomy)
+    if args.config is not None and not args.config.is_file():
+        raise UsageError(f"config file {args.config} does not exist")
+    try:
+        config, settings = load_config(path), load_settings(path)
+    except (ConfigError, SettingsError) as exc:
+        raise UsageError(str(exc)) from None
+    flags = {k: getattr(args, k, None) for k in ("teacher", "out", "recipe", "seed", "max_concurrency", "model",
+                                                  "api_key_env", "tokenizer")}
+    settings = settings.merged(**flags)
+    if settings.max_concurrency < 1:
+        raise UsageError("--max-concurrency must be at least 1")
+    return config, settings, path
+
+
+def repo_root(start: Path) -> Path | None:
+    """The git work tree holding ``start`` (knowledge documents may live in this repository)."""
+    import pygit2
+
+    found = pygit2.discover_repository(str(start.resolve()))
+    workdir = pygit2.Repository(found).workdir if found else None
+    return Path(workdir) if workdir else None
+
+
+def select(taxonomy: Path, wanted: Sequence[Path]) -> list[str]:
+    """Leaf folders (taxonomy-relative) named by ``wanted``: paths from here or from the taxonomy, files or
+    folders; a folder selects every leaf below it."""
+    folders = [leaf.rel for leaf in walk(taxonomy)[0]]
+    if not wanted:
+        return folders
+    root = taxonomy.resolve()
+    chosen: set[str] = set()
+    for path in wanted:
+        candidates = [path, taxonomy / path]
+        hit = next((c for c in candidates if c.exists()), None)
+        if hit is None:
+            raise UsageError(f"{path}: no such leaf, file or folder (here or in {taxonomy})")
+        q = hit.resolve().parent if hit.is_file() else hit.resolve()
+        try:
+            rel = q.relative_to(root).as_posix()
+        except ValueError:
+            raise UsageError(f"{path} is not inside the taxonomy folder {taxonomy}") from None
+        below = [f for f in folders if rel in (".", f) or f.startswith(rel + "/")]
+        if not below:
+            raise UsageError(f"{path}: no leaf (qna.yaml) there")
+        chosen.update(below)
+    return sorted(chosen)
+
+
+def prepare(taxonomy: Path, config: Config, folders: list[str]) -> tuple[list[LeafInput], list[LeafResult]]:
+    """Validate and read the leaves; resolve knowledge documents. Invalid ones become ``skipped`` results."""
+    from validators.documents import DocumentError, resolve_documents
+
+    from .sdg import LeafInput, LeafResult
+
+    local = repo_root(taxonomy)
+    inputs: list[LeafInput] = []
+    skipped: list[LeafResult] = []
+    for report in check_tree(taxonomy, config, folders):
+        if report.path == ".":
+            continue  # stray findings (symlinks) outside any leaf
+        if not report.ok:
+            skipped.append(LeafResult(report.path, "skipped", error=_first_error(report)))
+            continue
+        data = (taxonomy / report.path).read_bytes()
+        documents = None
+        if report.branch == "knowledge":
+            try:
+                documents = resolve_documents(report.data.get("document"), config, local)
+            except DocumentError as exc:
+                skipped.append(LeafResult(report.path, "skipped", error=f"documents: {exc}"))
+                continue
+        inputs.append(LeafInput(report.path, data, documents))
+    return inputs, skipped
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console that does not fold tables to 80 columns in logs (CI, files, pipes)."""
+    console = Console(stderr=stderr)
+    return console if console.is_terminal else Console(stderr=stderr, width=200)
+
+
+def _first_error(report: Report) -> str:
+    f = report.errors[0]
+    where = f"{f.path or report.path}:{f.line}:{f.column}" if f.line else (f.path or report.path)
+    return f"invalid ({len(report.errors)} error(s)); first: {where} {f.message}"
+
+
+async def run_leaves(inputs: Sequence[LeafInput], teacher: Teacher, out: Path | None, *, seed: int = 0,
+                     max_leaves: int = 64, limits: Limits | None = None, display: ProgressDisplay | None = None,
+                     config: Config | None = None, taxonomy_repo: Path | None = None) -> list[LeafResult]:
+    """All leaves against one teacher, ``max_leaves`` at a time; results in input order. Closes the teacher."""
+    from .sdg import generate_leaf
+
+    gate = asyncio.Semaphore(max(1, max_leaves))
+    progress = display.event if display is not None else None
+
+    async def one(item: LeafInput) -> LeafResult:
+        async with gate:
+            res = await generate_leaf(item.relpath, item.data, teacher, out, documents=item.documents, seed=seed,
+                                      limits=limits, progress=progress, config=config, taxonomy_repo=taxonomy_repo)
+        if display is not None:
+            display.leaf_done(res)
+        return res
+
+    try:
+        return list(await asyncio.gather(*(one(item) for item in inputs)))
+    finally:
+        await teacher.aclose()
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    try:
+        return _generate(args)
+    except UsageError as exc:
+        print(f"labrador generate: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _generate(args: argparse.Namespace) -> int:
+    try:
+        from .sdg import summary_table
+        from .sdg.progress import ProgressDisplay
+    except ImportError as exc:
+        raise UsageError(f"labrador generate needs the sdg extra ({exc.name} is missing): "
+                         "pip install 'labrador[sdg]'") from None
+    taxonomy = taxonomy_dir(args.taxonomy)
+    config, settings, _ = settings_for(args, taxonomy)
+    if not settings.teacher:
+        raise UsageError(HOW_TO_CONFIGURE + ", or pass --teacher SPEC")
+    if not settings.out:
+        raise UsageError("no output folder: pass --out DIR or set `out = \"...\"` under [generate] in labrador.toml")
+    from .mixing import RecipeError, load_recipe, missing_datasets, write_mix
+
+    try:
+        recipe = None if args.no_mix else load_recipe(settings.recipe)
+        if recipe is not None:
+            missing_datasets(recipe)  # fail before hours of generation, not after
+    except RecipeError as exc:
+        raise UsageError(str(exc)) from None
+    out = Path(settings.out)
+    inputs, skipped = prepare(taxonomy, config, select(taxonomy, args.leaves))
+    stdout, stderr = _console(), _console(stderr=True)
+    for res in skipped:
+        stderr.print(f"skipped {res.leaf}: {res.error}", markup=False, highlight=False)
+    if not inputs:
+        stderr.print("no valid leaf to generate", highlight=False)
+        return EXIT_FAILED if skipped else EXIT_USAGE
+    try:
+        teacher = build_teacher(settings)
+    except (ValueError, ImportError, TeacherError) as exc:  # bad spec, missing extra, server unreachable
+        raise UsageError(f"teacher {settings.teacher!r}: {exc}") from None
+    display = ProgressDisplay(stderr, len(inputs), live=not args.quiet and ProgressDisplay.wanted(stderr))
+    with display:
+        results = asyncio.run(run_leaves(inputs, teacher, out, seed=settings.seed, max_leaves=args.max_leaves,
+                                         display=display, config=config, taxonomy_repo=repo_root(taxonomy)))
+    stdout.print(summary_table([*results, *skipped], title=escape(f"Synthetic data ({teacher.name})")))
+    if recipe is not None:
+        usable = {r.leaf.rsplit("/", 1)[0]: r.samples for r in results if r.status in ("ok", "cached", "partial")}
+        status = {r.leaf: r.status for r in [*results, *skipped]}
+        try:
+            mixed = write_mix(out, recipe, usable, settings.seed, extra={"leaf_status": status})
+        except RecipeError as exc:
+            raise UsageError(str(exc)) from None
+        files = ", ".join(f"{name}.jsonl ({len(rows)} rows)" for name, rows in mixed.phases.items())
+        stdout.print(f"wrote {files} and mix_manifest.json to {out}", highlight=False, markup=False)
+        if mixed.manifest["unassigned"]:
+            stderr.print(f"not in any phase of the recipe: {', '.join(mixed.manifest['unassigned'])}",
+                         markup=False, highlight=False)
+    bad = [r for r in results if r.status in ("failed", "partial")]
+    for r in bad:
+        stderr.print(f"{r.status} {r.leaf}: {r.error or 'teacher errors; run again to retry them'}",
+                     markup=False, highlight=False)
+    return EXIT_FAILED if bad else EXIT_OK

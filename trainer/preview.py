@@ -1,0 +1,202 @@
+"""Synthetic-data previews: what ``labrador check`` prints and what the PR bot posts, from one renderer.
+
+``render_preview_markdown`` is pure: leaf path, seeds and a generation result in, Markdown out. All of
+those are hostile (contributor and teacher text), so every string is escaped for its sink: inline text
+gets HTML entities, Markdown backslash escapes and broken ``@mentions``/``#refs``; long text goes in a
+fenced block that no content can close; nothing can emit ``<!--`` (the bot's hidden markers).
+``check_hook`` is the ``labrador.check_hooks`` entry point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+ZWJ = "\u200d"
+_MD_SPECIALS = set("\\`*_{}[]()#+-.!|~>=\"'$:")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069\u200e\u200f]")
+NO_PREVIEW_ENV = "LABRADOR_NO_PREVIEW"
+NO_TEACHER = ("preview skipped: no teacher configured; set `teacher = \"http://HOST:PORT/v1\"` under [generate] "
+              "in labrador.toml or the environment variable LABRADOR_TEACHER (`labrador generate --teacher` "
+              "does not apply to `check`)")
+
+
+# -- escaping (pure) -----------------------------------------------------------------------------------
+
+
+def _clean(value: object, limit: int) -> str:
+    """str; control and bidi characters shown as ``\\u`` escapes (no hidden or reordered text); clipped."""
+    s = str(value).replace("\r\n", "\n")
+    if len(s) > limit:
+        s = s[:limit] + " …"
+    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", s)
+
+
+def md_text(value: object, limit: int = 2_000, newline: str = "<br>") -> str:
+    """Inline-safe text for paragraphs and table cells."""
+    out = []
+    for ch in _clean(value, limit):
+        if ch in "&<>":
+            out.append({"&": "&amp;", "<": "&lt;", ">": "&gt;"}[ch])
+        elif ch == "\n":
+            out.append(newline)
+        elif ch in "@#":  # no mentions, team pings, issue references or headings
+            out.append("\\" + ch + ZWJ)
+        elif ch in _MD_SPECIALS:
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def md_html(value: object, limit: int = 200) -> str:
+    """Text for raw HTML such as ``<summary>``, where backslash escapes would show literally: entities."""
+    out = []
+    for ch in _clean(value, limit).replace("\n", " "):
+        if ch in "@#":
+            out.append(ch + ZWJ)
+        elif ch in _MD_SPECIALS or ch in "&<>":  # entities: literal characters, never markup of either kind
+            out.append(f"&#{ord(ch)};")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def md_code(value: object, limit: int = 4_000) -> str:
+    """A fenced block longer than any backtick run inside, so content cannot close it early."""
+    body = _clean(value, limit).replace("<!--", "<" + ZWJ + "!--")
+    longest = max((len(m) for m in re.findall(r"`+", body)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{body}\n{fence}"
+
+
+def _details(summary: str, body: str) -> str:
+    return f"<details><summary>{summary}</summary>\n\n{body}\n\n</details>"
+
+
+# -- rendering (pure) ----------------------------------------------------------------------------------
+
+
+def sample_fields(sample: Mapping[str, Any]) -> dict[str, str]:
+    """question/answer(/context) from a training row (``messages``) or an already flat sample."""
+    if "messages" not in sample:
+        return {k: str(sample[k]) for k in ("context", "question", "answer") if sample.get(k)}
+    messages = [m for m in sample.get("messages") or [] if isinstance(m, Mapping)]
+    user = next((str(m.get("content", "")) for m in messages if m.get("role") == "user"), "")
+    answer = next((str(m.get("content", "")) for m in messages if m.get("role") == "assistant"), "")
+    return {"question": user, "answer": answer}
+
+
+def seeds_of(data: Any) -> list[dict[str, str]]:
+    """A parsed leaf's seed examples, flat; a knowledge seed shows its context and first Q&A."""
+    out: list[dict[str, str]] = []
+    for seed in (data.get("seed_examples") if isinstance(data, Mapping) else None) or []:
+        if not isinstance(seed, Mapping):
+            continue
+        pairs = seed.get("questions_and_answers")
+        qa = pairs[0] if isinstance(pairs, list) and pairs and isinstance(pairs[0], Mapping) else seed
+        item = {"context": str(seed.get("context") or ""), "question": str(qa.get("question", "")),
+                "answer": str(qa.get("answer", ""))}
+        out.append({k: v for k, v in item.items() if v})
+    return out
+
+
+def _qa(item: Mapping[str, Any], limit: int) -> str:
+    parts = [f"**{name.capitalize()}**\n\n{md_code(item[name], limit)}"
+             for name in ("context", "question", "answer") if item.get(name)]
+    return "\n\n".join(parts)
+
+
+def render_preview_markdown(leaf_path: str, seeds: Sequence[Mapping[str, Any]], result: Any) -> str:
+    """One leaf's preview: stats, the seeds (collapsed) and each generated sample (collapsed).
+
+    ``result`` is a :class:`trainer.sdg.LeafResult` or anything with ``samples``, ``kept``, ``dropped``,
+    ``seconds`` and ``error`` (the bot's ``PreviewResult``); ``None`` means "not run".
+    """
+    head = f"#### {md_text(leaf_path, 300)}"
+    if result is None:
+        return f"{head}\n\n_Not previewed._"
+    samples = [sample_fields(s) for s in getattr(result, "samples", None) or [] if isinstance(s, Mapping)]
+    error = str(getattr(result, "error", "") or "")
+    if error and not samples:
+        return f"{head}\n\n_The preview failed: {md_text(error, 500)}_"
+    dropped = getattr(result, "dropped", None) or {}
+    drops = ", ".join(f"{md_text(k, 40)} {int(v)}" for k, v in sorted(dropped.items()) if v) or "none"
+    stats = (f"kept **{int(getattr(result, 'kept', len(samples)))}** · dropped: {drops} · "
+             f"{float(getattr(result, 'seconds', 0.0)):.1f} s")
+    blocks = [head, stats, _details(f"Seeds ({len(seeds)})", "\n\n".join(_qa(s, 800) for s in seeds[:10]))]
+    for i, sample in enumerate(samples, 1):
+        blocks.append(_details(f"Sample {i}: {md_html(sample.get('question', ''), 90)}", _qa(sample, 1_500)))
+    if not samples:
+        blocks.append("_No sample passed the filters._")
+    if error:
+        blocks.append(f"_Some requests failed: {md_text(error, 500)}_")
+    return "\n\n".join(blocks)
+
+
+# -- the `labrador check` hook (edge) ------------------------------------------------------------------
+
+
+def _previewable(reports: Sequence[Any]) -> list[Any]:
+    return [r for r in reports if r.ok and r.path.endswith("/qna.yaml") and isinstance(r.data, dict)]
+
+
+def check_hook(args: argparse.Namespace, reports: Sequence[Any]) -> int:
+    """Preview the changed leaves that passed validation. Never changes the verdict: always returns 0."""
+    leaves = _previewable(reports)
+    if not leaves or os.environ.get(NO_PREVIEW_ENV):
+        return 0
+    from validators.config import find_config, load_config
+
+    from .cli import repo_root
+    from .settings import build_teacher, load_settings
+
+    taxonomy = args.taxonomy or (Path("taxonomy") if Path("taxonomy").is_dir() else Path("."))
+    path = args.config if getattr(args, "config", None) else find_config(taxonomy)
+    out = sys.stderr if getattr(args, "format", None) == "json" else sys.stdout  # keep JSON on stdout clean
+    try:
+        settings = load_settings(path)
+        if not settings.teacher:
+            if not getattr(args, "quiet", False):
+                print(NO_TEACHER, file=out)
+            return 0
+        from .sdg import preview_leaf  # the [sdg] extra
+
+        teacher = build_teacher(settings)
+        config = load_config(path)
+    except Exception as exc:  # a broken teacher or setting must not hide the validation verdict
+        print(f"preview skipped: {type(exc).__name__}: {exc}".splitlines()[0], file=out)
+        return 0
+    docs = not getattr(args, "no_documents", False)
+    text = asyncio.run(_previews(preview_leaf, leaves, taxonomy, teacher, settings.preview_samples, settings.seed,
+                                 config, repo_root(taxonomy) if taxonomy.exists() else None, docs))
+    print("\n" + text, file=out)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    return 0
+
+
+async def _previews(preview_leaf: Any, leaves: Sequence[Any], taxonomy: Path, teacher: Any, samples: int, seed: int,
+                    config: Any, local: Path | None, documents: bool) -> str:
+    async def one(report: Any) -> str:
+        if report.branch == "knowledge" and not documents:
+            return f"#### {md_text(report.path, 300)}\n\n_Not previewed: documents are off (--no-documents)._"
+        data = (taxonomy / report.path).read_bytes()
+        result = await preview_leaf(report.path, data, teacher, samples=samples, seed=seed, config=config,
+                                    local_repo=local, taxonomy_repo=local)
+        return render_preview_markdown(report.path, seeds_of(report.data), result)
+
+    try:
+        parts = await asyncio.gather(*(one(r) for r in leaves))
+    finally:
+        await teacher.aclose()
+    title = f"### Preview: {len(leaves)} leaf(s), teacher {md_text(getattr(teacher, 'name', 'teacher'), 200)}"
+    return "\n\n".join([title, *parts])

@@ -1,0 +1,159 @@
+"""Generator settings from ``[generate]`` in labrador.toml, the environment and the command line.
+
+Core-only on purpose (stdlib + ``trainer.teachers.base``): ``labrador check`` reads it on installs without
+the ``[sdg]`` extra, to say how to configure a teacher.
+
+Why one place: ``labrador generate``, the ``labrador check`` preview and the bot must agree on which
+teacher a project uses and how hard they may hit it. Precedence: command line, then environment
+(``LABRADOR_TEACHER``), then the file, then defaults. Secrets never live here: only the *name* of the
+environment variable that holds an API key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .teachers import Request, Teacher, make_teacher
+
+TEACHER_ENV = "LABRADOR_TEACHER"
+CONNECTIONS_PER_CLIENT = 16  # see ShardedTeacher
+SECTION = "generate"
+HOW_TO_CONFIGURE = (
+    f"no teacher configured: set `teacher = \"http://HOST:PORT/v1\"` under [{SECTION}] in labrador.toml, "
+    f"or the environment variable {TEACHER_ENV}"
+)
+
+
+class SettingsError(ValueError):
+    """A ``[generate]`` section that cannot be used; the message names the file, the key and the fix."""
+
+
+@dataclass(frozen=True)
+class GenerateSettings:
+    """Everything ``labrador generate`` needs besides the leaves. ``None``: not set anywhere."""
+
+    teacher: str | None = None  # spec: URL, vllm:PATH, model dir, replay:FILE
+    max_concurrency: int = 8  # requests in flight to the teacher, across all leaves
+    api_key_env: str | None = None  # NAME of the variable holding the key (HTTP teacher)
+    model: str | None = None  # model id on the server (HTTP teacher); default: discovered
+    tokenizer: str | None = None  # tokenizer.json / model dir for exact chunk sizes (HTTP teacher)
+    seed: int = 0
+    out: str | None = None  # output folder
+    recipe: str | None = None  # mixing recipe (default: trainer/recipes/default.yaml)
+    preview_samples: int = 3  # samples per leaf in `labrador check` previews
+
+    def merged(self, **overrides: Any) -> GenerateSettings:
+        """A copy with every override that is not ``None`` applied (command-line flags)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+_TYPES: dict[str, type] = {"max_concurrency": int, "seed": int, "preview_samples": int}
+
+
+def load_settings(path: Path | None, env: dict[str, str] | None = None) -> GenerateSettings:
+    """``[generate]`` of ``path`` (may be ``None`` or missing), then ``LABRADOR_TEACHER`` on top.
+
+    Relative ``out``, ``recipe`` and ``tokenizer`` paths are resolved against the file's folder, so a
+    setting means the same thing whatever folder the command runs from.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    if path is not None and path.is_file():
+        try:
+            raw = tomllib.loads(path.read_text("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"{path}: not valid TOML: {exc}") from None
+        table = raw.get(SECTION, {})
+        if not isinstance(table, dict):
+            raise SettingsError(f"{path}: [{SECTION}] must be a table")
+        known = {f.name for f in fields(GenerateSettings)}
+        for key, value in table.items():
+            if key not in known:
+                names = ", ".join(sorted(known))
+                raise SettingsError(f"{path}: unknown key '{key}' in [{SECTION}]; known keys: {names}")
+            want = _TYPES.get(key, str)
+            if want is int and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise SettingsError(f"{path}: [{SECTION}] {key} must be a non-negative integer")
+            if want is str and not isinstance(value, str):
+                raise SettingsError(f"{path}: [{SECTION}] {key} must be a string")
+            if key in ("out", "recipe", "tokenizer") and not Path(value).expanduser().is_absolute():
+                value = str((path.parent / value).resolve())
+            values[key] = value
+    if env.get(TEACHER_ENV, "").strip():
+        values["teacher"] = env[TEACHER_ENV].strip()
+    settings = GenerateSettings(**values)
+    if settings.max_concurrency < 1:
+        raise SettingsError(f"[{SECTION}] max_concurrency must be at least 1")
+    return settings
+
+
+def teacher_options(spec: str, settings: GenerateSettings) -> dict[str, Any]:
+    """Backend options for ``make_teacher``: only the ones that backend understands."""
+    spec = spec.strip()
+    if spec.startswith(("http://", "https://", "openai:")):
+        opts: dict[str, Any] = {"max_concurrency": settings.max_concurrency}
+        if settings.model:
+            opts["model"] = settings.model
+        if settings.api_key_env:
+            opts["api_key_env"] = settings.api_key_env
+        if settings.tokenizer:
+            opts["tokenizer_path"] = settings.tokenizer
+        return opts
+    return {"batch_size": settings.max_concurrency}  # local backends: one batch is the concurrency
+
+
+def build_teacher(settings: GenerateSettings) -> Teacher:
+    """The configured teacher; ``replay:FILE`` answers from a recording (tests, demos, no model needed)."""
+    if not settings.teacher:
+        raise SettingsError(HOW_TO_CONFIGURE)
+    spec = settings.teacher.strip()
+    if spec.startswith("replay:"):
+        from .sdg.replay import ReplayTeacher
+
+        file = Path(spec.removeprefix("replay:")).expanduser()
+        if not file.is_file():
+            raise SettingsError(f"replay teacher: recording {file} does not exist")
+        return ReplayTeacher.from_file(file, max_concurrency=settings.max_concurrency)
+    options = teacher_options(spec, settings)
+    shards = -(-settings.max_concurrency // CONNECTIONS_PER_CLIENT)
+    if "max_concurrency" not in options or shards == 1:
+        return make_teacher(spec, **options)
+    caps = [settings.max_concurrency // shards + (i < settings.max_concurrency % shards) for i in range(shards)]
+    first = make_teacher(spec, **{**options, "max_concurrency": caps[0]})  # discovers the model once
+    rest = [make_teacher(spec, **{**options, "model": first.model, "max_concurrency": cap})  # type: ignore[attr-defined]
+            for cap in caps[1:]]
+    return ShardedTeacher([first, *rest])
+
+
+class ShardedTeacher:
+    """One endpoint through several HTTP clients, each with at most ``CONNECTIONS_PER_CLIENT`` connections.
+
+    Why: one ``httpx.AsyncClient`` slows down sharply as its pool grows (measured here: 64 keep-alive
+    connections served ~60 requests/s against a server able to do 320; four clients of 16 did 280).
+    Requests go to the shard with the fewest outstanding; the caps add up to ``max_concurrency``.
+    Same ``name`` as a single client, so cache keys and provenance do not change.
+    """
+
+    def __init__(self, shards: list[Teacher]) -> None:
+        self.shards = shards
+        self.name = shards[0].name
+        self._outstanding = [0] * len(shards)
+
+    async def complete(self, request: Request) -> list[str]:
+        i = min(range(len(self.shards)), key=self._outstanding.__getitem__)
+        self._outstanding[i] += 1
+        try:
+            return await self.shards[i].complete(request)
+        finally:
+            self._outstanding[i] -= 1
+
+    def count_tokens(self, text: str) -> int:
+        return self.shards[0].count_tokens(text)
+
+    async def aclose(self) -> None:
+        for shard in self.shards:
+            await shard.aclose()
