@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from validators.config import CONFIG_FILE, ConfigError
@@ -28,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     worker.add_argument("--workers", type=int, default=2, help="jobs at a time in this process (default: 2)")
     worker.add_argument("--worker-type", choices=("thread", "process"), default="thread",
                         help="run jobs in threads or forked processes (default: thread)")
+    worker.add_argument("--poll-interval", type=float, metavar="SECONDS", dest="poll_interval",
+                        help="longest wait between polls of an idle queue (default: worker_poll_s in [bot], 0.5)")
     for q in (serve, worker):
         q.add_argument("--config", metavar="FILE", type=Path,
                        help=f"settings file (default: ./{CONFIG_FILE} if present)")
@@ -55,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"labrador: error: {exc}", file=sys.stderr)
         return 2
+    if getattr(args, "poll_interval", None) is not None:
+        settings = replace(settings, worker_poll_s=args.poll_interval)
     logging.getLogger("labrador.bot").info("settings: %r", settings)  # secrets are masked by their repr
     from . import worker
 
@@ -65,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
             if args.workers < 1:
                 print("labrador: error: --workers must be at least 1", file=sys.stderr)
                 return 2
-            worker.run_worker(settings, workers=args.workers, worker_type=args.worker_type)
+            worker.run_worker(settings, workers=args.workers, worker_type=args.worker_type,
+                              poll_s=settings.worker_poll_s)
     except ValueError as exc:  # a missing secret or a bad queue URL: one line, no traceback
         print(f"labrador: error: {exc}", file=sys.stderr)
         return 2

@@ -93,6 +93,7 @@ class BotSettings:
     merges_file: str = ""  # "" = <work_dir>/merges.jsonl
     fetch_max_bytes: int = 512 * 1024 * 1024
     fetch_timeout_s: float = 300.0
+    worker_poll_s: float = 0.5  # longest wait between polls of an idle queue (`labrador bot worker --poll-interval`)
     webhook_secret: Secret = field(default_factory=Secret, repr=True)
     private_key: Secret = field(default_factory=Secret, repr=True)
     checker: Config = field(default_factory=Config, repr=False)  # the bot's trusted [check]/[documents]

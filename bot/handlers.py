@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pygit2
 
+from trainer import markdown as md
+from trainer.preview import seeds_of
 from validators import Report
 from validators.changes import ChangeError, Changes
 from validators.documents import DocumentError, resolve_documents
 
 from . import checking, gitcache, render, treediff
-from . import markdown as md
 from .context import DeadlineExceeded, JobContext
 from .forge import WRITE_PERMISSIONS, CheckOutput, HeadMissing, PullRequest
 from .jobs import HELP, MERGED, PREVIEW, RETRY, VALIDATE, Job
@@ -163,7 +164,7 @@ def _previews(ctx: JobContext, found: Inspection) -> list[render.LeafPreview]:
     leaves: list[render.LeafPreview] = []
     calls = []
     for report, data in found.results[: settings.preview_max_leaves]:
-        leaf = render.LeafPreview(report.path, render.seeds_of(report))
+        leaf = render.LeafPreview(report.path, seeds_of(report.data))
         leaves.append(leaf)
         if not report.ok or data is None:
             leaf.skipped = "the leaf has validation errors; fix them first"

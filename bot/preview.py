@@ -1,7 +1,9 @@
 """Synthetic-data previews for ``/lab preview``: a small protocol, and an adapter to the trainer's generator.
 
-Why a protocol: the bot must not import the trainer (or torch) to start, tests plug in a tiny previewer, and
-the trainer's API may change without touching job logic. ``TrainerPreviewer`` imports ``trainer`` lazily.
+Why a protocol: the bot must not import the generator (``trainer.sdg``, its teachers, torch) to start, tests
+plug in a tiny previewer, and the trainer's API may change without touching job logic. ``TrainerPreviewer``
+imports the generator lazily. (The pure, stdlib-only ``trainer.markdown`` and ``trainer.preview`` renderers
+are imported at start: the bot posts the same preview Markdown as ``labrador check``.)
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from trainer.preview import sample_fields
 
 Documents = Sequence[tuple[str, bytes]]
 
@@ -28,18 +32,6 @@ class PreviewResult:
 class Previewer(Protocol):
     async def preview(self, leaf_relpath: str, leaf_bytes: bytes, documents: Documents) -> PreviewResult:
         """Generate a handful of samples for one leaf (``leaf_relpath`` is taxonomy-relative)."""
-
-
-def sample_fields(sample: dict[str, Any]) -> dict[str, str]:
-    """question/answer/context from either a flat sample or a ``{"messages": [...]}`` training sample."""
-    if "question" in sample or "answer" in sample:
-        out = {"question": str(sample.get("question", "")), "answer": str(sample.get("answer", ""))}
-        if sample.get("context"):
-            out["context"] = str(sample["context"])
-        return out
-    user = next((m.get("content", "") for m in sample.get("messages", []) if m.get("role") == "user"), "")
-    answer = next((m.get("content", "") for m in sample.get("messages", []) if m.get("role") == "assistant"), "")
-    return {"question": str(user), "answer": str(answer)}
 
 
 class TrainerPreviewer:

@@ -99,8 +99,12 @@ class JobQueue:
             done += 1
         return done
 
-    def consumer(self, workers: int = 1, worker_type: str = "thread", poll_s: float = 0.1) -> Any:
-        """A huey consumer for these tasks; ``.run()`` blocks and must be called from the main thread."""
-        return self.huey.create_consumer(workers=workers, worker_type=worker_type, initial_delay=poll_s,
-                                         backoff=1.5, max_delay=max(poll_s, 2.0), periodic=True,
+    def consumer(self, workers: int = 1, worker_type: str = "thread", poll_s: float = 0.5) -> Any:
+        """A huey consumer for these tasks; ``.run()`` blocks and must be called from the main thread.
+
+        An idle worker polls again after 0.1 s, backing off to one poll every ``poll_s`` seconds at most
+        (a blocking queue such as Redis waits for work instead of polling).
+        """
+        return self.huey.create_consumer(workers=workers, worker_type=worker_type, initial_delay=min(0.1, poll_s),
+                                         backoff=1.5, max_delay=poll_s, periodic=True,
                                          check_worker_health=True)

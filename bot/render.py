@@ -1,7 +1,8 @@
 """The sticky comment and check-run summaries: verdict, findings per leaf, previews beside the seeds.
 
 Pure functions of reports and results. Everything that came from a contributor or the teacher goes through
-``markdown.text`` / ``markdown.html`` / ``markdown.code_block``; the result always fits GitHub's limits.
+``trainer.markdown`` (``text`` / ``html`` / ``code_block``); the result always fits GitHub's limits. Each
+leaf's preview is ``trainer.preview``'s, the Markdown ``labrador check`` prints, inside the bot's own heading.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from trainer import markdown as md
+from trainer.preview import preview_blocks
 from validators import Report
 from validators.changes import Changes
 
-from . import markdown as md
 from .forge import MAX_SUMMARY, STICKY_MARKER, CheckOutput
 from .preview import PreviewResult
 
@@ -85,57 +87,12 @@ def check_output(reports: Sequence[Report], changes: Changes, head: str, prefix:
     return CheckOutput(title, summary, annotations=annotations)
 
 
-def seeds_of(report: Report) -> list[dict[str, str]]:
-    """The seed examples of a parsed leaf, flattened to question/answer(/context) for display."""
-    data = report.data if isinstance(report.data, dict) else {}
-    out: list[dict[str, str]] = []
-    for seed in data.get("seed_examples") or []:
-        if not isinstance(seed, dict):
-            continue
-        if isinstance(seed.get("questions_and_answers"), list):
-            for qa in seed["questions_and_answers"][:1]:
-                if isinstance(qa, dict):
-                    out.append({"context": str(seed.get("context", "")), "question": str(qa.get("question", "")),
-                                "answer": str(qa.get("answer", ""))})
-        else:
-            item = {"question": str(seed.get("question", "")), "answer": str(seed.get("answer", ""))}
-            if seed.get("context"):
-                item["context"] = str(seed["context"])
-            out.append(item)
-    return out
-
-
-def _qa(item: dict[str, str], limit: int = 1_500) -> str:
-    parts = []
-    for name in ("context", "question", "answer"):
-        if item.get(name):
-            parts.append(f"**{name.capitalize()}**\n\n{md.code_block(item[name], limit)}")
-    return "\n\n".join(parts)
-
-
-def leaf_blocks(leaf: LeafPreview) -> list[str]:
-    head = f"#### {md.text(leaf.path, 300)}"
-    if leaf.skipped:
-        return [f"{head}\n\n_Not previewed: {md.text(leaf.skipped, 300)}_"]
-    res = leaf.result or PreviewResult()
-    if res.error:
-        return [f"{head}\n\n_The preview failed: {md.text(res.error, 500)}_"]
-    dropped = ", ".join(f"{md.text(k, 40)} {int(v)}" for k, v in sorted(res.dropped.items())) or "none"
-    stats = f"kept **{int(res.kept)}** · dropped: {dropped} · {float(res.seconds):.1f} s"
-    seeds = md.details(f"Seeds ({len(leaf.seeds)})", "\n\n".join(_qa(s, 800) for s in leaf.seeds[:10]))
-    blocks = [f"{head}\n\n{stats}\n\n{seeds}"]
-    for i, sample in enumerate(res.samples, 1):
-        blocks.append(md.details(f"Sample {i}: {md.html(sample.get('question', ''), 90)}", _qa(sample)))
-    if not res.samples:
-        blocks.append("_No sample passed the filters._")
-    return blocks
-
-
 def preview_section(leaves: Sequence[LeafPreview], head: str, requester: str, skipped: int = 0) -> str:
     top = f"### 🔎 Preview for {md.sha(head)}, requested by {md.user(requester)}"
     if skipped:
         top += f"\n\n{skipped} more leaf folder(s) were not previewed (limit reached)."
-    blocks = [b for leaf in leaves for b in leaf_blocks(leaf)] or ["_No valid changed leaf to preview._"]
+    blocks = [b for leaf in leaves for b in preview_blocks(leaf.path, leaf.seeds, leaf.result, leaf.skipped)]
+    blocks = blocks or ["_No valid changed leaf to preview._"]
     return top + "\n\n" + md.fit(blocks, BUDGETS["preview"] - len(top))
 
 

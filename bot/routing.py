@@ -16,7 +16,9 @@ from .jobs import HELP, MERGED, PREVIEW, RETRY, VALIDATE, Job
 
 PR_ACTIONS = ("opened", "synchronize", "reopened")
 COMMANDS = {"preview": PREVIEW, "retry": RETRY, "help": HELP}
-_COMMAND = re.compile(r"^[ \t]*/lab(?:[ \t]+(\S+))?[ \t]*$", re.IGNORECASE | re.MULTILINE)
+_COMMAND = re.compile(r"[ \t]*/lab(?:[ \t]+(\S+))?[ \t]*", re.IGNORECASE)
+_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")  # a code fence opens (CommonMark: up to 3 spaces of indent)
+_QUOTE = re.compile(r" {0,3}>")  # a block quote line
 _SHA = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
 
 HeadLookup = Callable[[str, int, float], str]  # (repo, pr, comment time) -> bound head sha or ""
@@ -41,13 +43,48 @@ def parse_time(value: Any) -> float | None:
         return None
 
 
+def live_lines(body: str) -> list[str]:
+    """The lines of a comment that GitHub shows as text: not in a fenced code block (````` or ``~~~``, to its
+    closing fence or the end) nor in a block quote (``>`` lines and the lines that lazily continue them).
+
+    A quoted or fenced ``/lab`` is someone citing a command (a reply, the docs), never one to run.
+    """
+    live: list[str] = []
+    fence = ""  # the open fence's run of ` or ~; a closing fence is a run at least as long, alone on its line
+    quoted = False  # the previous line was quoted text: a non-blank line right after continues the quote
+    for line in body.split("\n"):
+        line = line.removesuffix("\r")  # comments typed on github.com end lines with CRLF
+        if fence:
+            if _closes(line, fence):
+                fence = ""
+            continue
+        opened = _FENCE.fullmatch(line)
+        if opened and not (opened.group(1)[0] == "`" and "`" in opened.group(2)):
+            fence, quoted = opened.group(1), False
+        elif _QUOTE.match(line):
+            quoted = True
+        elif not line.strip():
+            quoted = False
+        elif not quoted:
+            live.append(line)
+    return live
+
+
+def _closes(line: str, fence: str) -> bool:
+    """Whether ``line`` closes a code block opened by ``fence``: the same character, at least as many."""
+    text = line.lstrip(" ")
+    run = text.rstrip(" \t")
+    return len(line) - len(text) <= 3 and len(run) >= len(fence) and set(run) == {fence[0]}
+
+
 def parse_command(body: str) -> tuple[str, str] | None:
-    """The first ``/lab <word>`` line of a comment as (kind, line); quoted lines (``> /lab ...``) don't count."""
-    match = _COMMAND.search(body or "")
-    if match is None:
-        return None
-    word = (match.group(1) or "help").lower()
-    return COMMANDS.get(word, HELP), match.group(0).strip()[:100]
+    """The first ``/lab <word>`` line of a comment as (kind, line); quoted and fenced lines don't count."""
+    for line in live_lines(body or ""):
+        match = _COMMAND.fullmatch(line)
+        if match is not None:
+            word = (match.group(1) or "help").lower()
+            return COMMANDS.get(word, HELP), line.strip()[:100]
+    return None
 
 
 def _is_sha(value: Any) -> bool:

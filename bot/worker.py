@@ -46,8 +46,14 @@ def build_worker(settings: BotSettings, forge_for: ForgeFactory | None = None, p
 
 def run_worker(settings: BotSettings, workers: int = 1, worker_type: str = "thread",
                forge_for: ForgeFactory | None = None, previewer: Previewer | None = None,
-               poll_s: float = 0.1) -> None:
-    """Sweep orphaned check runs, then consume jobs until SIGINT/SIGTERM (main thread only)."""
+               poll_s: float | None = None) -> None:
+    """Sweep orphaned check runs, then consume jobs until SIGINT/SIGTERM (main thread only).
+
+    ``poll_s``: the longest wait between polls of an idle queue; default ``settings.worker_poll_s``.
+    """
+    poll_s = settings.worker_poll_s if poll_s is None else poll_s
+    if not poll_s > 0:
+        raise ValueError(f"--poll-interval / worker_poll_s must be more than 0 seconds, got {poll_s}")
     queue, runner = build_worker(settings, forge_for, previewer)
     ended = runner.sweep()
     if ended:

@@ -15,6 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # not 5: dozens of clients connect at once; none may be reset by the backlog
+
+
 class FakeOpenAIServer:
     """``with FakeOpenAIServer() as srv: srv.base_url``; push faults onto ``srv.faults`` (one per request).
 
@@ -35,7 +39,7 @@ class FakeOpenAIServer:
         self.auth_headers: list[str | None] = []
         self.in_flight = self.max_in_flight = 0
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._httpd = _Server(("127.0.0.1", 0), _make_handler(self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
 

@@ -80,6 +80,44 @@ def test_cli_registers_bot_serve_and_worker() -> None:
         parser.parse_args(["bot", "serve", "--webhook-secret", "x"])  # no way to put a secret in argv
 
 
+def test_worker_poll_interval_from_settings_and_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from bot import worker
+    from bot.config import BotSettings
+    from bot.queue import JobQueue
+
+    assert BotSettings().worker_poll_s == 0.5  # an idle worker polls twice a second, not every 2 s
+    path = tmp_path / "labrador.toml"
+    path.write_text(f'[bot]\nworker_poll_s = 0.25\nwork_dir = "{tmp_path / "state"}"\n')
+    assert load_settings(path, {}).worker_poll_s == 0.25
+    path.write_text("[bot]\nworker_poll_s = -1\n")
+    with pytest.raises(ConfigError, match="worker_poll_s must not be negative"):
+        load_settings(path, {})
+    path.write_text(f'[bot]\nworker_poll_s = 0.25\nwork_dir = "{tmp_path / "state"}"\n')
+
+    ran: list[tuple[float, float | None, int]] = []
+    monkeypatch.setattr(worker, "run_worker", lambda settings, workers, worker_type, poll_s=None:
+                        ran.append((settings.worker_poll_s, poll_s, workers)))
+    parser = argparse.ArgumentParser(prog="labrador")
+    cli.register(parser.add_subparsers())
+    for argv in (["bot", "worker", "--config", str(path)],
+                 ["bot", "worker", "--config", str(path), "--poll-interval", "1.5", "--workers", "1"]):
+        args = parser.parse_args(argv)
+        assert args.func(args) == 0
+    assert ran == [(0.25, 0.25, 2), (1.5, 1.5, 1)]  # the file's value, then the flag's over it
+    with pytest.raises(SystemExit):
+        parser.parse_args(["bot", "worker", "--poll-interval", "soon"])
+
+    # the value reaches huey's consumer: back off from 0.1 s to at most poll_s between polls of an idle queue
+    settings = load_settings(path, {})
+    consumer = JobQueue(settings).consumer(workers=1, poll_s=settings.worker_poll_s)
+    assert (consumer.default_delay, consumer.max_delay) == (0.1, 0.25)
+    assert JobQueue(settings).consumer(poll_s=0.05).default_delay == 0.05  # never above the interval
+    monkeypatch.undo()
+    args = parser.parse_args(["bot", "worker", "--config", str(path), "--poll-interval", "0"])
+    assert args.func(args) == 2 and "must be more than 0" in capsys.readouterr().err
+
+
 def test_check_payloads_batch_annotations_by_fifty() -> None:
     notes = tuple(Annotation("taxonomy/a/qna.yaml", i, i, "failure", f"m{i}", "schema", start_column=2)
                   for i in range(1, 121))

@@ -1,21 +1,23 @@
-"""Rendering: hostile contributor and teacher text is inert in every sink, and the comment stays in bounds."""
+"""Rendering: hostile contributor and teacher text is inert in every part of the comment, which stays in bounds.
+
+The escaping itself (``trainer.markdown``) is tested in test_markdown.py, the shared preview in test_preview.py.
+"""
 
 from __future__ import annotations
 
 import re
 
-from bot import markdown as md
+import pytest
+from hostile import EVERY, HOSTILE, assert_inert
+
 from bot import render
 from bot.forge import STICKY_MARKER
 from bot.preview import PreviewResult
+from trainer.preview import render_preview_markdown
 from validators import Finding, Report
 from validators.changes import Changes
 
 HEAD = "0123456789abcdef0123456789abcdef01234567"
-HOSTILE = ("@acme/maintainers ping @octocat <script>alert(1)</script> <img src=x onerror=alert(1)> "
-           "| a | b | ```\n```\n<!-- labrador:sticky --> <!-- labrador:end:validation --> [x](javascript:alert(1)) "
-           "#1 **bold** \u202egnp.exe")
-MENTION = re.compile(r"(?<![\w`])@[A-Za-z0-9]")  # what GitHub would turn into a notification
 
 
 def hostile_report() -> Report:
@@ -23,56 +25,6 @@ def hostile_report() -> Report:
     return Report(path=path, branch="knowledge", findings=[
         Finding("schema", "error", HOSTILE, 3, 5, hint=HOSTILE, path=path),
         Finding("trailing-spaces", "warning", "trailing | pipe", 9, 1, path=path)])
-
-
-def outside_code(out: str) -> str:
-    """The text outside fenced code blocks (inside them nothing is interpreted), checking fences pair up."""
-    kept, fence = [], ""
-    for line in out.split("\n"):
-        run = re.match(r"^(`{3,})", line)
-        if fence:
-            if line == fence:
-                fence = ""
-        elif run:
-            fence = run.group(1)
-        else:
-            kept.append(line)
-    assert not fence, "unclosed code fence"
-    return "\n".join(kept)
-
-
-def assert_inert(out: str, requester: str = "") -> None:
-    assert out.count("<!--") == out.count("<!-- labrador:")  # only our own markers, even inside code
-    assert "\u202e" not in out
-    prose = outside_code(out)
-    assert "<script" not in prose and "<img" not in prose
-    if requester:  # the requester is notified on purpose
-        prose = prose.replace(f"requested by @{requester}", "")
-    assert not MENTION.search(prose), "unbroken @mention"
-
-
-def test_inline_text_escapes_everything() -> None:
-    out = md.text(HOSTILE)
-    assert_inert(out)
-    assert "<!--" not in out
-    assert "@\u200dacme" in out.replace("\\", "") and "&lt;script&gt;" in out
-    assert "\\|" in out and "|" not in out.replace("\\|", "")
-    assert "\n" not in out  # one line: safe in a table cell
-    assert "\\u202e" in out  # bidi overrides are shown, not obeyed
-
-
-def test_code_block_cannot_be_closed_early_or_hide_a_marker() -> None:
-    body = "before\n````\n```\nafter <!-- labrador:sticky -->"
-    out = md.code_block(body)
-    fence = out.split("\n", 1)[0]
-    assert set(fence) == {"`"} and len(fence) == 5
-    assert out.endswith("\n" + fence) and out.count(fence) == 2
-    assert "<!--" not in out
-
-
-def test_html_context_for_summaries() -> None:
-    out = md.html('<b>"@team"</b> #12')
-    assert out == "&lt;b&gt;&quot;@\u200dteam&quot;&lt;/b&gt; #\u200d12"
 
 
 def test_table_of_findings_keeps_its_shape_with_pipes_in_text() -> None:
@@ -100,6 +52,39 @@ def test_sticky_marker_cannot_be_forged_by_a_pull_request() -> None:
     assert render.parse_sticky(body) == sections  # nothing inside can end a section early
 
 
+@pytest.mark.parametrize("text", EVERY)
+def test_every_hostile_text_is_inert_in_the_comment(text: str) -> None:
+    """The preview tests' inputs, through every part of the sticky comment the bot posts."""
+    path = f"knowledge/{text}/qna.yaml"
+    report = Report(path=path, branch="knowledge", findings=[Finding("schema", "error", text, 1, 1, hint=text,
+                                                                     path=path)])
+    leaves = [render.LeafPreview(path, [{"context": text, "question": text, "answer": text}],
+                                 PreviewResult([{"question": text, "answer": text, "context": text}], 1, {text: 2},
+                                               0.5, error=text)),
+              render.LeafPreview(path, [], PreviewResult(error=text)),
+              render.LeafPreview(path, [], skipped=text)]
+    sections = {"validation": render.validation_section([report], Changes([text], [], ""), HEAD, text),
+                "preview": render.preview_section(leaves, HEAD, "maria"),
+                "notice": render.refused(text, text)}
+    body = render.compose(sections)
+    assert body.startswith(STICKY_MARKER) and body.count(STICKY_MARKER) == 1
+    assert_inert(body, requester="maria")
+    assert render.parse_sticky(body) == sections
+
+
+def test_preview_section_is_the_check_hooks_markdown_under_the_bots_heading() -> None:
+    """``labrador check`` shows the same Markdown the bot posts: each leaf verbatim, in order, after the heading."""
+    seeds = [{"question": "seed q", "answer": "seed a"}]
+    leaves = [render.LeafPreview("compositional_skills/x/qna.yaml", seeds,
+                                 PreviewResult([{"question": "gen q?", "answer": "gen a"}], 1, {"judge": 3}, 2.25)),
+              render.LeafPreview("compositional_skills/y/qna.yaml", seeds, PreviewResult(error="teacher down")),
+              render.LeafPreview("knowledge/z/qna.yaml", [], skipped="has errors")]
+    out = render.preview_section(leaves, HEAD, "maria", skipped=2)
+    expected = [render_preview_markdown(leaf.path, leaf.seeds, leaf.result, leaf.skipped) for leaf in leaves]
+    assert out == (f"### 🔎 Preview for `{HEAD[:12]}`, requested by @maria\n\n"
+                   "2 more leaf folder(s) were not previewed (limit reached).\n\n" + "\n\n".join(expected))
+
+
 def test_preview_shows_samples_beside_seeds_with_counts() -> None:
     leaf = render.LeafPreview("compositional_skills/x/qna.yaml", [{"question": "seed q", "answer": "seed a"}],
                               PreviewResult([{"question": "gen q?", "answer": "gen a"}], 1, {"judge": 3}, 2.25))
@@ -109,12 +94,6 @@ def test_preview_shows_samples_beside_seeds_with_counts() -> None:
     assert "kept **1**" in out and "judge 3" in out and "2.2 s" in out
     assert "<details><summary>Seeds (1)</summary>" in out and "<details><summary>Sample 1: gen q?</summary>" in out
     assert "Not previewed: has errors" in out
-
-
-def test_requester_login_is_only_mentioned_when_well_formed() -> None:
-    assert md.user("maria") == "@maria"
-    assert md.user("labrador[bot]") == "@labrador[bot]"
-    assert "@" + md.ZWJ in md.user("evil/@team")
 
 
 def test_comment_is_bounded_by_githubs_limit() -> None:

@@ -18,8 +18,9 @@ import uvicorn
 from test_bot_fakes import SECRET, settings_for
 
 from bot import webhook
-from bot.jobs import HELP, MERGED, PREVIEW, VALIDATE
+from bot.jobs import HELP, MERGED, PREVIEW, RETRY, VALIDATE
 from bot.queue import JobQueue
+from bot.routing import parse_command
 from bot.worker import build_app
 
 HEAD = "a" * 40
@@ -219,6 +220,52 @@ def test_comments_that_are_not_commands_are_ignored(srv: Server) -> None:
     assert srv.queue.pending() == []
     srv.post(comment_event("/lab dance", "2024-05-01T12:30:00Z"), event="issue_comment", delivery="c9")
     assert [j.kind for j in srv.queue.pending()] == [HELP]
+
+
+CITED = [  # a /lab line that GitHub shows inside a code block or a quote: someone citing it, not running it
+    "```\n/lab preview\n```",
+    "~~~\n/lab preview\n~~~",
+    "Try this:\n\n```text\n/lab retry\n```\n",
+    "````md\n```\n/lab preview\n```\n````",  # a shorter fence inside does not close the block
+    "~~~\n```\n/lab preview\n",  # backticks do not close a ~~~ block
+    "```\n/lab preview",  # an unclosed fence runs to the end of the comment
+    "   ~~~~\n/lab preview\n   ~~~~",
+    "> /lab preview",
+    ">/lab preview",
+    "   > /lab retry",
+    ">> /lab preview",
+    "> you wrote:\n/lab preview",  # a lazy continuation line is still part of the quote
+    "> ```\n> /lab preview\n> ```",
+    "Thanks!\r\n\r\n> /lab preview\r\n",
+]
+LIVE = [  # what is left outside them still counts
+    ("```\nsome code\n```\n/lab preview", PREVIEW, "/lab preview"),
+    ("> /lab preview\n\n/lab retry", RETRY, "/lab retry"),
+    ("~~~\n~~~\n/lab preview", PREVIEW, "/lab preview"),
+    ("```yaml\nx: 1\n   ```   \n/lab retry", RETRY, "/lab retry"),  # closing fence: 3 spaces, trailing blanks
+    ("``` not a fence `x`\n/lab preview", PREVIEW, "/lab preview"),  # a backtick in the info string: text
+    ("Looks good.\r\n/lab preview\r\n", PREVIEW, "/lab preview"),  # CRLF, as comments typed on github.com
+    ("  /lab   Retry  ", RETRY, "/lab   Retry"),
+]
+
+
+@pytest.mark.parametrize("body", CITED)
+def test_lab_commands_in_code_blocks_and_quotes_do_not_run(body: str) -> None:
+    assert parse_command(body) is None
+
+
+@pytest.mark.parametrize(("body", "kind", "line"), LIVE)
+def test_lab_commands_outside_code_blocks_and_quotes_run(body: str, kind: str, line: str) -> None:
+    assert parse_command(body) == (kind, line)
+
+
+def test_fenced_and_quoted_commands_queue_nothing(srv: Server) -> None:
+    for i, body in enumerate(CITED):
+        r = srv.post(comment_event(body, "2024-05-01T12:30:00Z"), event="issue_comment", delivery=f"q{i}")
+        assert r.status_code == 200 and "no command" in r.text, body
+    assert srv.queue.pending() == []
+    srv.post(comment_event(LIVE[0][0], "2024-05-01T12:30:00Z"), event="issue_comment", delivery="live")
+    assert [j.kind for j in srv.queue.pending()] == [PREVIEW]
 
 
 def test_merge_into_the_default_branch_queues_a_merge_record(srv: Server) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import re
 import shutil
@@ -10,9 +11,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from hostile import EVERY, assert_inert, visible
 
 import validators.cli
-from trainer.preview import NO_TEACHER, ZWJ, check_hook, md_code, md_text, render_preview_markdown, seeds_of
+from trainer.preview import NO_TEACHER, _previews, check_hook, render_preview_markdown, seeds_of
 from trainer.sdg import LeafResult
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,25 +27,7 @@ def sample(question: str, answer: str) -> dict:
                          {"role": "assistant", "content": answer}], "leaf": HAIKU}
 
 
-HOSTILE = [
-    "@octocat please look",
-    "<!-- labrador:section:preview -->",
-    "```\n# injected heading\n```",
-    "<script>alert(1)</script><img src=x onerror=alert(1)>",
-    "[click](javascript:alert(1)) ![x](http://evil/track.png)",
-    "fixes #123 and org/repo#4, cc @org/team",
-    "| a | b |\n|---|---|",
-    "````` five backticks",
-    "right-to-left \u202e override",
-]
-
-
-def visible(markdown: str) -> str:
-    """What stays outside fenced code blocks (where Markdown and HTML are live)."""
-    return re.sub(r"(?ms)^(`{3,})text\n.*?\n\1$", "", markdown)
-
-
-@pytest.mark.parametrize("text", HOSTILE)
+@pytest.mark.parametrize("text", EVERY)
 def test_hostile_text_is_inert_everywhere(text: str) -> None:
     res = LeafResult(f"{HAIKU}/qna.yaml", "ok", kept=1, dropped={"judge_rejected": 2, text: 1},
                      samples=[sample(text, text)], error="")
@@ -58,12 +42,43 @@ def test_hostile_text_is_inert_everywhere(text: str) -> None:
     assert fences and all(len(f) >= 3 for f in fences)
     for block in re.findall(r"(?ms)^(`{3,})text\n(.*?)\n\1$", out):  # no fence closes early
         assert block[0] not in block[1]
+    assert_inert(out)  # what the bot's comment tests ask of the same Markdown
 
 
-def test_code_block_fence_outgrows_content_and_text_escapes() -> None:
-    assert md_code("a ```` b").startswith("`````text\n")
-    assert md_text("*bold* <b> @me #1\nnext") == f"\\*bold\\* &lt;b&gt; \\@{ZWJ}me \\#{ZWJ}1<br>next"
-    assert md_text("x" * 50, limit=10).endswith("x …")
+@pytest.mark.parametrize("text", EVERY)
+def test_check_hook_output_is_inert(text: str, tmp_path: Path) -> None:
+    """What the hook prints (title, every leaf) with a hostile teacher name, leaf, seeds, samples and errors."""
+
+    async def preview_leaf(path: str, data: bytes, teacher: object, **_: object) -> LeafResult:
+        if path.endswith("/failed/qna.yaml"):
+            return LeafResult(path, "failed", error=text)
+        return LeafResult(path, "partial", kept=1, dropped={text: 1}, samples=[sample(text, text)], error=text)
+
+    class Teacher:
+        name = text
+        closed = False
+
+        async def aclose(self) -> None:
+            self.closed = True
+
+    data = {"seed_examples": [{"context": text, "questions_and_answers": [{"question": text, "answer": text}]}]}
+    reports = [SimpleNamespace(path=f"compositional_skills/{text}/{kind}/qna.yaml", data=data, branch=branch)
+               for kind, branch in (("ok", "compositional"), ("failed", "compositional"), ("docs", "knowledge"))]
+    for report in reports:  # the hook reads each leaf from the taxonomy (a hostile path is a legal file name)
+        (tmp_path / report.path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / report.path).write_text("version: 3\n")
+    teacher = Teacher()
+    out = asyncio.run(_previews(preview_leaf, reports, tmp_path, teacher, 1, 0, None, None, False))
+    assert teacher.closed
+    assert out.startswith("### Preview: 3 leaf(s), teacher ") and out.count("\n#### ") == 3
+    assert "_Not previewed: documents are off" in out and "_The preview failed: " in out
+    assert "_Some requests failed: " in out and "<summary>Sample 1: " in out
+    live = visible(out)
+    assert "<!--" not in out and "\u202e" not in out
+    assert "<script" not in live and "<img" not in live and "](" not in live
+    assert not re.search(r"(?<![\\])@(?!\u200d)\w", live)
+    assert not re.search(r"(?<![\\&])#(?!\u200d)\w", live)
+    assert_inert(out)
 
 
 def test_render_layout_seeds_stats_and_samples() -> None:
@@ -82,6 +97,9 @@ def test_render_layout_seeds_stats_and_samples() -> None:
     flat = SimpleNamespace(samples=[{"question": "q", "answer": "a", "context": "c"}], kept=1, dropped={},
                            seconds=0.0, error="")  # the bot's PreviewResult shape
     assert "**Context**" in render_preview_markdown("x/qna.yaml", [], flat)
+    assert render_preview_markdown("x/qna.yaml", seeds, None) == "#### x/qna\\.yaml\n\n_Not previewed._"
+    skipped = render_preview_markdown("x/qna.yaml", seeds, None, skipped="documents are off (--no-documents)")
+    assert skipped == "#### x/qna\\.yaml\n\n_Not previewed: documents are off \\(\\-\\-no\\-documents\\)_"
 
 
 def test_seeds_of_knowledge_and_skills() -> None:

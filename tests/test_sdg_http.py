@@ -150,27 +150,32 @@ def test_every_stage_runs_over_http_with_retries_and_the_cap(tmp_path: Path) -> 
 
 
 def test_high_concurrency_is_sharded_over_clients_under_one_cap() -> None:
-    from trainer.settings import GenerateSettings, ShardedTeacher, build_teacher
+    from trainer.settings import GenerateSettings, build_teacher
 
     with FakeOpenAIServer(delay_s=0.05) as srv:
         teacher = build_teacher(GenerateSettings(teacher=srv.base_url, max_concurrency=40))
-        assert isinstance(teacher, ShardedTeacher) and len(teacher.shards) == 3
-        assert [s.max_concurrency for s in teacher.shards] == [14, 13, 13]
+        assert isinstance(teacher, OpenAIHTTPTeacher) and teacher.max_concurrency == 40  # one teacher, one cap
         assert teacher.name == f"openai:{srv.base_url}#fake-model"  # as one client: same cache keys
+        clients: list[Any] = []
 
         async def go() -> list[list[str]]:
             try:
-                return list(await asyncio.gather(*(teacher.complete(Request.chat([("user", f"q{i}")]))
-                                                   for i in range(120))))
+                texts = list(await asyncio.gather(*(teacher.complete(Request.chat([("user", f"q{i}")]))
+                                                    for i in range(120))))
+                clients.extend(teacher._clients)
+                return texts
             finally:
                 await teacher.aclose()
 
         texts = asyncio.run(go())
         peak = srv.max_in_flight
     assert [t[0].split(" ", 2)[2] for t in texts] == [f"q{i}" for i in range(120)]
-    assert 1 < peak <= 40  # the caps add up to the one cap
-    assert all(0 < s.max_in_flight <= s.max_concurrency for s in teacher.shards)  # every shard did work
-    assert {s.model for s in teacher.shards} == {"fake-model"}
+    assert 1 < peak <= 40 and teacher.max_in_flight == 40  # the one cap, reached across clients, never exceeded
+    assert len(teacher.client_requests) == 3 and sum(teacher.client_requests) == 120  # ceil(40 / 16) clients
+    assert all(n > 0 for n in teacher.client_requests)  # every client did work
+    assert all(0 < p <= 14 for p in teacher.client_max_in_flight)  # at most ceil(40 / 3) <= 16 on one client
+    assert len(clients) == 3 and all(c.is_closed for c in clients)  # aclose closed every client
+    assert teacher.model == "fake-model"  # discovered once, for all clients
 
 
 # -- transformers serve: a real server, gibberish output -------------------------------------------------

@@ -70,6 +70,29 @@ def test_concurrency_cap_is_never_exceeded(fake: FakeOpenAIServer) -> None:
     assert teacher.max_in_flight <= 3
 
 
+@pytest.mark.parametrize(("cap", "clients"), [(1, 1), (16, 1), (17, 2), (33, 3)])
+def test_requests_spread_over_one_client_per_sixteen_under_the_one_cap(fake: FakeOpenAIServer, cap: int,
+                                                                       clients: int) -> None:
+    fake.delay_s = 0.02
+    teacher = OpenAIHTTPTeacher(fake.base_url, max_concurrency=cap, **FAST)
+    opened: list[object] = []
+
+    async def go() -> list[list[str]]:
+        try:
+            results = list(await asyncio.gather(*(teacher.complete(ask(f"q{i}")) for i in range(3 * cap))))
+            opened.extend(teacher._clients)
+            return results
+        finally:
+            await teacher.aclose()
+
+    assert len(run(go())) == 3 * cap
+    assert len(opened) == len(teacher.client_requests) == clients and all(c.is_closed for c in opened)
+    assert sum(teacher.client_requests) == 3 * cap and min(teacher.client_requests) > 0
+    assert max(teacher.client_max_in_flight) <= -(-cap // clients) <= 16  # one pool never serves more than 16
+    assert teacher.max_in_flight == cap and fake.max_in_flight <= cap  # reached, never exceeded
+    assert teacher.name == f"openai:{fake.base_url}#fake-model"  # however many clients
+
+
 def test_429_then_success_honours_retry_after(fake: FakeOpenAIServer) -> None:
     fake.faults.append({"status": 429, "headers": {"Retry-After": "1"}})
     teacher = OpenAIHTTPTeacher(fake.base_url, **FAST)

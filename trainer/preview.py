@@ -1,9 +1,9 @@
 """Synthetic-data previews: what ``labrador check`` prints and what the PR bot posts, from one renderer.
 
 ``render_preview_markdown`` is pure: leaf path, seeds and a generation result in, Markdown out. All of
-those are hostile (contributor and teacher text), so every string is escaped for its sink: inline text
-gets HTML entities, Markdown backslash escapes and broken ``@mentions``/``#refs``; long text goes in a
-fenced block that no content can close; nothing can emit ``<!--`` (the bot's hidden markers).
+those are hostile (contributor and teacher text), so every string goes through :mod:`trainer.markdown`,
+which escapes it for its sink (inline text, raw HTML, fenced blocks) and never emits ``<!--`` (the bot's
+hidden markers). The bot wraps the same blocks (:func:`preview_blocks`) in its own heading.
 ``check_hook`` is the ``labrador.check_hooks`` entry point.
 """
 
@@ -12,72 +12,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-ZWJ = "\u200d"
-_MD_SPECIALS = set("\\`*_{}[]()#+-.!|~>=\"'$:")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069\u200e\u200f]")
+from validators import check_file
+
+from . import markdown as md
+
 NO_PREVIEW_ENV = "LABRADOR_NO_PREVIEW"
 NO_TEACHER = ("preview skipped: no teacher configured; set `teacher = \"http://HOST:PORT/v1\"` under [generate] "
               "in labrador.toml or the environment variable LABRADOR_TEACHER (`labrador generate --teacher` "
               "does not apply to `check`)")
-
-
-# -- escaping (pure) -----------------------------------------------------------------------------------
-
-
-def _clean(value: object, limit: int) -> str:
-    """str; control and bidi characters shown as ``\\u`` escapes (no hidden or reordered text); clipped."""
-    s = str(value).replace("\r\n", "\n")
-    if len(s) > limit:
-        s = s[:limit] + " …"
-    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", s)
-
-
-def md_text(value: object, limit: int = 2_000, newline: str = "<br>") -> str:
-    """Inline-safe text for paragraphs and table cells."""
-    out = []
-    for ch in _clean(value, limit):
-        if ch in "&<>":
-            out.append({"&": "&amp;", "<": "&lt;", ">": "&gt;"}[ch])
-        elif ch == "\n":
-            out.append(newline)
-        elif ch in "@#":  # no mentions, team pings, issue references or headings
-            out.append("\\" + ch + ZWJ)
-        elif ch in _MD_SPECIALS:
-            out.append("\\" + ch)
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def md_html(value: object, limit: int = 200) -> str:
-    """Text for raw HTML such as ``<summary>``, where backslash escapes would show literally: entities."""
-    out = []
-    for ch in _clean(value, limit).replace("\n", " "):
-        if ch in "@#":
-            out.append(ch + ZWJ)
-        elif ch in _MD_SPECIALS or ch in "&<>":  # entities: literal characters, never markup of either kind
-            out.append(f"&#{ord(ch)};")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def md_code(value: object, limit: int = 4_000) -> str:
-    """A fenced block longer than any backtick run inside, so content cannot close it early."""
-    body = _clean(value, limit).replace("<!--", "<" + ZWJ + "!--")
-    longest = max((len(m) for m in re.findall(r"`+", body)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}text\n{body}\n{fence}"
-
-
-def _details(summary: str, body: str) -> str:
-    return f"<details><summary>{summary}</summary>\n\n{body}\n\n</details>"
 
 
 # -- rendering (pure) ----------------------------------------------------------------------------------
@@ -108,43 +55,55 @@ def seeds_of(data: Any) -> list[dict[str, str]]:
 
 
 def _qa(item: Mapping[str, Any], limit: int) -> str:
-    parts = [f"**{name.capitalize()}**\n\n{md_code(item[name], limit)}"
+    parts = [f"**{name.capitalize()}**\n\n{md.code_block(item[name], limit, lang='text')}"
              for name in ("context", "question", "answer") if item.get(name)]
     return "\n\n".join(parts)
 
 
-def render_preview_markdown(leaf_path: str, seeds: Sequence[Mapping[str, Any]], result: Any) -> str:
-    """One leaf's preview: stats, the seeds (collapsed) and each generated sample (collapsed).
-
-    ``result`` is a :class:`trainer.sdg.LeafResult` or anything with ``samples``, ``kept``, ``dropped``,
-    ``seconds`` and ``error`` (the bot's ``PreviewResult``); ``None`` means "not run".
-    """
-    head = f"#### {md_text(leaf_path, 300)}"
+def preview_blocks(leaf_path: str, seeds: Sequence[Mapping[str, Any]], result: Any, skipped: str = "") -> list[str]:
+    """:func:`render_preview_markdown` as whole blocks (heading, stats and seeds first; then one per sample),
+    so a caller with a size limit (the bot's comment) can drop whole blocks and never cut one in half."""
+    head = f"#### {md.text(leaf_path, 300)}"
+    if skipped:
+        return [f"{head}\n\n_Not previewed: {md.text(skipped, 300)}_"]
     if result is None:
-        return f"{head}\n\n_Not previewed._"
+        return [f"{head}\n\n_Not previewed._"]
     samples = [sample_fields(s) for s in getattr(result, "samples", None) or [] if isinstance(s, Mapping)]
     error = str(getattr(result, "error", "") or "")
     if error and not samples:
-        return f"{head}\n\n_The preview failed: {md_text(error, 500)}_"
+        return [f"{head}\n\n_The preview failed: {md.text(error, 500)}_"]
     dropped = getattr(result, "dropped", None) or {}
-    drops = ", ".join(f"{md_text(k, 40)} {int(v)}" for k, v in sorted(dropped.items()) if v) or "none"
+    drops = ", ".join(f"{md.text(k, 40)} {int(v)}" for k, v in sorted(dropped.items()) if v) or "none"
     stats = (f"kept **{int(getattr(result, 'kept', len(samples)))}** · dropped: {drops} · "
              f"{float(getattr(result, 'seconds', 0.0)):.1f} s")
-    blocks = [head, stats, _details(f"Seeds ({len(seeds)})", "\n\n".join(_qa(s, 800) for s in seeds[:10]))]
+    seeds_block = md.details(f"Seeds ({len(seeds)})", "\n\n".join(_qa(s, 800) for s in seeds[:10]))
+    blocks = [f"{head}\n\n{stats}\n\n{seeds_block}"]
     for i, sample in enumerate(samples, 1):
-        blocks.append(_details(f"Sample {i}: {md_html(sample.get('question', ''), 90)}", _qa(sample, 1_500)))
+        blocks.append(md.details(f"Sample {i}: {md.html(sample.get('question', ''), 90)}", _qa(sample, 1_500)))
     if not samples:
         blocks.append("_No sample passed the filters._")
     if error:
-        blocks.append(f"_Some requests failed: {md_text(error, 500)}_")
-    return "\n\n".join(blocks)
+        blocks.append(f"_Some requests failed: {md.text(error, 500)}_")
+    return blocks
+
+
+def render_preview_markdown(leaf_path: str, seeds: Sequence[Mapping[str, Any]], result: Any,
+                            skipped: str = "") -> str:
+    """One leaf's preview: stats, the seeds (collapsed) and each generated sample (collapsed).
+
+    ``result`` is a :class:`trainer.sdg.LeafResult` or anything with ``samples``, ``kept``, ``dropped``,
+    ``seconds`` and ``error`` (the bot's ``PreviewResult``); ``None`` means "not run", and ``skipped``
+    says why (shown to the reader, escaped).
+    """
+    return "\n\n".join(preview_blocks(leaf_path, seeds, result, skipped))
 
 
 # -- the `labrador check` hook (edge) ------------------------------------------------------------------
 
 
 def _previewable(reports: Sequence[Any]) -> list[Any]:
-    return [r for r in reports if r.ok and r.path.endswith("/qna.yaml") and isinstance(r.data, dict)]
+    # a verdict served from the cache carries no parsed data: the leaf is parsed again when previewed
+    return [r for r in reports if r.ok and r.path.endswith("/qna.yaml")]
 
 
 def check_hook(args: argparse.Namespace, reports: Sequence[Any]) -> int:
@@ -188,15 +147,16 @@ async def _previews(preview_leaf: Any, leaves: Sequence[Any], taxonomy: Path, te
                     config: Any, local: Path | None, documents: bool) -> str:
     async def one(report: Any) -> str:
         if report.branch == "knowledge" and not documents:
-            return f"#### {md_text(report.path, 300)}\n\n_Not previewed: documents are off (--no-documents)._"
+            return render_preview_markdown(report.path, [], None, skipped="documents are off (--no-documents)")
         data = (taxonomy / report.path).read_bytes()
+        parsed = report.data if isinstance(report.data, dict) else check_file(report.path, data, config).data
         result = await preview_leaf(report.path, data, teacher, samples=samples, seed=seed, config=config,
                                     local_repo=local, taxonomy_repo=local)
-        return render_preview_markdown(report.path, seeds_of(report.data), result)
+        return render_preview_markdown(report.path, seeds_of(parsed), result)
 
     try:
         parts = await asyncio.gather(*(one(r) for r in leaves))
     finally:
         await teacher.aclose()
-    title = f"### Preview: {len(leaves)} leaf(s), teacher {md_text(getattr(teacher, 'name', 'teacher'), 200)}"
+    title = f"### Preview: {len(leaves)} leaf(s), teacher {md.text(getattr(teacher, 'name', 'teacher'), 200)}"
     return "\n\n".join([title, *parts])

@@ -17,10 +17,9 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .teachers import Request, Teacher, make_teacher
+from .teachers import Teacher, make_teacher
 
 TEACHER_ENV = "LABRADOR_TEACHER"
-CONNECTIONS_PER_CLIENT = 16  # see ShardedTeacher
 SECTION = "generate"
 HOW_TO_CONFIGURE = (
     f"no teacher configured: set `teacher = \"http://HOST:PORT/v1\"` under [{SECTION}] in labrador.toml, "
@@ -118,42 +117,4 @@ def build_teacher(settings: GenerateSettings) -> Teacher:
         if not file.is_file():
             raise SettingsError(f"replay teacher: recording {file} does not exist")
         return ReplayTeacher.from_file(file, max_concurrency=settings.max_concurrency)
-    options = teacher_options(spec, settings)
-    shards = -(-settings.max_concurrency // CONNECTIONS_PER_CLIENT)
-    if "max_concurrency" not in options or shards == 1:
-        return make_teacher(spec, **options)
-    caps = [settings.max_concurrency // shards + (i < settings.max_concurrency % shards) for i in range(shards)]
-    first = make_teacher(spec, **{**options, "max_concurrency": caps[0]})  # discovers the model once
-    rest = [make_teacher(spec, **{**options, "model": first.model, "max_concurrency": cap})  # type: ignore[attr-defined]
-            for cap in caps[1:]]
-    return ShardedTeacher([first, *rest])
-
-
-class ShardedTeacher:
-    """One endpoint through several HTTP clients, each with at most ``CONNECTIONS_PER_CLIENT`` connections.
-
-    Why: one ``httpx.AsyncClient`` slows down sharply as its pool grows (measured here: 64 keep-alive
-    connections served ~60 requests/s against a server able to do 320; four clients of 16 did 280).
-    Requests go to the shard with the fewest outstanding; the caps add up to ``max_concurrency``.
-    Same ``name`` as a single client, so cache keys and provenance do not change.
-    """
-
-    def __init__(self, shards: list[Teacher]) -> None:
-        self.shards = shards
-        self.name = shards[0].name
-        self._outstanding = [0] * len(shards)
-
-    async def complete(self, request: Request) -> list[str]:
-        i = min(range(len(self.shards)), key=self._outstanding.__getitem__)
-        self._outstanding[i] += 1
-        try:
-            return await self.shards[i].complete(request)
-        finally:
-            self._outstanding[i] -= 1
-
-    def count_tokens(self, text: str) -> int:
-        return self.shards[0].count_tokens(text)
-
-    async def aclose(self) -> None:
-        for shard in self.shards:
-            await shard.aclose()
+    return make_teacher(spec, **teacher_options(spec, settings))

@@ -4,6 +4,11 @@ Built for long SDG runs against shared servers: one cap on requests in flight pe
 retries with exponential backoff and jitter on 429/5xx/timeouts/connection errors (``Retry-After``
 honoured), and defensive parsing, because a misbehaving server must surface as :class:`TeacherError`,
 never as a ``KeyError`` deep inside the generator.
+
+Above ``CONNECTIONS_PER_CLIENT`` requests in flight, requests are spread over several ``httpx.AsyncClient``
+pools under that same single cap: one client slows down sharply as its pool grows (measured: 640 requests
+with 64 keep-alive connections in one client took 10.9 s where the server's ideal was 2.0 s; 4 clients x 16
+connections took 2.3 s).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from .base import Request, TeacherError, cut_at_stop, sample_seed
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 WORDS_TO_TOKENS = 1.3  # rough tokens-per-word of BPE tokenizers on English, used without a tokenizer
+CONNECTIONS_PER_CLIENT = 16  # connections one httpx.AsyncClient serves well; more go to another client
 
 
 class _Retryable(Exception):
@@ -70,7 +76,8 @@ def _snippet(text: str, limit: int = 200) -> str:
 
 
 class OpenAIHTTPTeacher:
-    """Chat completions over HTTP with ``httpx.AsyncClient``."""
+    """Chat completions over HTTP with ``httpx.AsyncClient``: one, or one per ``CONNECTIONS_PER_CLIENT``
+    requests of ``max_concurrency``; each request goes to the client with the fewest in flight."""
 
     def __init__(
         self,
@@ -106,7 +113,10 @@ class OpenAIHTTPTeacher:
         self._tokenizer = _load_tokenizer(tokenizer_path) if tokenizer_path else None
         self.n_supported: bool | None = None  # learnt from the server's first n > 1 answer
         self.in_flight = self.max_in_flight = 0  # observable; max_in_flight never exceeds max_concurrency
-        self._client: Any = None
+        self.client_requests: list[int] = []  # observable: requests sent through each client, and their peaks
+        self.client_max_in_flight: list[int] = []
+        self._clients: list[Any] = []
+        self._outstanding: list[int] = []
         self._sem: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.model = model or url_model or self._discover_model()
@@ -141,8 +151,8 @@ class OpenAIHTTPTeacher:
         return math.ceil(len(text.split()) * WORDS_TO_TOKENS)
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
+        clients, self._clients = self._clients, []
+        for client in clients:
             await client.aclose()
 
     def _error(self, message: str) -> TeacherError:
@@ -194,17 +204,23 @@ class OpenAIHTTPTeacher:
         return [cut_at_stop(t, request.stop) for t in texts]  # servers that ignore "stop"
 
     async def _post_with_retries(self, path: str, body: dict[str, Any]) -> Any:
-        client, sem = self._ensure_client()
+        clients, sem = self._ensure_clients()
+        outstanding, sent, peaks = self._outstanding, self.client_requests, self.client_max_in_flight
         last = "no attempt"
         for attempt in range(1, self.max_attempts + 1):
             try:
-                async with sem:
+                async with sem:  # the one cap, across all clients
+                    i = min(range(len(clients)), key=outstanding.__getitem__)
+                    outstanding[i] += 1
+                    sent[i] += 1
+                    peaks[i] = max(peaks[i], outstanding[i])
                     self.in_flight += 1
                     self.max_in_flight = max(self.max_in_flight, self.in_flight)
                     try:
-                        resp = await client.post(self.base_url + path, json=body)
+                        resp = await clients[i].post(self.base_url + path, json=body)
                     finally:
                         self.in_flight -= 1
+                        outstanding[i] -= 1
                 return self._decode(resp)
             except _Retryable as exc:
                 last, retry_after = str(exc), exc.retry_after
@@ -234,15 +250,20 @@ class OpenAIHTTPTeacher:
         ceiling = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
-    def _ensure_client(self) -> tuple[Any, asyncio.Semaphore]:
+    def _ensure_clients(self) -> tuple[list[Any], asyncio.Semaphore]:
         loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop or self._sem is None:
+        if not self._clients or self._loop is not loop or self._sem is None:
             # httpx pools and semaphores are bound to one event loop: rebuild on a new loop.
+            count = -(-self.max_concurrency // CONNECTIONS_PER_CLIENT)
+            # Fewest-in-flight placement under the one semaphore never puts more than this on one client.
+            limits = self._httpx.Limits(max_connections=-(-self.max_concurrency // count))
             timeout = self._httpx.Timeout(self.timeout_s, connect=min(10.0, self.timeout_s))
-            limits = self._httpx.Limits(max_connections=self.max_concurrency)
-            self._client = self._httpx.AsyncClient(headers=self._headers, timeout=timeout, limits=limits)
+            self._clients = [self._httpx.AsyncClient(headers=self._headers, timeout=timeout, limits=limits)
+                             for _ in range(count)]
+            self._outstanding = [0] * count
+            self.client_requests, self.client_max_in_flight = [0] * count, [0] * count
             self._sem, self._loop = asyncio.Semaphore(self.max_concurrency), loop
-        return self._client, self._sem
+        return self._clients, self._sem
 
     def _discover_model(self) -> str:
         """First model of GET /models (blocking, once, at construction) so ``name`` is known up front."""
