@@ -160,6 +160,21 @@ def test_preview_with_env_teacher_renders_samples_beside_seeds(monkeypatch, taxo
     assert summary.read_text().startswith("### Preview")  # also in the GitHub job summary
 
 
+def test_leaf_whose_verdict_comes_from_the_cache_is_still_previewed(monkeypatch, taxonomy: Path, capsys,
+                                                                    tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    hook = SimpleNamespace(load=lambda: check_hook)
+    monkeypatch.setattr(validators.cli, "entry_points",
+                        lambda group: [hook] if group == "labrador.check_hooks" else [])
+    args = ["check", "--all", "--taxonomy", str(taxonomy)]
+    assert validators.cli.main(args) == 0  # primes the verdict cache (no teacher yet)
+    capsys.readouterr()
+    monkeypatch.setenv("LABRADOR_TEACHER", f"replay:{FIXTURES / 'freeform.json'}")
+    assert validators.cli.main(args) == 0  # the verdict is cached: the report carries no parsed leaf
+    out = capsys.readouterr().out
+    assert "<summary>Seeds (6)</summary>" in out and "<summary>Sample 1: " in out
+
+
 def test_config_teacher_and_json_output_stays_clean(monkeypatch, taxonomy: Path, capsys, tmp_path: Path) -> None:
     (tmp_path / "labrador.toml").write_text(f'[generate]\nteacher = "replay:{FIXTURES / "freeform.json"}"\n'
                                             "preview_samples = 1\n")
