@@ -16,7 +16,7 @@
    when the signed ``pull_request.opened`` delivery is sent and stops when the server applied the PATCH that
    completed the check run (its own timestamp, no polling error). The worker: ``fast`` = the bot's
    ``build_worker`` under a huey consumer polling every --poll-ms; ``cli`` = the stock ``labrador bot worker``,
-   whose idle polling backs off to 2 s (shown for comparison; PRs arrive after idle gaps of --gap seconds).
+   whose idle polling backs off to its --poll-interval (default 0.5 s; PRs arrive after idle gaps of --gap seconds).
 
     .venv/bin/python benchmarks/bench_bot.py [--rate 200] [--seconds 30] [--runs 5] [--worker fast,cli]
                                              [--skip-ack] [--skip-pr] [--json FILE]
