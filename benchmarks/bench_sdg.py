@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -34,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -269,25 +271,20 @@ def _call(url: str, path: str) -> dict[str, Any]:
     return httpx.post(url.removesuffix("/v1") + path, timeout=10).json()
 
 
-def _start_server(args: argparse.Namespace, batch: bool) -> tuple[subprocess.Popen, str]:
-    import socket
+@contextlib.contextmanager
+def _server(args: argparse.Namespace, batch: bool) -> Iterator[str]:
+    """The simulated endpoint in a subprocess, for the ``with`` block; yields its base URL."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from tinymodel import free_port, stop_process  # not at the top: upstream's venv runs this file too
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     cmd = [sys.executable, __file__, "serve", str(port), str(args.slots), str(args.latency), str(args.items)]
     proc = subprocess.Popen(cmd + ([] if batch else ["--no-batch"]), stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    return proc, f"http://127.0.0.1:{port}/v1"
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
     try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        stop_process(proc)
 
 
 def main() -> None:
@@ -312,28 +309,22 @@ def main() -> None:
     leaves = make_taxonomy(taxonomy, args.variants)
     report: dict[str, Any] = {"slots": args.slots, "latency_s": args.latency, "leaves": len(leaves),
                               "items": args.items}
-    server, url = _start_server(args, batch=True)
-    try:
+    with _server(args, batch=True) as url:
         report["ours"] = {**run_ours(url, taxonomy, work / "ours", args.slots), "server": _call(url, "/stats")}
         if Path(args.upstream_python).exists():
             _call(url, "/reset")
             report["upstream"] = {**run_upstream(args.upstream_python, url, taxonomy, work / "up"),
                                   "server": _call(url, "/stats")}
-    finally:
-        _stop(server)
     if args.no_batch_leaves and Path(args.upstream_python).exists():
         small = work / "small"
         for leaf in leaves[:: max(1, len(leaves) // args.no_batch_leaves)][: args.no_batch_leaves]:
             shutil.copytree(taxonomy / leaf, small / leaf)
-        server, url = _start_server(args, batch=False)
-        try:
+        with _server(args, batch=False) as url:
             report["ours_small_nobatch"] = {**run_ours(url, small, work / "ours-small", args.slots),
                                             "server": _call(url, "/stats")}
             _call(url, "/reset")
             report["upstream_small_nobatch"] = {**run_upstream(args.upstream_python, url, small, work / "up-small"),
                                                 "server": _call(url, "/stats")}
-        finally:
-            _stop(server)
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:

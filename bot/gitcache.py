@@ -7,25 +7,17 @@ argv or log line. Fetches are bounded in size and time, one per repository at a 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import re
-import shutil
-import tempfile
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pygit2
 
+from validators.gitfetch import BoundedFetch, bare_repository, bound_network_waits, file_lock
+
 from .config import Secret
 from .forge import ForgeError, HeadMissing
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
 
 PULL_REF = "refs/labrador/pull/{number}"
 BASE_REF = "refs/labrador/base/{ref}"
@@ -37,15 +29,13 @@ def redact(text: str) -> str:
     return _USERINFO.sub(r"\1", text)
 
 
-class _Callbacks(pygit2.RemoteCallbacks):
+class _Callbacks(BoundedFetch):
     """Token on demand, at most twice (libgit2 asks again forever on a bad one), size and time bounds."""
 
     def __init__(self, token: Secret | None, max_bytes: int, timeout_s: float) -> None:
-        super().__init__()
+        super().__init__(max_bytes, timeout_s, ForgeError)
         self._token = token
         self._asked = 0
-        self._max = max_bytes
-        self._deadline = time.monotonic() + timeout_s
 
     def credentials(self, url: str, username_from_url: str | None, allowed_types: int) -> pygit2.UserPass:
         self._asked += 1
@@ -53,39 +43,11 @@ class _Callbacks(pygit2.RemoteCallbacks):
             raise ForgeError("the git server refused the credentials")
         return pygit2.UserPass("x-access-token", self._token.reveal())
 
-    def transfer_progress(self, stats: pygit2.remotes.TransferProgress) -> None:
-        if stats.received_bytes > self._max:
-            raise ForgeError(f"the fetch is larger than {self._max >> 20:,} MiB")
-        if time.monotonic() > self._deadline:
-            raise ForgeError("the fetch took too long")
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
 
 def cache_path(cache_dir: Path, repo: str) -> Path:
     """A bare repository per forge repository; the name is a digest, so no path tricks in ``repo``."""
     digest = hashlib.sha256(repo.encode()).hexdigest()[:20]
     return Path(cache_dir) / f"{digest}.git"
-
-
-def _ensure(gitdir: Path) -> pygit2.Repository:
-    if not gitdir.exists():  # build beside it, then rename: a crash never leaves a half-made repository
-        tmp = Path(tempfile.mkdtemp(prefix=gitdir.name + ".tmp", dir=gitdir.parent))
-        try:
-            pygit2.init_repository(str(tmp), bare=True)
-            os.rename(tmp, gitdir)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return pygit2.Repository(str(gitdir))
 
 
 def pr_refspecs(number: int, base_ref: str) -> list[str]:
@@ -112,13 +74,11 @@ def fetch(cache_dir: Path, repo: str, url: str, refspecs: Sequence[str], want: S
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     gitdir = cache_path(cache_dir, repo)
-    with _locked(gitdir.with_name(gitdir.name + ".lock")):
-        git = _ensure(gitdir)
+    with file_lock(gitdir.with_name(gitdir.name + ".lock")):
+        git = bare_repository(gitdir)
         if all(git.get(sha) is not None for sha in want):
             return gitdir
-        for name, ms in (("server_connect_timeout", 30_000), ("server_timeout", 120_000)):
-            with contextlib.suppress(Exception):  # libgit2 waits forever by default
-                setattr(pygit2.settings, name, getattr(pygit2.settings, name) or ms)
+        bound_network_waits()
         remote = git.remotes.create_anonymous(url)
         try:
             remote.fetch(list(refspecs), callbacks=_Callbacks(token, max_bytes, timeout_s))

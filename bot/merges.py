@@ -6,20 +6,16 @@ run"; a file is trivial to ship, read and audit. Records are idempotent by (repo
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import posixpath
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .forge import ChangedFile
+from validators.gitfetch import file_lock
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+from .forge import ChangedFile
 
 LEAF_FILE = "qna.yaml"
 
@@ -44,17 +40,6 @@ def leaves_of(files: Iterable[ChangedFile], taxonomy_dir: str) -> tuple[list[str
     return sorted(changed), sorted(deleted - changed)
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    fd = os.open(str(path) + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 def read_merges(path: Path) -> list[dict[str, Any]]:
     try:
         with open(path, encoding="utf-8") as fh:
@@ -67,7 +52,7 @@ def record_merge(path: Path, record: dict[str, Any]) -> bool:
     """Append ``record`` unless one with the same repo and merge_sha is there; True when appended."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(path):
+    with file_lock(str(path) + ".lock"):
         for old in read_merges(path):
             if old.get("repo") == record["repo"] and old.get("merge_sha") == record["merge_sha"]:
                 return False

@@ -10,13 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import importlib.util
 import json
-import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +22,7 @@ import yaml
 httpx = pytest.importorskip("httpx")
 
 from openai_server import FakeOpenAIServer  # noqa: E402
-from tinymodel import build_tiny_model  # noqa: E402
+from tinymodel import build_tiny_model, can_serve, serve_model, wait_until_served  # noqa: E402
 
 from trainer.sdg import LeafResult, generate_leaf  # noqa: E402
 from trainer.sdg.prompting import BUILTIN_DIR, prompt_classifier  # noqa: E402
@@ -182,54 +177,24 @@ def test_high_concurrency_is_sharded_over_clients_under_one_cap() -> None:
 # Last in the file: the server is spawned before the first test of the module and boots meanwhile.
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module", autouse=True)
 def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subprocess.Popen, str, Path, Path] | None]:
-    exe = Path(sys.executable).with_name("transformers")
-    if not (exe.exists() and all(importlib.util.find_spec(m) for m in ("torch", "fastapi", "uvicorn"))):
+    if not can_serve():
         yield None
         return
     model = build_tiny_model(tmp_path_factory.mktemp("sdg-served-model"))
     config = json.loads((model / "config.json").read_text())
     config["max_position_embeddings"] = 4096  # room for the real (long) LAB prompts; RoPE does not care
     (model / "config.json").write_text(json.dumps(config))
-    port, home = _free_port(), tmp_path_factory.mktemp("sdg-hf-home")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(home), "OMP_NUM_THREADS": "1"}
-    cmd = [str(exe), "serve", str(model), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
-    with (home / "serve.log").open("w+b") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-        try:
-            yield proc, f"http://127.0.0.1:{port}/v1", model, home / "serve.log"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with serve_model(model, tmp_path_factory.mktemp("sdg-hf-home")) as (proc, url, log):
+        yield proc, url, model, log
 
 
 def test_tiny_model_over_transformers_serve(serve, tmp_path: Path) -> None:
     if serve is None:
         pytest.skip("needs torch and transformers[serving]")
     proc, url, model, log = serve
-    deadline = time.monotonic() + 120
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"transformers serve exited:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            if httpx.get(url.removesuffix("/v1") + "/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail("transformers serve not ready after 120 s")
-        time.sleep(0.2)
+    wait_until_served(proc, url, log)
     repo = override_prompts(tmp_path / "repo", all={"max_tokens": 12}, freeform_questions={"n": 2})
     teacher = OpenAIHTTPTeacher(f"{url}#{model}", max_concurrency=3, tokenizer_path=model, **FAST)
     res = run_leaf(teacher, tmp_path / "out", repo)

@@ -8,11 +8,7 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import os
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +18,7 @@ import pytest
 httpx = pytest.importorskip("httpx")
 
 from openai_server import FakeOpenAIServer  # noqa: E402
-from tinymodel import build_tiny_model  # noqa: E402
+from tinymodel import build_tiny_model, can_serve, free_port, serve_model, wait_until_served  # noqa: E402
 
 from trainer.teachers import Request, Teacher, TeacherError, make_teacher  # noqa: E402
 from trainer.teachers.base import sample_seed  # noqa: E402
@@ -44,12 +40,6 @@ async def complete_then_close(teacher: OpenAIHTTPTeacher, *requests: Request) ->
         return list(await asyncio.gather(*(teacher.complete(r) for r in requests)))
     finally:
         await teacher.aclose()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- fault injection ---------------------------------------------------------------------------------
@@ -235,38 +225,15 @@ def test_parse_retry_after() -> None:
 ServeProcess = tuple[subprocess.Popen, str, Path, Path]  # process, base_url, model_dir, log file
 
 
-def _has(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
-
-
 @pytest.fixture(scope="module", autouse=True)
 def serve_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess | None]:
     """Spawn ``transformers serve MODEL_DIR`` offline on a free port without waiting for it."""
-    exe = Path(sys.executable).with_name("transformers")
-    if not (exe.exists() and _has("torch") and _has("fastapi") and _has("uvicorn")):
+    if not can_serve():
         yield None  # the fault-injection tests need none of it
         return
     model_dir = build_tiny_model(tmp_path_factory.mktemp("served-model"))
-    port, home = free_port(), tmp_path_factory.mktemp("hf-home")
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "HF_HOME": str(home),
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "OMP_NUM_THREADS": "1",
-    }
-    cmd = [str(exe), "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
-    with (home / "serve.log").open("w+b") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-        try:
-            yield proc, f"http://127.0.0.1:{port}/v1", model_dir, home / "serve.log"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with serve_model(model_dir, tmp_path_factory.mktemp("hf-home")) as (proc, url, log):
+        yield proc, url, model_dir, log
 
 
 @pytest.fixture(scope="module")
@@ -275,20 +242,8 @@ def served(serve_process: ServeProcess | None) -> tuple[str, Path]:
     if serve_process is None:
         pytest.skip("needs torch and transformers[serving]")
     proc, url, model_dir, log = serve_process
-    health = url.removesuffix("/v1") + "/health"
-    deadline = time.monotonic() + 120
-    while True:
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-3000:]
-            pytest.fail(f"transformers serve exited with {proc.returncode}:\n{tail}")
-        try:
-            if httpx.get(health, timeout=1).status_code == 200:
-                return url, model_dir
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail("transformers serve not ready after 120 s")
-        time.sleep(0.2)
+    wait_until_served(proc, url, log)
+    return url, model_dir
 
 
 def test_transformers_serve_end_to_end(served: tuple[str, Path]) -> None:

@@ -1,11 +1,20 @@
 """A tiny, randomly initialised Llama built locally, so teacher tests never download weights.
 
 The model and tokenizer are saved with ``save_pretrained`` so they load through the same
-``from_pretrained`` path a real teacher directory would (and ``transformers serve`` can serve them).
+``from_pretrained`` path a real teacher directory would, and ``serve_model`` serves them with
+``transformers serve`` (offline, on CPU, on a free loopback port).
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -96,3 +105,71 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """Terminate ``proc``, wait up to 10 s, then kill it."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _serve_exe() -> Path:
+    return Path(sys.executable).with_name("transformers")
+
+
+def can_serve() -> bool:
+    """Whether ``transformers serve`` can run here (the CLI beside this Python, torch, fastapi, uvicorn)."""
+    return _serve_exe().exists() and all(importlib.util.find_spec(m) for m in ("torch", "fastapi", "uvicorn"))
+
+
+@contextlib.contextmanager
+def serve_model(model_dir: Path, home: Path) -> Iterator[tuple[subprocess.Popen, str, Path]]:
+    """Start ``transformers serve MODEL_DIR`` offline (``HF_HOME=home``) on a free loopback port, without
+    waiting for it; yields (process, base URL ending in ``/v1``, log file) and stops the process after."""
+    port, log_path = free_port(), Path(home) / "serve.log"
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(home),
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "OMP_NUM_THREADS": "1",
+    }
+    cmd = [str(_serve_exe()), "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
+    with log_path.open("w+b") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            yield proc, f"http://127.0.0.1:{port}/v1", log_path
+        finally:
+            stop_process(proc)
+
+
+def wait_until_served(proc: subprocess.Popen, url: str, log_path: Path, seconds: float = 120) -> None:
+    """Return once ``/health`` answers 200; fail the test (with the log's tail) if the server exits or is
+    not ready after ``seconds``."""
+    import httpx
+
+    health = url.removesuffix("/v1") + "/health"
+    deadline = time.monotonic() + seconds
+    while True:
+        if proc.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-3000:]
+            pytest.fail(f"transformers serve exited with {proc.returncode}:\n{tail}")
+        try:
+            if httpx.get(health, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"transformers serve not ready after {seconds:.0f} s")
+        time.sleep(0.2)

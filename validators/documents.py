@@ -10,12 +10,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import ipaddress
-import os
 import re
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,11 +20,7 @@ import pygit2
 
 from .config import Config
 from .findings import Finding, Report
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: the atomic rename still protects creation
-    fcntl = None  # type: ignore[assignment]
+from .gitfetch import BoundedFetch, bare_repository, bound_network_waits, file_lock
 
 MAX_FILES = 100_000  # tree entries walked per commit
 MAX_PATH = 1024  # longer paths (tree bombs) are skipped
@@ -200,56 +193,23 @@ def _pattern_problem(pattern: object) -> str | None:
     return None
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
-class _Bounded(pygit2.RemoteCallbacks):
-    """Abort a fetch that grows past MAX_FETCH_BYTES or runs past FETCH_SECONDS."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.deadline = time.monotonic() + FETCH_SECONDS
-
-    def transfer_progress(self, stats: pygit2.remotes.TransferProgress) -> None:
-        if stats.received_bytes > MAX_FETCH_BYTES:
-            raise DocumentError(f"the repository is larger than {MAX_FETCH_BYTES >> 20:,} MiB")
-        if time.monotonic() > self.deadline:
-            raise DocumentError(f"the fetch took longer than {FETCH_SECONDS:.0f} seconds")
-
-
 def _fetch_into_cache(gitdir: Path, url: str, sha: str) -> bool:
     """Make ``sha`` present in the bare cache repo, fetching only if it is missing; one process at a time.
     False when the fetch worked but the commit is not in the repository."""
     gitdir.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(gitdir.with_name(gitdir.name + ".lock")):
-        if not gitdir.exists():  # build elsewhere, then rename: a crash never leaves a half-made repo
-            tmp = Path(tempfile.mkdtemp(prefix=gitdir.name + ".tmp", dir=gitdir.parent))
-            try:
-                pygit2.init_repository(str(tmp), bare=True)
-                os.rename(tmp, gitdir)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-        repo = pygit2.Repository(str(gitdir))
+    with file_lock(gitdir.with_name(gitdir.name + ".lock")):
+        repo = bare_repository(gitdir)
         if repo.get(sha) is not None:
             return True
-        for name, ms in (("server_connect_timeout", 30_000), ("server_timeout", 120_000)):
-            with contextlib.suppress(Exception):  # libgit2 waits forever by default; keep a caller's choice
-                setattr(pygit2.settings, name, getattr(pygit2.settings, name) or ms)
+        bound_network_waits()
         remote = repo.remotes.create_anonymous(url)
         local = url.lower().startswith("file:")
         attempts = [([f"+{sha}:refs/labrador/{sha}"], 0 if local else 1),  # just the commit, if the server lets us
                     (["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"], 0)]
         for k, (refspecs, depth) in enumerate(attempts):
             try:
-                remote.fetch(refspecs, callbacks=_Bounded(), depth=depth)
+                bounded = BoundedFetch(MAX_FETCH_BYTES, FETCH_SECONDS, DocumentError)
+                remote.fetch(refspecs, callbacks=bounded, depth=depth)
             except pygit2.GitError as exc:
                 if k == len(attempts) - 1:
                     raise DocumentError(f"could not fetch {_redact(url)}: {_redact(str(exc))}",

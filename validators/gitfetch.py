@@ -1,0 +1,73 @@
+"""Bounded fetches into a bare cache repository, one process at a time: the pieces the document checker
+(``validators.documents``) and the bot (``bot.gitcache``, ``bot.merges``) share.
+
+Imports pygit2, so import this module only where pygit2 is loaded anyway (``validators.cli`` reaches it
+only through ``validators.documents``, and only when a document is checked).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pygit2
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: the atomic rename still protects creation
+    fcntl = None  # type: ignore[assignment]
+
+_TIMEOUTS_MS = (("server_connect_timeout", 30_000), ("server_timeout", 120_000))
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the file ``path`` (created, mode 0o600) for the ``with`` block."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+class BoundedFetch(pygit2.RemoteCallbacks):
+    """Fetch callbacks that abort once more than ``max_bytes`` arrived or ``seconds`` passed, raising
+    ``error(message)`` (pygit2 re-raises it from ``Remote.fetch``)."""
+
+    def __init__(self, max_bytes: int, seconds: float, error: Callable[[str], Exception] = RuntimeError) -> None:
+        super().__init__()
+        self.max_bytes, self.seconds, self.error = max_bytes, seconds, error
+        self.deadline = time.monotonic() + seconds
+
+    def transfer_progress(self, stats: pygit2.remotes.TransferProgress) -> None:
+        if stats.received_bytes > self.max_bytes:
+            raise self.error(f"the fetch is larger than {self.max_bytes >> 20:,} MiB")
+        if time.monotonic() > self.deadline:
+            raise self.error(f"the fetch took longer than {self.seconds:.0f} seconds")
+
+
+def bare_repository(gitdir: Path) -> pygit2.Repository:
+    """The bare repository at ``gitdir``, made first if missing: built beside it and renamed into place, so
+    a crash never leaves a half-made repository."""
+    if not gitdir.exists():
+        tmp = Path(tempfile.mkdtemp(prefix=gitdir.name + ".tmp", dir=gitdir.parent))
+        try:
+            pygit2.init_repository(str(tmp), bare=True)
+            os.rename(tmp, gitdir)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return pygit2.Repository(str(gitdir))
+
+
+def bound_network_waits() -> None:
+    """Give libgit2 connect and read timeouts (it waits forever by default), keeping any the caller set."""
+    for name, ms in _TIMEOUTS_MS:
+        with contextlib.suppress(Exception):
+            setattr(pygit2.settings, name, getattr(pygit2.settings, name) or ms)
