@@ -207,13 +207,15 @@ def test_preview_is_small():
 def test_pdf_documents_are_counted_not_crashed(tmp_path):
     docs = documents(KNOWLEDGE) + [("documents/scan.pdf", b"%PDF-1.7 binary")]
     res = asyncio.run(generate_leaf(KNOWLEDGE, leaf_bytes(KNOWLEDGE), teacher("knowledge"), tmp_path, documents=docs))
-    assert res.status == "ok" and res.dropped["unsupported_document"] == 1 and res.kept > 0
+    assert res.status == "ok" and res.dropped["unreadable_document"] == 1 and res.kept > 0
+    manifest = json.loads((res.folder / "manifest.json").read_text())
+    assert any(e.startswith("documents/scan.pdf: corrupt or unreadable PDF") for e in manifest["errors"])
 
 
 def test_knowledge_without_document_text_fails_clearly(tmp_path):
     res = asyncio.run(generate_leaf(KNOWLEDGE, leaf_bytes(KNOWLEDGE), teacher("knowledge"), tmp_path,
                                     documents=[("documents/scan.pdf", b"%PDF-1.7")]))
-    assert res.status == "failed" and "no document text" in res.error
+    assert res.status == "failed" and "no document text" in res.error and "scan.pdf" in res.error
     assert not (tmp_path / "leaves").exists()
 
 

@@ -18,6 +18,8 @@ from .checkpoint import CheckpointStore
 from .engine import Context, Limits, Progress, run_pipeline
 from .leaf import LeafSpec, load_leaf, resolve_documents
 from .output import read_samples, write_leaf
+from .pdftext import extractor_id as pdf_extractor_id
+from .pdftext import is_pdf
 from .pipeline import Pipeline, load_pipeline
 from .prompting import Prompt, load_prompts
 
@@ -78,9 +80,12 @@ async def _prepare(relpath: str, leaf_bytes: bytes, teacher: Teacher, documents:
     prompt_dir, pipeline_dir = override_dirs(taxonomy_repo)
     pipeline = load_pipeline(spec.kind, pipeline_dir)
     prompts = load_prompts(pipeline.prompt_names(), prompt_dir)
+    params = limits.key_params()
+    if any(is_pdf(p, d) for p, d in documents):  # PDF text depends on the extractor, not just the bytes
+        params = {**params, "pdf_text": pdf_extractor_id()}
     key = leaf_key(relpath=spec.relpath, leaf_bytes=leaf_bytes, documents=documents,
                    prompts={n: p.source for n, p in prompts.items()}, pipeline=pipeline.source,
-                   teacher=teacher.name, params=limits.key_params(), seed=seed)
+                   teacher=teacher.name, params=params, seed=seed)
     return _Job(spec, tuple(documents), pipeline, prompts, key)
 
 

@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import semchunk
 
+from .pdftext import is_pdf, pdf_to_markdown
+
 _HEADING = re.compile(r"^ {0,3}#{1,6}(?:\s|$)")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _FRONT_MATTER = re.compile(r"\A---\n.*?\n(?:---|\.\.\.)\n", re.DOTALL)
@@ -62,8 +64,11 @@ def chunk_markdown(text: str, size: int, count: Callable[[str], int]) -> list[st
     return merged
 
 
-def decode_document(path: str, data: bytes) -> str | None:
-    """Text of a Markdown/plain document; ``None`` for formats the generator cannot read yet (PDF)."""
-    if path.lower().endswith(".pdf") or data.startswith(b"%PDF"):
-        return None
+def decode_document(path: str, data: bytes) -> str:
+    """Text of a Markdown/plain or PDF document (PDF: ``## Page N`` sections, see :mod:`.pdftext`).
+
+    Raises :class:`~.pdftext.PdfTextError` (with the drop reason to count) for a PDF without usable text.
+    """
+    if is_pdf(path, data):
+        return pdf_to_markdown(data)  # pypdf is imported only here, on first use
     return data.decode("utf-8", errors="replace").lstrip("\ufeff")

@@ -1,10 +1,17 @@
-"""``chunk``: documents into ~``chunk_tokens``-token chunks, crossed with the incoming (seed) rows."""
+"""``chunk``: documents into ~``chunk_tokens``-token chunks, crossed with the incoming (seed) rows.
+
+A document without usable text (corrupt, encrypted or huge PDF; scanned PDF with no text layer)
+is dropped with a counted reason and a note in the manifest's ``errors``; the leaf goes on with
+its other documents and fails only when none is left.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from ..chunking import chunk_markdown, decode_document
+from ..pdftext import PdfTextError, is_pdf
 from . import Row, derive, register
 
 if TYPE_CHECKING:
@@ -15,14 +22,22 @@ if TYPE_CHECKING:
 async def run(step: dict[str, Any], rows: list[Row], ctx: Context) -> list[Row]:
     size = int(step.get("chunk_tokens", 500))
     chunks: list[tuple[str, str]] = []
+    skipped: list[str] = []
     for path, data in sorted(ctx.documents):
-        text = decode_document(path, data)
-        if text is None:
-            ctx.drop("unsupported_document")
+        try:
+            if is_pdf(path, data):  # CPU-bound: keep the event loop (other leaves) running
+                text = await asyncio.to_thread(decode_document, path, data)
+            else:
+                text = decode_document(path, data)
+        except PdfTextError as exc:
+            ctx.drop(exc.reason)
+            ctx.stats.note_error(f"{path}: {exc}")
+            skipped.append(f"{path}: {exc}")
             continue
         chunks.extend((path, c) for c in chunk_markdown(text, size, ctx.teacher.count_tokens))
     if not chunks:
-        raise ValueError("the knowledge leaf has no document text to generate from")
+        why = f" ({'; '.join(skipped[:3])})" if skipped else ""
+        raise ValueError(f"the knowledge leaf has no document text to generate from{why}")
     if ctx.limits.max_chunks is not None and len(chunks) > ctx.limits.max_chunks:
         ctx.drop("over_limit", len(chunks) - ctx.limits.max_chunks)
         chunks = chunks[: ctx.limits.max_chunks]
