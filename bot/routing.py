@@ -16,9 +16,11 @@ from .jobs import HELP, MERGED, PREVIEW, RETRY, VALIDATE, Job
 
 PR_ACTIONS = ("opened", "synchronize", "reopened")
 COMMANDS = {"preview": PREVIEW, "retry": RETRY, "help": HELP}
-_COMMAND = re.compile(r"[ \t]*/lab(?:[ \t]+(\S+))?[ \t]*", re.IGNORECASE)
+# up to 3 spaces before it: a line indented by 4 or more (or a tab) is an indented code block, or text in a list
+_COMMAND = re.compile(r" {0,3}/lab(?:[ \t]+(\S+))?[ \t]*", re.IGNORECASE)
 _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")  # a code fence opens (CommonMark: up to 3 spaces of indent)
 _QUOTE = re.compile(r" {0,3}>")  # a block quote line
+_CODE_SPAN = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)")  # `<!--` in an inline code span opens no comment
 _SHA = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
 
 HeadLookup = Callable[[str, int, float], str]  # (repo, pr, comment time) -> bound head sha or ""
@@ -45,18 +47,26 @@ def parse_time(value: Any) -> float | None:
 
 def live_lines(body: str) -> list[str]:
     """The lines of a comment that GitHub shows as text: not in a fenced code block (````` or ``~~~``, to its
-    closing fence or the end) nor in a block quote (``>`` lines and the lines that lazily continue them).
+    closing fence or the end), nor in a block quote (``>`` lines and the lines that lazily continue them), nor
+    touched by an HTML comment (``<!--`` to ``-->`` or the end, over any number of lines; the whole line of
+    each end counts as hidden, to be safe).
 
-    A quoted or fenced ``/lab`` is someone citing a command (a reply, the docs), never one to run.
+    A quoted, fenced or hidden ``/lab`` is someone citing a command (a reply, the docs, a PR template's
+    instructions), never one to run.
     """
     live: list[str] = []
     fence = ""  # the open fence's run of ` or ~; a closing fence is a run at least as long, alone on its line
     quoted = False  # the previous line was quoted text: a non-blank line right after continues the quote
+    comment = False  # inside an HTML comment, until a line with -->
     for line in body.split("\n"):
         line = line.removesuffix("\r")  # comments typed on github.com end lines with CRLF
         if fence:
             if _closes(line, fence):
                 fence = ""
+            continue
+        if comment or "<!--" in _CODE_SPAN.sub("", line):
+            comment = _in_comment_after(line, comment)
+            quoted = False
             continue
         opened = _FENCE.fullmatch(line)
         if opened and not (opened.group(1)[0] == "`" and "`" in opened.group(2)):
@@ -70,6 +80,22 @@ def live_lines(body: str) -> list[str]:
     return live
 
 
+def _in_comment_after(line: str, comment: bool) -> bool:
+    """Whether an HTML comment is still open at the end of ``line`` (``comment``: open at its start)."""
+    text = line if comment else _CODE_SPAN.sub("", line)
+    pos = 0
+    while True:
+        if not comment:
+            start = text.find("<!--", pos)
+            if start < 0:
+                return False
+            pos, comment = start + 2, True  # (``<!-->`` and ``<!--->`` are whole comments)
+        end = text.find("-->", pos)
+        if end < 0:
+            return True
+        pos, comment = end + 3, False
+
+
 def _closes(line: str, fence: str) -> bool:
     """Whether ``line`` closes a code block opened by ``fence``: the same character, at least as many."""
     text = line.lstrip(" ")
@@ -78,7 +104,8 @@ def _closes(line: str, fence: str) -> bool:
 
 
 def parse_command(body: str) -> tuple[str, str] | None:
-    """The first ``/lab <word>`` line of a comment as (kind, line); quoted and fenced lines don't count."""
+    """The first ``/lab <word>`` line of a comment as (kind, line); lines in code blocks (fenced, or indented
+    by 4+ spaces or a tab), block quotes and HTML comments don't count."""
     for line in live_lines(body or ""):
         match = _COMMAND.fullmatch(line)
         if match is not None:

@@ -152,6 +152,16 @@ def _record(data: str, heartbeat: float) -> CheckRecord:
     return CheckRecord(**fields)
 
 
+_KEEP_EARLIEST = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if not old or tonumber(old) > tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+"""
+_BEAT_IF_OPEN = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end
+"""
+
+
 class RedisState:
     """State in Redis, beside RedisHuey's keys: SET NX EX for claims, hashes for heads and check runs."""
 
@@ -168,11 +178,8 @@ class RedisState:
         self.r.delete(f"{self.p}{kind}:{key}")
 
     def record_head(self, repo: str, pr: int, sha: str, when: float) -> None:
-        name = f"{self.p}head:{repo}#{pr}"
-        old = self.r.hget(name, sha)
-        if old is None or float(old) > when:
-            self.r.hset(name, sha, repr(when))
-        self.r.expire(name, self.HEAD_TTL)
+        # one script, so two web processes seeing the same head keep the earlier time (no read-then-write race)
+        self.r.eval(_KEEP_EARLIEST, 1, f"{self.p}head:{repo}#{pr}", sha, repr(when), self.HEAD_TTL)
 
     def head_at(self, repo: str, pr: int, when: float) -> str:
         heads = self.r.hgetall(f"{self.p}head:{repo}#{pr}")
@@ -191,8 +198,8 @@ class RedisState:
         return _record(data.decode(), float(beat or 0)) if data else None
 
     def beat(self, job_id: str, now: float) -> None:
-        if self.r.hexists(f"{self.p}checks", job_id):
-            self.r.hset(f"{self.p}beats", job_id, repr(now))
+        # atomic: a beat racing close_check must not leave a heartbeat behind for a record that is gone
+        self.r.eval(_BEAT_IF_OPEN, 2, f"{self.p}checks", f"{self.p}beats", job_id, repr(now))
 
     def close_check(self, job_id: str) -> bool:
         removed = self.r.hdel(f"{self.p}checks", job_id)

@@ -222,7 +222,7 @@ def test_comments_that_are_not_commands_are_ignored(srv: Server) -> None:
     assert [j.kind for j in srv.queue.pending()] == [HELP]
 
 
-CITED = [  # a /lab line that GitHub shows inside a code block or a quote: someone citing it, not running it
+CITED = [  # a /lab line in a code block, a quote or an HTML comment: someone citing it, not running it
     "```\n/lab preview\n```",
     "~~~\n/lab preview\n~~~",
     "Try this:\n\n```text\n/lab retry\n```\n",
@@ -237,6 +237,26 @@ CITED = [  # a /lab line that GitHub shows inside a code block or a quote: someo
     "> you wrote:\n/lab preview",  # a lazy continuation line is still part of the quote
     "> ```\n> /lab preview\n> ```",
     "Thanks!\r\n\r\n> /lab preview\r\n",
+    # indented code blocks: 4+ spaces or a tab before it (also in a list item's text: simple and safe)
+    "    /lab preview",
+    "Run:\n\n    /lab preview\n",
+    "\t/lab retry",
+    "  \t/lab preview",
+    "        /lab preview",
+    "- item\n\n    /lab preview",
+    # HTML comments: hidden on GitHub (PR templates use them for instructions)
+    "<!-- /lab preview -->",
+    "<!--\n/lab preview\n-->",
+    "<!-- Comment `/lab preview` to get samples:\n/lab preview\n-->\nThanks!",
+    "Looks good <!-- but first\n/lab retry\n-->",
+    "<!--\n\n/lab preview\n\n-->",  # blank lines do not end a comment
+    "<!--\n/lab preview",  # an unclosed comment hides the rest
+    "<!--\n```\n-->\n<!--\n/lab preview\n```\n-->",  # a fence inside a comment opens nothing
+    "   <!--\r\n/lab preview\r\n-->\r\n",
+    "<!-- a --> <!--\n/lab preview\n-->",  # the second comment on a line is open at its end
+    "<!-- x -->/lab preview",  # a line touched by a comment does not count
+    "/lab preview<!-- x -->",
+    "```\n<!--\n```\n<!--\n/lab preview\n-->",
 ]
 LIVE = [  # what is left outside them still counts
     ("```\nsome code\n```\n/lab preview", PREVIEW, "/lab preview"),
@@ -246,16 +266,26 @@ LIVE = [  # what is left outside them still counts
     ("``` not a fence `x`\n/lab preview", PREVIEW, "/lab preview"),  # a backtick in the info string: text
     ("Looks good.\r\n/lab preview\r\n", PREVIEW, "/lab preview"),  # CRLF, as comments typed on github.com
     ("  /lab   Retry  ", RETRY, "/lab   Retry"),
+    ("   /lab preview", PREVIEW, "/lab preview"),  # 3 spaces: not yet code
+    ("    code\n\n/lab retry", RETRY, "/lab retry"),
+    ("<!-- template text -->\n/lab preview", PREVIEW, "/lab preview"),
+    ("<!--\nPlease describe your change.\n-->\n\n/lab retry\n", RETRY, "/lab retry"),
+    ("<!-- one --><!-- two -->\n/lab preview", PREVIEW, "/lab preview"),
+    ("<!-->\n/lab preview", PREVIEW, "/lab preview"),  # an empty comment closes itself
+    ("<!--->\n/lab preview", PREVIEW, "/lab preview"),
+    ("Write `<!--` to hide text.\n/lab preview", PREVIEW, "/lab preview"),  # in a code span: no comment
+    ("```\n<!--\n```\n/lab retry", RETRY, "/lab retry"),  # in a fence: no comment
+    ("<!--\n```\n-->\n/lab preview", PREVIEW, "/lab preview"),  # in a comment: no fence
 ]
 
 
 @pytest.mark.parametrize("body", CITED)
-def test_lab_commands_in_code_blocks_and_quotes_do_not_run(body: str) -> None:
+def test_lab_commands_in_code_blocks_quotes_and_html_comments_do_not_run(body: str) -> None:
     assert parse_command(body) is None
 
 
 @pytest.mark.parametrize(("body", "kind", "line"), LIVE)
-def test_lab_commands_outside_code_blocks_and_quotes_run(body: str, kind: str, line: str) -> None:
+def test_lab_commands_outside_code_blocks_quotes_and_html_comments_run(body: str, kind: str, line: str) -> None:
     assert parse_command(body) == (kind, line)
 
 
