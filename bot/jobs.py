@@ -17,7 +17,6 @@ PREVIEW = "preview"  # /lab preview: synthetic samples for the changed leaves
 HELP = "help"  # /lab help or an unknown /lab command
 MERGED = "merged"  # a PR merged into the default branch: record it for the nightly job
 KINDS = (VALIDATE, RETRY, PREVIEW, HELP, MERGED)
-COMMAND_KINDS = (RETRY, PREVIEW, HELP)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from . import schema
 from .checks import TEXT_CHECKS, duplicate_seed, leaf_path, word_limits
 from .config import Config
@@ -34,7 +36,7 @@ def check_file(relpath: str, data: bytes, config: Config | None = None) -> Repor
 
 
 def _with_path(f: Finding, path: str) -> Finding:
-    return Finding(f.check, f.severity, f.message, f.line, f.column, f.hint, path)
+    return replace(f, path=path)
 
 
 def _check_path(relpath: str, found: list[Finding]) -> None:

@@ -66,10 +66,6 @@ class Recipe:
     source: str = "<memory>"  # where it came from (manifest provenance)
     sha256: str = ""
 
-    @property
-    def phase_names(self) -> list[str]:
-        return [p.name for p in self.phases]
-
 
 @lru_cache(maxsize=512)
 def _glob_regex(pattern: str) -> re.Pattern[str]:

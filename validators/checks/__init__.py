@@ -39,7 +39,6 @@ def _infos(module: ModuleType) -> list[CheckInfo]:
 
 
 TEXT_CHECKS = (tabs, trailing_spaces, final_newline)
-DATA_CHECKS = (duplicate_seed, word_limits)
 ALL_MODULES = (
     encoding,
     parser,

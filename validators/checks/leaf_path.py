@@ -10,7 +10,6 @@ SEVERITY = "error"
 DESCRIPTION = "a leaf folder name that is not lowercase a-z, 0-9 and _ (no spaces, no capitals)"
 
 _GOOD = re.compile(r"[a-z0-9_]+")
-BRANCH_ID = "leaf-branch"
 
 
 def suggest(name: str) -> str:
