@@ -49,6 +49,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "tests"))  # the GitHub test server and GitHub's recorded payloads
 
 from ghserver import GitHubServer, webhook_example  # noqa: E402
+from loopback import free_port  # noqa: E402
 
 from bot.config import load_settings  # noqa: E402
 from bot.queue import JobQueue  # noqa: E402
@@ -74,11 +75,6 @@ queue.huey.create_consumer(workers=1, initial_delay=poll, backoff=1.0, max_delay
 
 
 # ---------------------------------------------------------------- helpers
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pct(values: list[float], q: float) -> float:

@@ -275,7 +275,8 @@ def _call(url: str, path: str) -> dict[str, Any]:
 def _server(args: argparse.Namespace, batch: bool) -> Iterator[str]:
     """The simulated endpoint in a subprocess, for the ``with`` block; yields its base URL."""
     sys.path.insert(0, str(ROOT / "tests"))
-    from tinymodel import free_port, stop_process  # not at the top: upstream's venv runs this file too
+    from loopback import free_port  # not at the top: upstream's venv runs this file too
+    from tinymodel import stop_process
 
     port = free_port()
     cmd = [sys.executable, __file__, "serve", str(port), str(args.slots), str(args.latency), str(args.items)]

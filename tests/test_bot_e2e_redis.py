@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from ghserver import GitHubServer, github_server  # noqa: F401 - pytest fixture
+from loopback import redis_server as start_redis
 from test_bot_e2e import (
     ATTRIBUTION,
     BROKEN_LINES,
@@ -39,46 +39,13 @@ from test_bot_e2e import (
     stop,
     wait_for,
 )
-from test_bot_queue import free_port
 
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A throw-away redis-server on a free loopback port, stopped at the end of the module. Skipped only when
-    the binary is absent outside CI (as in ``test_bot_queue``)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is required in CI (apt-get install -y redis-server)")
-        pytest.skip("redis-server is not installed")
-    import redis
-
-    port = free_port()
-    folder = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                             "no", "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(host="127.0.0.1", port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                proc.wait(10)
-                pytest.fail("redis-server did not start")
-            time.sleep(0.02)
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        client.close()
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    """A throw-away redis-server on a free loopback port, stopped at the end of the module."""
+    with start_redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 @pytest.fixture

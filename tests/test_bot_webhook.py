@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from loopback import free_port
 from test_bot_fakes import SECRET, settings_for
 
 from bot import webhook
@@ -44,12 +44,6 @@ def comment_event(body: str, created: str, login: str = "maria", number: int = 7
     return {"action": "created", "issue": {"number": number, "pull_request": {"url": "x"}},
             "comment": {"id": 555, "body": body, "created_at": created, "user": {"login": login, "type": kind}},
             "repository": {"full_name": "acme/taxonomy"}, "installation": {"id": 42}}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

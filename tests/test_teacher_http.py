@@ -17,8 +17,9 @@ import pytest
 
 httpx = pytest.importorskip("httpx")
 
+from loopback import free_port  # noqa: E402
 from openai_server import FakeOpenAIServer  # noqa: E402
-from tinymodel import build_tiny_model, can_serve, free_port, serve_model, wait_until_served  # noqa: E402
+from tinymodel import build_tiny_model, can_serve, serve_model, wait_until_served  # noqa: E402
 
 from trainer.teachers import Request, Teacher, TeacherError, make_teacher  # noqa: E402
 from trainer.teachers.base import sample_seed  # noqa: E402
