@@ -337,3 +337,12 @@ def test_repeated_loads_do_not_leak():
 def test_odd_yaml_never_raises(text):
     report = bounded(text.encode())
     assert report.findings  # none of these is a valid leaf
+
+
+def test_deep_nesting_same_finding_whatever_the_libyaml_limit():
+    """libyaml >= 0.2.5 stops at 1,000 levels on its own; that stop is still `nesting-too-deep`."""
+    data = "é: " + "[" * 5000 + "]" * 5000 + "\n"
+    f = one(bounded(data.encode(), config=Config(max_depth=64)), "nesting-too-deep")
+    assert (f.line, f.column) == (1, 67)  # the 64th '[' is level 65 under the root mapping
+    above = one(bounded(data.encode(), config=Config(max_depth=4000)), "nesting-too-deep")
+    assert above.severity == "error" and above.line == 1

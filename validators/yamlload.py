@@ -89,6 +89,11 @@ def load_yaml(text: str, *, max_depth: int = 64, max_nodes: int = 100_000) -> Lo
         out.fatal = True
         out.data = None
     except yaml.MarkedYAMLError as exc:
+        if _is_parser_depth_stop(exc) and exc.problem_mark is not None:
+            # libyaml >= 0.2.5 stops deep nesting itself (at 1,000 levels), scanning ahead of the events we
+            # count. Re-read the text up to its stop: our own limit then fires on the exact node, so every
+            # PyYAML/libyaml gives the same finding at the same place.
+            return _depth_finding(text, exc.problem_mark, max_depth, max_nodes)
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
         problem = exc.problem or "invalid YAML"
@@ -160,6 +165,26 @@ def _relines(text: str, out: Loaded) -> None:
     out.marks = {k: conv(v) for k, v in out.marks.items()}
     out.key_marks = {k: conv(v) for k, v in out.key_marks.items()}
     out.findings = [moved(f) for f in out.findings]
+
+
+def _is_parser_depth_stop(exc: yaml.MarkedYAMLError) -> bool:
+    return "nesting depth" in (exc.problem or "")
+
+
+def _depth_finding(text: str, mark: Any, max_depth: int, max_nodes: int) -> Loaded:
+    prefix = Loaded()
+    try:
+        _load(text[: mark.index], prefix, max_depth, max_nodes)
+    except _Stop as stop:
+        if stop.finding.check == "nesting-too-deep":
+            return Loaded(findings=[stop.finding], fatal=True)
+    except yaml.YAMLError:
+        pass
+    # our limit is above the parser's: report the parser's own stop, as the same check
+    line, col = mark.line + 1, mark.column + 1
+    finding = Finding("nesting-too-deep", "error", "structure is nested too deep for the YAML parser", line, col,
+                      hint="A qna.yaml needs only a few levels; flatten the structure.")
+    return Loaded(findings=[finding], fatal=True)
 
 
 def _line_col(text: str, pos: int) -> Mark:
