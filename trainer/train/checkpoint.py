@@ -1,0 +1,106 @@
+"""Resumable checkpoints and finished-phase folders, written so a kill at any moment leaves nothing half-read.
+
+Why rename-into-place: a checkpoint is written into a temporary folder, its ``state.json`` last, then
+renamed to its final name; a folder without ``state.json`` (or with a temporary name) is never resumed
+from. Only the newest ``keep`` checkpoints stay. A finished phase's Hugging Face folder is published the
+same way, and its ``eval.json`` (written last) marks the phase done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+STATE = "state.json"
+_NAME = re.compile(r"^(?P<phase>\d{2})-(?P<name>[A-Za-z0-9_-]+)-step(?P<step>\d{7})$")
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file and a rename (fsynced)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def checkpoint_name(phase_index: int, phase: str, step: int) -> str:
+    return f"{phase_index:02d}-{phase}-step{step:07d}"
+
+
+def checkpoints(root: Path) -> list[tuple[int, int, Path]]:
+    """Complete checkpoints under ``root`` as (phase index, step, folder), oldest first."""
+    found = []
+    if root.is_dir():
+        for d in root.iterdir():
+            m = _NAME.match(d.name)
+            if m and (d / STATE).is_file():
+                found.append((int(m["phase"]), int(m["step"]), d))
+    return sorted(found)
+
+
+def latest(root: Path) -> tuple[int, int, Path, dict[str, Any]] | None:
+    """The newest complete checkpoint and its state, or ``None``."""
+    found = checkpoints(root)
+    if not found:
+        return None
+    pi, step, d = found[-1]
+    return pi, step, d, json.loads((d / STATE).read_text(encoding="utf-8"))
+
+
+def publish(tmp: Path, final: Path) -> None:
+    """Move a fully written folder to its final name (replacing an older one with that name)."""
+    if final.exists():
+        old = final.with_name(f".{final.name}.old{os.getpid()}")
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+
+
+def save_checkpoint(
+    root: Path,
+    phase_index: int,
+    phase: str,
+    step: int,
+    state: dict[str, Any],
+    write: Callable[[Path], None],
+    *,
+    keep: int,
+    is_main: bool = True,
+    barrier: Callable[[], None] = lambda: None,
+) -> Path:
+    """``write(tmp)`` fills a temporary folder (every rank writes its part); the main process then adds
+    ``state.json``, renames the folder into place and prunes all but the newest ``keep``."""
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / checkpoint_name(phase_index, phase, step)
+    tmp = root / f".tmp-{final.name}"
+    if is_main and tmp.exists():
+        shutil.rmtree(tmp)
+    barrier()
+    write(tmp)
+    barrier()
+    if is_main:
+        write_json_atomic(tmp / STATE, state)
+        publish(tmp, final)
+        for _, _, old in checkpoints(root)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    barrier()
+    return final
+
+
+def clean_temporaries(root: Path) -> None:
+    """Remove what a killed run left half-written (never read, only removed)."""
+    if root.is_dir():
+        for d in root.iterdir():
+            if d.name.startswith(".tmp-") or ".old" in d.name:
+                shutil.rmtree(d, ignore_errors=True) if d.is_dir() else d.unlink(missing_ok=True)

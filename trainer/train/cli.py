@@ -1,0 +1,117 @@
+"""``labrador train --config FILE [--resume] [--dry-run]``: the thin edge over :mod:`trainer.train.loop`.
+
+Configuration and data errors are one line on stderr (exit 2) and come before any weights load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from .config import TrainConfigError, check_inputs, load_config
+
+EXIT_OK, EXIT_USAGE = 0, 2
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="train a model on phase files (LAB phases with replay; packed; resumable)",
+        description="Train a Hugging Face causal LM on the phase files `labrador generate` writes, phase after "
+        "phase (each starts from the previous one's final weights), with padding-free packing, loss on the "
+        "replies only, held-out evaluation and forgetting after every phase. Runs on one CPU or GPU as is; "
+        "several GPUs or nodes with `accelerate launch` (configs in trainer/configs/). Needs the [train] extra.",
+        epilog="Outputs in output_dir: <phase>/final/ (Hugging Face folder), metrics.jsonl, summary.json, loss.png, "
+        "checkpoints/.")
+    p.add_argument("--config", type=Path, required=True, metavar="FILE", help="training config (YAML)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in output_dir from its newest checkpoint (same settings required)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (samples, tokens, steps, micro-batches, memory) without loading weights")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    err = Console(stderr=True, highlight=False)
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError:
+        err.print("labrador train needs the [train] extra: pip install 'labrador[train]' (install torch first)")
+        return EXIT_USAGE
+    from .data import DataError
+
+    try:
+        config = load_config(args.config)
+        check_inputs(config)
+        if args.dry_run:
+            return dry_run(config)
+        from .loop import train
+
+        summary = train(config, resume=args.resume, progress=not args.quiet)
+    except (TrainConfigError, DataError) as exc:
+        err.print(f"error: {exc}", markup=False)
+        return EXIT_USAGE
+    if summary:
+        out = Console(highlight=False)
+        out.print(heldout_table(summary))
+        out.print(f"final model: {summary['phases'][config.phases[-1].name]['final']}")
+        out.print(f"metrics: {Path(config.output_dir) / 'metrics.jsonl'}  plot: {Path(config.output_dir) / 'loss.png'}")
+    return EXIT_OK
+
+
+def heldout_table(summary: dict) -> Table:
+    names = list(summary["heldout_loss"])
+    t = Table(title="held-out loss (rows: after phase; in brackets: forgetting)")
+    t.add_column("after")
+    for n in names:
+        t.add_column(n, justify="right")
+    for after in names:
+        row = summary["heldout_loss"][after]
+        cells = []
+        for of in names:
+            if of in row:
+                f = summary["forgetting"][after].get(of, 0.0)
+                cells.append(f"{row[of]:.4f}" + (f" ({f:+.4f})" if of != after else ""))
+            else:
+                cells.append("")
+        t.add_row(after, *cells)
+    return t
+
+
+def dry_run(config) -> int:
+    import torch
+
+    from .prepare import memory_estimate, param_count, plan_rows, prepare
+
+    prep = prepare(config)
+    params, cfg = param_count(config.model)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    mem = memory_estimate(params, cfg, config, device)
+    out = Console(highlight=False)
+    t = Table(title=f"plan: {config.source} ({'packed' if config.packing else 'padded'}, "
+              f"{config.max_tokens_per_batch} tokens per micro-batch)")
+    for col in ("phase", "samples", "train", "held out", "dropped", "train tokens", "loss tokens", "steps",
+                "micro-batches/step", "padding tokens"):
+        t.add_column(col, justify="left" if col in ("phase", "dropped") else "right")
+    for r in plan_rows(prep):
+        lo, hi = r["micro_batches_per_step"]
+        t.add_row(r["phase"], str(r["samples_read"]), str(r["train_samples"]), str(r["heldout_samples"]),
+                  ", ".join(f"{k} {v}" for k, v in sorted(r["dropped"].items())) or "-", str(r["train_tokens"]),
+                  str(r["loss_tokens"]), str(r["optimizer_steps"]), f"{lo}-{hi}" if lo != hi else str(lo),
+                  str(r["padding_tokens"]))
+    out.print(t)
+    out.print(f"model: {config.model}: {params / 1e6:.1f} M parameters; memory on {device} (one process): "
+              + ", ".join(f"{k} {v:.2f} GiB" for k, v in mem.items()))
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:  # pragma: no cover - `python -m trainer.train`
+    parser = argparse.ArgumentParser(prog="labrador")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["train", *(argv if argv is not None else sys.argv[1:])])
+    return args.func(args)

@@ -1,0 +1,333 @@
+"""The training recipe: setup, train each phase, save, evaluate. One loop; the loss step is passed in.
+
+Per optimizer step: every micro-batch's summed loss is scaled by ``world / loss_tokens(effective batch)``
+(all micro-batches, all ranks; known from the plan, so no extra communication) and back-propagated with
+gradient sync only on the rank's last micro-batch; then clip, AdamW, and the learning rate set from the
+step number (warmup then cosine: a pure function, so resuming needs nothing but the step).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import checkpoint as ckpt
+from .batch import collate_packed, collate_padded
+from .config import PhaseConfig, TrainConfig, TrainConfigError
+from .data import Encoded
+from .loss import LossStep, StepLoss, sft_loss, token_ce
+from .prepare import Prepared, prepare
+from .report import MetricsLog, plot_losses, write_summary
+
+LossStepFactory = Callable[[TrainConfig, Any], LossStep]  # (config, accelerator) -> loss step
+
+
+def lr_at(step: int, phase: PhaseConfig, total: int) -> float:
+    """Linear warmup over ``warmup_steps``, then cosine down to ``lr * min_lr_ratio`` at the last step."""
+    if phase.warmup_steps and step < phase.warmup_steps:
+        return phase.lr * (step + 1) / phase.warmup_steps
+    span = max(1, total - phase.warmup_steps)
+    progress = min(1.0, (step - phase.warmup_steps) / span)
+    floor = phase.lr * phase.min_lr_ratio
+    return floor + (phase.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        return torch.float32  # bf16 on GPU comes from autocast (mixed precision) with fp32 master weights
+    return getattr(torch, name)
+
+
+def _attn(config: TrainConfig, device: torch.device) -> str:
+    if config.attn_implementation != "auto":
+        return config.attn_implementation
+    if device.type == "cuda":
+        import importlib.util
+
+        if importlib.util.find_spec("flash_attn"):
+            return "flash_attention_2"
+    return "sdpa"
+
+
+def load_model(path: str, config: TrainConfig, device: torch.device, attn: str | None = None) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=_dtype(config.dtype, device),
+                                                 attn_implementation=attn or _attn(config, device))
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    return model
+
+
+def make_accelerator(config: TrainConfig) -> Any:
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # one progress display: ours
+
+    cuda = torch.cuda.is_available()
+    mixed = "bf16" if (cuda and config.dtype == "auto" and torch.cuda.is_bf16_supported()) else "no"
+    return Accelerator(mixed_precision=mixed, cpu=not cuda, log_with=list(config.trackers) or None,
+                       project_config=ProjectConfiguration(project_dir=config.output_dir))
+
+
+def collate(samples: list[Encoded], config: TrainConfig, pad_id: int) -> dict[str, Any]:
+    return collate_packed(samples) if config.packing else collate_padded(samples, pad_id)
+
+
+@torch.no_grad()
+def heldout_loss(model: Any, samples: list[Encoded], config: TrainConfig, pad_id: int, accelerator: Any) -> float:
+    """Mean token loss over ``samples`` (every rank takes a slice; sums are reduced)."""
+    from .packing import pack
+
+    model.eval()
+    rank, world = accelerator.process_index, accelerator.num_processes
+    mine = samples[rank::world]
+    lengths = [len(s) for s in mine]
+    total = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
+    for group in pack(range(len(mine)), lengths, config.max_tokens_per_batch):
+        batch = collate([mine[i] for i in group], config, pad_id)
+        with accelerator.autocast():
+            out = model(**{k: batch[k].to(accelerator.device) for k in ("input_ids", "position_ids", "attention_mask")
+                           if k in batch}, use_cache=False)
+        targets = batch["targets"].to(accelerator.device)
+        total[0] += token_ce(out.logits, targets).double()
+        total[1] += (targets != -100).sum()
+    total = accelerator.reduce(total, reduction="sum")
+    model.train()
+    return float(total[0] / total[1]) if total[1] > 0 else float("nan")
+
+
+class Trainer:
+    """State of one ``labrador train`` run across its phases."""
+
+    def __init__(self, config: TrainConfig, *, resume: bool = False, loss_factory: LossStepFactory | None = None,
+                 progress: bool = True) -> None:
+        self.config = config
+        self.out = Path(config.output_dir)
+        self.resume = resume
+        self.loss_factory = loss_factory or (lambda cfg, acc: sft_loss)
+        self.progress = progress
+        self.accelerator = make_accelerator(config)
+        self.metrics = MetricsLog(self.out / "metrics.jsonl")
+
+    # ---- setup -------------------------------------------------------------------------------------
+    def setup(self) -> Prepared:
+        acc = self.accelerator
+        run_file = self.out / "run.json"
+        if acc.is_main_process:
+            if run_file.is_file() and not self.resume:
+                raise TrainConfigError(f"{self.out} already holds a run; pass --resume to continue it, or choose "
+                                       "another output_dir (nothing was changed)")
+            self.out.mkdir(parents=True, exist_ok=True)
+            if run_file.is_file():
+                old = json.loads(run_file.read_text(encoding="utf-8")).get("fingerprint")
+                if old != self.config.fingerprint():
+                    raise TrainConfigError(f"{self.config.source}: the settings changed since this run started in "
+                                           f"{self.out}; --resume needs the same settings (or use a new output_dir)")
+            ckpt.clean_temporaries(self.out / "checkpoints")
+        acc.wait_for_everyone()
+        prep = prepare(self.config, world=acc.num_processes)
+        if acc.is_main_process:
+            ckpt.write_json_atomic(run_file, {"fingerprint": self.config.fingerprint(), "source": self.config.source})
+        torch.manual_seed(self.config.seed)
+        return prep
+
+    # ---- the run -----------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        prep = self.setup()
+        acc = self.accelerator
+        if self.config.trackers:
+            acc.init_trackers("labrador")
+        resume_at = ckpt.latest(self.out / "checkpoints") if self.resume else None
+        heldout: dict[str, dict[str, float]] = {}
+        phase_rows: dict[str, dict[str, Any]] = {}
+        for pi, phase in enumerate(self.config.phases):
+            done = self.config.phase_dir(phase.name) / "eval.json"
+            if done.is_file():
+
+                saved = json.loads(done.read_text(encoding="utf-8"))
+                heldout[phase.name], phase_rows[phase.name] = saved["heldout_loss"], saved["phase"]
+                continue
+            start = resume_at if resume_at and resume_at[0] == pi else None
+            self.train_phase(prep, pi, start)
+            row = self.evaluate(prep, pi)
+            heldout[phase.name] = row
+            phase_rows[phase.name] = self._phase_row(prep, pi)
+            if acc.is_main_process:
+                ckpt.write_json_atomic(done, {"heldout_loss": row, "phase": phase_rows[phase.name]})
+            acc.wait_for_everyone()
+        summary: dict[str, Any] = {}
+        if acc.is_main_process:
+            summary = write_summary(self.out / "summary.json", phase_rows, heldout)
+            plot_losses(self.out / "loss.png", self.metrics.records(), heldout)
+        if self.config.trackers:
+            acc.end_training()
+        acc.wait_for_everyone()
+        return summary
+
+    def _phase_row(self, prep: Prepared, pi: int) -> dict[str, Any]:
+        data = prep.data[pi]
+        return {"train_samples": len(data.train), "heldout_samples": len(data.heldout), "dropped": data.dropped,
+                "steps": len(prep.plans[pi]), "final": str(self.config.phase_dir(data.name) / "final")}
+
+    def start_model(self, pi: int) -> str:
+        if pi == 0:
+            return self.config.model
+        return str(self.config.phase_dir(self.config.phases[pi - 1].name) / "final")
+
+    def train_phase(self, prep: Prepared, pi: int, resume_at: tuple | None) -> None:
+        cfg, acc = self.config, self.accelerator
+        phase = cfg.phases[pi]
+        steps = prep.plans[pi]
+        samples = prep.data[pi].train
+        pad_id = prep.tokenizer.pad_token_id if prep.tokenizer.pad_token_id is not None else 0
+        model = load_model(self.start_model(pi), cfg, acc.device)
+        model.train()
+        opt = torch.optim.AdamW(model.parameters(), lr=phase.lr, betas=phase.betas, weight_decay=phase.weight_decay)
+        model, opt = acc.prepare(model, opt)
+        loss_step = self.loss_factory(cfg, acc)
+        first = 0
+        global_base = sum(len(p) for p in prep.plans[:pi])
+        if resume_at is not None:
+            _, first, folder, _ = resume_at
+            acc.load_state(str(folder))
+        if acc.is_main_process:  # a resumed run's log ends where its weights come from
+            self.metrics.truncate_to(global_base + first)
+        bar = self._bar(phase.name, len(steps), first)
+        t_last = time.perf_counter()
+        for k in range(first, len(steps)):
+            step = steps[k]
+            lr = lr_at(k, phase, len(steps))
+            for group in opt.param_groups:
+                group["lr"] = lr
+            loss_tokens = sum(samples[i].loss_tokens for i in step.samples)
+            scale = acc.num_processes / max(1, loss_tokens)
+            micro = step.micro_batches(acc.process_index)
+            sums: dict[str, float] = {}
+            real = padding = 0
+            for j, group_ids in enumerate(micro or [[]]):
+                last = j == max(0, len(micro) - 1)
+                batch_samples = [samples[i] for i in group_ids] or [samples[step.samples[0]]]
+                batch = collate(batch_samples, cfg, pad_id)
+                with acc.no_sync(model) if not last else nullcontext(), acc.autocast():
+                    out: StepLoss = loss_step(model, batch)
+                    weight = scale if group_ids else 0.0  # a rank with no sample this step still syncs
+                    acc.backward(out.total * weight)
+                if group_ids:
+                    for name, v in {"loss": float(out.total.detach()), **out.terms}.items():
+                        sums[name] = sums.get(name, 0.0) + v
+                    real += sum(len(s) for s in batch_samples)
+                    padding += batch["input_ids"].numel() - sum(len(s) for s in batch_samples)
+            grad_norm = acc.clip_grad_norm_(model.parameters(), phase.max_grad_norm)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            totals = torch.tensor([real, padding, *[sums.get(n, 0.0) for n in sorted(sums)]],
+                                  dtype=torch.float64, device=acc.device)
+            totals = acc.reduce(totals, reduction="sum")
+            now = time.perf_counter()
+            record = {
+                "phase": phase.name, "step": k + 1, "global_step": global_base + k + 1, "lr": lr,
+                "tokens": int(totals[0]), "padding_tokens": int(totals[1]), "loss_tokens": loss_tokens,
+                "samples": len(step.samples), "grad_norm": float(grad_norm),
+                "tokens_per_s": float(totals[0]) / max(now - t_last, 1e-9),
+            }
+            for n, v in zip(sorted(sums), totals[2:].tolist(), strict=True):
+                record[n] = v / max(1, loss_tokens)
+            t_last = now
+            if acc.is_main_process:
+                self.metrics.append(record)
+            if cfg.trackers:
+                acc.log({f"train/{k2}": v for k2, v in record.items() if isinstance(v, float | int)},
+                        step=record["global_step"])
+            bar(k + 1, record)
+            if cfg.save_every_steps and (k + 1) % cfg.save_every_steps == 0 and k + 1 < len(steps):
+                self.save_checkpoint(pi, k + 1, record["global_step"])
+        bar(None, None)
+        self.save_final(model, prep, phase.name)
+        del opt
+        self._model = model
+
+    def save_checkpoint(self, pi: int, step: int, global_step: int) -> None:
+        acc = self.accelerator
+        state = {"phase_index": pi, "phase": self.config.phases[pi].name, "step": step, "global_step": global_step,
+                 "fingerprint": self.config.fingerprint()}
+        ckpt.save_checkpoint(self.out / "checkpoints", pi, self.config.phases[pi].name, step, state,
+                             lambda tmp: acc.save_state(str(tmp)), keep=self.config.keep_checkpoints,
+                             is_main=acc.is_main_process, barrier=acc.wait_for_everyone)
+
+    def save_final(self, model: Any, prep: Prepared, phase: str) -> None:
+        """``<phase>/final``: a Hugging Face folder in the save dtype, published by rename."""
+        acc = self.accelerator
+        final = self.config.phase_dir(phase) / "final"
+        tmp = final.with_name(".final.tmp")
+        state = acc.get_state_dict(model)
+        if acc.is_main_process:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            dtype = self._save_dtype()
+            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+            unwrapped = acc.unwrap_model(model)
+            unwrapped.config.dtype = str(dtype).removeprefix("torch.")
+            unwrapped.save_pretrained(str(tmp), state_dict=state, safe_serialization=True)
+            prep.tokenizer.save_pretrained(str(tmp))
+            for f in tmp.iterdir():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+            final.parent.mkdir(parents=True, exist_ok=True)
+            ckpt.publish(tmp, final)
+        acc.wait_for_everyone()
+
+    def _save_dtype(self) -> torch.dtype:
+        if self.config.save_dtype != "auto":
+            return getattr(torch, self.config.save_dtype)
+        if self.accelerator.mixed_precision == "bf16":
+            return torch.bfloat16
+        return _dtype(self.config.dtype, self.accelerator.device)
+
+    def evaluate(self, prep: Prepared, pi: int) -> dict[str, float]:
+        """Held-out loss of every phase up to ``pi`` with ``pi``'s final model."""
+        model = self._model
+        pad_id = prep.tokenizer.pad_token_id or 0
+        row = {}
+        for qi in range(pi + 1):
+            row[self.config.phases[qi].name] = heldout_loss(model, prep.data[qi].heldout, self.config, pad_id,
+                                                            self.accelerator)
+        self.accelerator.free_memory()
+        del self._model
+        return row
+
+    def _bar(self, phase: str, total: int, first: int) -> Callable[[int | None, dict | None], None]:
+        if not (self.progress and self.accelerator.is_main_process):
+            return lambda k, rec: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        prog = Progress(TextColumn("[bold]{task.fields[phase]}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("loss {task.fields[loss]}  {task.fields[tps]} tok/s"), TimeRemainingColumn(),
+                        transient=False)
+        task = prog.add_task("train", total=total, completed=first, phase=phase, loss="-", tps="-")
+        prog.start()
+
+        def update(k: int | None, rec: dict | None) -> None:
+            if k is None:
+                prog.stop()
+                return
+            prog.update(task, completed=k, loss=f"{rec['loss']:.4f}", tps=f"{rec['tokens_per_s']:.0f}")
+
+        return update
+
+
+def train(config: TrainConfig, *, resume: bool = False, loss_factory: LossStepFactory | None = None,
+          progress: bool = True) -> dict[str, Any]:
+    """Run every phase of ``config``; returns the summary (``heldout_loss``, ``forgetting``)."""
+    return Trainer(config, resume=resume, loss_factory=loss_factory, progress=progress).run()

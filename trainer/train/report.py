@@ -1,0 +1,89 @@
+"""What a run leaves for people: ``metrics.jsonl`` (one line per optimizer step), ``summary.json``
+(held-out losses and forgetting across phases) and ``loss.png``.
+
+The metrics log is append-only during a run; on ``--resume`` it is cut back to the checkpoint's step so a
+resumed run's log equals an uninterrupted one's (a line half-written by a kill is dropped too).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import write_json_atomic
+
+
+class MetricsLog:
+    """``metrics.jsonl`` under the output folder."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def records(self) -> list[dict[str, Any]]:
+        out = []
+        if self.path.is_file():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    break  # a line cut by a kill: it and anything after it are redone
+        return out
+
+    def truncate_to(self, global_step: int) -> None:
+        """Keep the lines of steps up to ``global_step`` (the resumed checkpoint's)."""
+        kept = [r for r in self.records() if r.get("global_step", 0) <= global_step]
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+    def append(self, record: dict[str, Any]) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+            f.flush()
+
+
+def forgetting(heldout: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """``forgetting[after][of] = heldout[after][of] - heldout[of][of]`` for every measured pair."""
+    out: dict[str, dict[str, float]] = {}
+    for after, row in heldout.items():
+        out[after] = {of: loss - heldout[of][of] for of, loss in row.items() if of in heldout and of in heldout[of]}
+    return out
+
+
+def write_summary(path: Path, phases: dict[str, dict[str, Any]], heldout: dict[str, dict[str, float]]) -> dict:
+    summary = {"phases": phases, "heldout_loss": heldout, "forgetting": forgetting(heldout)}
+    write_json_atomic(path, summary)
+    return summary
+
+
+def plot_losses(path: Path, records: list[dict[str, Any]], heldout: dict[str, dict[str, float]]) -> None:
+    """Training loss per optimizer step, coloured by phase, with held-out losses at each phase's end."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    ends: dict[str, int] = {}
+    for phase in dict.fromkeys(r["phase"] for r in records):
+        rows = [r for r in records if r["phase"] == phase]
+        ax.plot([r["global_step"] for r in rows], [r["loss"] for r in rows], label=f"{phase} (train)", lw=1)
+        ends[phase] = rows[-1]["global_step"]
+    for after, row in heldout.items():
+        for of, loss in row.items():
+            if after in ends:
+                ax.scatter([ends[after]], [loss], marker="o", s=20, zorder=3)
+                ax.annotate(f"{of}", (ends[after], loss), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss (mean per token)")
+    ax.set_title("training loss; dots: held-out loss of each phase after each phase")
+    ax.grid(alpha=0.3)
+    if records:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = Path(path).with_name(".loss.png.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
