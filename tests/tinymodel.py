@@ -40,7 +40,7 @@ _CORPUS = [
 ]
 
 
-def _train_tokenizer():  # -> PreTrainedTokenizerFast
+def _train_tokenizer(corpus: list[str] | None = None, vocab_size: int = 384):  # -> PreTrainedTokenizerFast
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -48,12 +48,12 @@ def _train_tokenizer():  # -> PreTrainedTokenizerFast
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=384,
+        vocab_size=vocab_size,
         special_tokens=SPECIAL_TOKENS,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(_CORPUS * 4, trainer=trainer)
+    tok.train_from_iterator((corpus or _CORPUS) * 4, trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token="<s>",
@@ -65,28 +65,30 @@ def _train_tokenizer():  # -> PreTrainedTokenizerFast
     return fast
 
 
-def build_tiny_model(dir: Path) -> Path:
-    """Write a 2-layer Llama (hidden 64, 4 heads, fixed seed) plus its tokenizer into ``dir``."""
+def build_tiny_model(dir: Path, *, corpus: list[str] | None = None, vocab_size: int = 384, layers: int = 2,
+                     hidden: int = 64, heads: int = 4, seed: int = 1234, tie: bool = False) -> Path:
+    """Write a small Llama (default: 2 layers, hidden 64, 4 heads, fixed seed) plus its tokenizer into ``dir``;
+    ``corpus`` trains the tokenizer (default: a few generic sentences)."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     dir = Path(dir)
     dir.mkdir(parents=True, exist_ok=True)
-    tokenizer = _train_tokenizer()
+    tokenizer = _train_tokenizer(corpus, vocab_size)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
         max_position_embeddings=512,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
+        tie_word_embeddings=tie,
     )
-    torch.manual_seed(1234)
+    torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
     model.generation_config = GenerationConfig(
         do_sample=True,  # like real chat models, so `transformers serve` honours temperature and seed

@@ -54,7 +54,7 @@ def run_train(args: argparse.Namespace) -> int:
 
         summary = train(config, resume=args.resume, progress=not args.quiet)
     except (TrainConfigError, DataError) as exc:
-        err.print(f"error: {exc}", markup=False)
+        err.print(f"error: {exc}", markup=False, soft_wrap=True)
         return EXIT_USAGE
     if summary:
         out = Console(highlight=False)
@@ -92,19 +92,17 @@ def dry_run(config) -> int:
     params, cfg = param_count(config.model)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     mem = memory_estimate(params, cfg, config, device)
-    out = Console(highlight=False)
-    t = Table(title=f"plan: {config.source} ({'packed' if config.packing else 'padded'}, "
-              f"{config.max_tokens_per_batch} tokens per micro-batch)")
-    for col in ("phase", "samples", "train", "held out", "dropped", "train tokens", "loss tokens", "steps",
-                "micro-batches/step", "padding tokens"):
-        t.add_column(col, justify="left" if col in ("phase", "dropped") else "right")
+    out = Console(highlight=False, soft_wrap=True)
+    out.print(f"plan for {config.source}: {'packed' if config.packing else 'padded'} micro-batches of at most "
+              f"{config.max_tokens_per_batch} tokens, max_seq_len {config.max_seq_len}")
     for r in plan_rows(prep):
         lo, hi = r["micro_batches_per_step"]
-        t.add_row(r["phase"], str(r["samples_read"]), str(r["train_samples"]), str(r["heldout_samples"]),
-                  ", ".join(f"{k} {v}" for k, v in sorted(r["dropped"].items())) or "-", str(r["train_tokens"]),
-                  str(r["loss_tokens"]), str(r["optimizer_steps"]), f"{lo}-{hi}" if lo != hi else str(lo),
-                  str(r["padding_tokens"]))
-    out.print(t)
+        dropped = ", ".join(f"{k} {v}" for k, v in sorted(r["dropped"].items())) or "none"
+        out.print(f"  {r['phase']}: {r['samples_read']} samples read, {r['train_samples']} train, "
+                  f"{r['heldout_samples']} held out, dropped: {dropped}")
+        out.print(f"    {r['train_tokens']} tokens ({r['loss_tokens']} with loss) per epoch; {r['optimizer_steps']} "
+                  f"optimizer steps, {lo if lo == hi else f'{lo}-{hi}'} micro-batches per step, "
+                  f"{r['padding_tokens']} padding tokens")
     out.print(f"model: {config.model}: {params / 1e6:.1f} M parameters; memory on {device} (one process): "
               + ", ".join(f"{k} {v:.2f} GiB" for k, v in mem.items()))
     return EXIT_OK

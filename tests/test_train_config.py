@@ -1,0 +1,91 @@
+"""`labrador train` configuration: unknown keys, wrong types and missing inputs are reported before any
+weights load, naming the file and the key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from trainer.train.config import TrainConfigError, check_inputs, load_config
+
+
+def write(tmp_path: Path, data: dict) -> Path:
+    p = tmp_path / "train.yaml"
+    p.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return p
+
+
+BASE = {"model": "m", "output_dir": "out", "phases": [{"name": "phase1", "data": "p1.jsonl"}]}
+
+
+def test_defaults_and_relative_paths(tmp_path):
+    cfg = load_config(write(tmp_path, BASE))
+    assert cfg.max_seq_len == 2048 and cfg.max_tokens_per_batch == 16384 and cfg.packing is True
+    assert cfg.heldout_fraction == 0.05 and cfg.save_every_steps == 0 and cfg.seed == 0
+    p = cfg.phases[0]
+    assert (p.epochs, p.max_steps, p.effective_batch, p.lr, p.warmup_steps) == (1, 0, 128, 2.0e-5, 25)
+    assert p.betas == (0.9, 0.95) and p.weight_decay == 0.0 and p.max_grad_norm == 1.0
+    assert Path(cfg.model) == tmp_path.resolve() / "m" and Path(p.data) == tmp_path.resolve() / "p1.jsonl"
+
+
+@pytest.mark.parametrize("data, words", [
+    ({**BASE, "learning_rate": 1}, ["learning_rate", "unknown key"]),
+    ({**BASE, "phases": [{"name": "a", "data": "x", "lrr": 1e-5}]}, ["phases[0].lrr", "did you mean 'lr'"]),
+    ({**BASE, "packing": "yes"}, ["packing", "true or false"]),
+    ({**BASE, "max_seq_len": 1.5}, ["max_seq_len", "whole number"]),
+    ({**BASE, "phases": [{"name": "a", "data": "x", "lr": "2e-5"}]}, ["phases[0].lr", "number"]),
+    ({**BASE, "phases": [{"name": "a"}]}, ["phases[0].data", "required"]),
+    ({**BASE, "phases": []}, ["phases", "non-empty"]),
+    ({k: v for k, v in BASE.items() if k != "model"}, ["model", "required"]),
+    ({**BASE, "max_seq_len": 4096, "max_tokens_per_batch": 1024}, ["max_seq_len", "max_tokens_per_batch"]),
+    ({**BASE, "phases": [{"name": "a", "data": "x"}, {"name": "a", "data": "y"}]}, ["unique"]),
+    ({**BASE, "phases": [{"name": "../a", "data": "x"}]}, ["phases[0].name"]),
+    ({**BASE, "heldout_fraction": 1.0}, ["heldout_fraction"]),
+    ({**BASE, "phases": [{"name": "a", "data": "x", "effective_batch": 0}]}, ["effective_batch", "at least 1"]),
+])
+def test_bad_settings_name_file_and_key(tmp_path, data, words):
+    path = write(tmp_path, data)
+    with pytest.raises(TrainConfigError) as exc:
+        load_config(path)
+    assert str(path) in str(exc.value)
+    for w in words:
+        assert w in str(exc.value)
+
+
+def test_not_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed\n")
+    with pytest.raises(TrainConfigError, match="not valid YAML"):
+        load_config(bad)
+    with pytest.raises(TrainConfigError, match="no such config file"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_missing_inputs_reported_before_loading(tmp_path):
+    cfg = load_config(write(tmp_path, BASE))
+    with pytest.raises(TrainConfigError, match="p1.jsonl does not exist"):
+        check_inputs(cfg)
+    (tmp_path / "p1.jsonl").write_text("")
+    with pytest.raises(TrainConfigError, match="is not a folder"):
+        check_inputs(cfg)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    with pytest.raises(TrainConfigError, match="no tokenizer"):
+        check_inputs(cfg)
+    (tmp_path / "m" / "tokenizer.json").write_text("{}")
+    (tmp_path / "m" / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 10}))
+    with pytest.raises(TrainConfigError, match="no chat template"):
+        check_inputs(cfg)
+    (tmp_path / "m" / "chat_template.jinja").write_text("{{ messages }}")
+    check_inputs(cfg)
+
+
+def test_fingerprint_changes_with_anything_that_changes_the_weights(tmp_path):
+    a = load_config(write(tmp_path, BASE))
+    b = load_config(write(tmp_path, {**BASE, "seed": 1}))
+    c = load_config(write(tmp_path, {**BASE, "phases": [{"name": "phase1", "data": "p1.jsonl", "lr": 1e-4}]}))
+    assert len({a.fingerprint(), b.fingerprint(), c.fingerprint()}) == 3
+    assert a.fingerprint() == load_config(write(tmp_path, BASE)).fingerprint()

@@ -1,0 +1,208 @@
+"""`labrador train` end to end on a tiny Llama on the CPU: packing is exact, the loss normalisation makes
+micro-batching irrelevant, held-out samples never train, outputs load, a killed run resumes exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("accelerate")
+from tinymodel import build_tiny_model  # noqa: E402
+from trainkit import TASK_CORPUS, task_file, task_sample, write_config, write_phase  # noqa: E402
+
+from trainer.train.config import load_config  # noqa: E402
+from trainer.train.data import content_key  # noqa: E402
+
+LABRADOR = str(Path(sys.executable).with_name("labrador"))
+
+
+@pytest.fixture(scope="module")
+def task_model(tmp_path_factory):
+    return build_tiny_model(tmp_path_factory.mktemp("task-model"), corpus=TASK_CORPUS)
+
+
+def weights(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+def run_train(config: Path, *extra: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run([LABRADOR, "train", "--config", str(config), "-q", *extra], capture_output=True,
+                          text=True, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, timeout=600)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_a_sample_packed_with_others_has_the_loss_it_has_alone(task_model, attn):
+    import random
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from trainer.train.batch import collate_packed
+    from trainer.train.data import encode
+    from trainer.train.loss import token_ce
+
+    tok = AutoTokenizer.from_pretrained(task_model)
+    model = AutoModelForCausalLM.from_pretrained(task_model, attn_implementation=attn).eval()
+    rng = random.Random(0)
+    samples = [encode(tok, task_sample(rng, "reverse")["messages"]) for _ in range(4)]
+
+    def losses(batch_samples):
+        b = collate_packed(batch_samples)
+        with torch.no_grad():
+            logits = model(input_ids=b["input_ids"], position_ids=b["position_ids"], use_cache=False).logits
+        out, start = [], 0
+        for s in batch_samples:
+            out.append(float(token_ce(logits[:, start:start + len(s)], b["targets"][:, start:start + len(s)])))
+            start += len(s)
+        return out
+
+    alone = [losses([s])[0] for s in samples]
+    packed = losses(samples)
+    assert packed == pytest.approx(alone, rel=1e-5, abs=1e-5)
+    # and the check can fail: without position ids restarting, the same row attends across samples
+    b = collate_packed(samples)
+    with torch.no_grad():
+        leaky = model(input_ids=b["input_ids"], use_cache=False).logits
+    n0 = len(samples[0])
+    second = float(token_ce(leaky[:, n0:n0 + len(samples[1])], b["targets"][:, n0:n0 + len(samples[1])]))
+    assert abs(second - alone[1]) > 1e-3
+
+
+def test_packed_micro_batches_give_the_weights_of_one_padded_batch(tmp_path, task_model):
+    data = task_file(tmp_path / "p1.jsonl", "reverse", 48, words=0)
+    common = {"heldout_fraction": 0.0, "max_seq_len": 64}
+    phases = [{"name": "phase1", "data": str(data), "effective_batch": 48, "epochs": 2}]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    packed = write_config(tmp_path / "a", task_model, phases, packing=True, max_tokens_per_batch=64, **common)
+    padded = write_config(tmp_path / "b", task_model, phases, packing=False, max_tokens_per_batch=4096, **common)
+    run_train(packed)
+    run_train(padded)
+    rows = [json.loads(line) for line in (tmp_path / "a/out/metrics.jsonl").read_text().splitlines()]
+    assert all(r["padding_tokens"] == 0 for r in rows)
+    padded_rows = [json.loads(line) for line in (tmp_path / "b/out/metrics.jsonl").read_text().splitlines()]
+    assert all(r["padding_tokens"] > 0 for r in padded_rows)
+    wa, wb = weights(tmp_path / "a/out/phase1/final"), weights(tmp_path / "b/out/phase1/final")
+    start = weights(task_model)
+    for k in wa:
+        assert torch.allclose(wa[k], wb[k], atol=2e-5, rtol=1e-4), k
+    assert any(not torch.equal(wa[k], start[k]) for k in wa)  # it did train
+
+
+def test_outputs_metrics_summary_and_heldout_never_trained(tmp_path, task_model):
+    import random
+
+    rng = random.Random(1)
+    p1 = [task_sample(rng, "reverse") for _ in range(60)]
+    write_phase(tmp_path / "p1.jsonl", p1)
+    write_phase(tmp_path / "p2.jsonl", [task_sample(rng, "upper") for _ in range(40)] + p1)  # replay in the data
+    cfg = write_config(tmp_path, task_model, [{"name": "phase1", "data": "p1.jsonl"},
+                                              {"name": "phase2", "data": "p2.jsonl", "lr": 5.0e-4}],
+                       heldout_fraction=0.2, save_every_steps=2)
+    proc = run_train(cfg, check=False)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "out"
+    assert "held-out loss" in proc.stdout and "phase2/final" in proc.stdout
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    for phase in ("phase1", "phase2"):
+        AutoModelForCausalLM.from_pretrained(out / phase / "final")
+        tok = AutoTokenizer.from_pretrained(out / phase / "final")
+        assert tok.chat_template
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    for key in ("phase", "step", "loss", "lr", "tokens", "padding_tokens", "tokens_per_s", "loss_ce"):
+        assert all(key in r for r in rows), key
+    assert [r["global_step"] for r in rows] == list(range(1, len(rows) + 1))
+    summary = json.loads((out / "summary.json").read_text())
+    hl, fg = summary["heldout_loss"], summary["forgetting"]
+    assert set(hl) == {"phase1", "phase2"} and set(hl["phase2"]) == {"phase1", "phase2"}
+    assert fg["phase2"]["phase1"] == pytest.approx(hl["phase2"]["phase1"] - hl["phase1"]["phase1"])
+    assert (out / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    # held-out samples of phase 1 are replayed in phase 2's file, yet never train in either phase
+    from trainer.train.prepare import prepare
+
+    prep = prepare(load_config(cfg))
+    held = {s.key for d in prep.data for s in d.heldout}
+    trained = {s.key for d in prep.data for s in d.train}
+    assert held and not held & trained
+    replayed_held = {content_key(s["messages"]) for s in p1} & {s.key for s in prep.data[0].heldout}
+    assert replayed_held and not replayed_held & {s.key for s in prep.data[1].train}
+    # a second run into the same folder without --resume changes nothing
+    before = (out / "metrics.jsonl").read_bytes()
+    again = run_train(cfg, check=False)
+    assert again.returncode == 2 and "--resume" in again.stderr and "Traceback" not in again.stderr
+    assert (out / "metrics.jsonl").read_bytes() == before
+
+
+def test_dry_run_plans_without_loading_weights(tmp_path, task_model):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(task_model, model)
+    (model / "model.safetensors").write_bytes(b"not weights")  # a dry run must never read them
+    task_file(tmp_path / "p1.jsonl", "reverse", 40)
+    cfg = write_config(tmp_path, model, [{"name": "phase1", "data": "p1.jsonl"}])
+    proc = run_train(cfg, "--dry-run")
+    assert "phase1" in proc.stdout and "parameters" in proc.stdout and "GiB" in proc.stdout
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_data_line_is_one_clear_error(tmp_path, task_model):
+    p = task_file(tmp_path / "p1.jsonl", "reverse", 10)
+    with p.open("a") as f:
+        f.write('{"messages": "oops"}\n')
+    cfg = write_config(tmp_path, task_model, [{"name": "phase1", "data": "p1.jsonl"}])
+    proc = run_train(cfg, check=False)
+    assert proc.returncode == 2 and "p1.jsonl:11" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_killed_at_any_moment_the_resumed_run_ends_with_the_same_weights(tmp_path, task_model):
+    task_file(tmp_path / "p1.jsonl", "reverse", 96)
+    task_file(tmp_path / "p2.jsonl", ["upper", "reverse"], 96)
+    phases = [{"name": "phase1", "data": str(tmp_path / "p1.jsonl"), "effective_batch": 8},
+              {"name": "phase2", "data": str(tmp_path / "p2.jsonl"), "effective_batch": 8}]
+    for d in ("ref", "killed"):
+        (tmp_path / d).mkdir()
+        write_config(tmp_path / d, task_model, phases, save_every_steps=1, keep_checkpoints=2)
+    run_train(tmp_path / "ref/train.yaml")
+    cfg = tmp_path / "killed/train.yaml"
+    metrics = tmp_path / "killed/out/metrics.jsonl"
+    kills = 0
+    for target_lines in (3, 14, 25):  # inside phase 1, around the phase boundary, inside phase 2
+        cmd = [LABRADOR, "train", "--config", str(cfg), "-q"] + (["--resume"] if kills else [])
+        proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < deadline:
+            if metrics.is_file() and metrics.read_text().count("\n") >= target_lines:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+                break
+            time.sleep(0.01)
+        proc.wait()
+    assert kills >= 2
+    run_train(cfg, "--resume")
+    for phase in ("phase1", "phase2"):
+        ref, got = weights(tmp_path / f"ref/out/{phase}/final"), weights(tmp_path / f"killed/out/{phase}/final")
+        for k in ref:
+            assert torch.equal(ref[k], got[k]), (phase, k)
+    ref_rows = [json.loads(x) for x in (tmp_path / "ref/out/metrics.jsonl").read_text().splitlines()]
+    got_rows = [json.loads(x) for x in metrics.read_text().splitlines()]
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "tokens_per_s"} for r in rows]  # noqa: E731
+    assert strip(got_rows) == strip(ref_rows)
+    assert len(list((tmp_path / "killed/out/checkpoints").iterdir())) <= 2
+    ref_summary = json.loads((tmp_path / "ref/out/summary.json").read_text())
+    got_summary = json.loads((tmp_path / "killed/out/summary.json").read_text())
+    assert got_summary["heldout_loss"] == ref_summary["heldout_loss"]
