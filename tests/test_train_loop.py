@@ -206,3 +206,52 @@ def test_killed_at_any_moment_the_resumed_run_ends_with_the_same_weights(tmp_pat
     ref_summary = json.loads((tmp_path / "ref/out/summary.json").read_text())
     got_summary = json.loads((tmp_path / "killed/out/summary.json").read_text())
     assert got_summary["heldout_loss"] == ref_summary["heldout_loss"]
+
+
+def test_two_processes_under_accelerate_launch_match_one(tmp_path, task_model):
+    """DDP on CPU (gloo): the same effective batch split over two ranks gives the single-process weights.
+    (`accelerate launch --cpu` starts one process unless MPI is set up; `--multi_gpu` on a machine without
+    GPUs starts N CPU processes through torchrun.)"""
+    task_file(tmp_path / "p1.jsonl", "reverse", 40)
+    phases = [{"name": "phase1", "data": str(tmp_path / "p1.jsonl"), "effective_batch": 12}]
+    for d in ("one", "two"):
+        (tmp_path / d).mkdir()
+        write_config(tmp_path / d, task_model, phases, max_tokens_per_batch=96, max_seq_len=96)
+    run_train(tmp_path / "one/train.yaml")
+    accelerate = str(Path(sys.executable).with_name("accelerate"))
+    proc = subprocess.run([accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+                           str(__import__("loopback").free_port()), LABRADOR, "train", "--config",
+                           str(tmp_path / "two/train.yaml"), "-q"], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one, two = weights(tmp_path / "one/out/phase1/final"), weights(tmp_path / "two/out/phase1/final")
+    for k in one:
+        assert torch.allclose(one[k], two[k], atol=1e-5, rtol=1e-4), k
+    rows = [json.loads(x) for x in (tmp_path / "two/out/metrics.jsonl").read_text().splitlines()]
+    ref = [json.loads(x) for x in (tmp_path / "one/out/metrics.jsonl").read_text().splitlines()]
+    assert [r["tokens"] for r in rows] == [r["tokens"] for r in ref]  # both ranks' tokens counted once
+
+
+def forgetting_after(tmp_path: Path, model: Path, replay: bool) -> tuple[float, dict]:
+    task_file(tmp_path / "p1.jsonl", "reverse", 160, seed=1)
+    p2 = ["upper", "reverse"] if replay else "upper"
+    task_file(tmp_path / "p2.jsonl", p2, 320 if replay else 160, seed=2)
+    cfg = write_config(tmp_path, model, [
+        {"name": "phase1", "data": "p1.jsonl", "epochs": 4, "lr": 3.0e-3, "warmup_steps": 2},
+        {"name": "phase2", "data": "p2.jsonl", "epochs": 4, "lr": 3.0e-3, "warmup_steps": 2},
+    ], heldout_fraction=0.1)
+    run_train(cfg)
+    summary = json.loads((tmp_path / "out/summary.json").read_text())
+    return summary["forgetting"]["phase2"]["phase1"], summary
+
+
+def test_replay_keeps_the_first_task_that_plain_sequential_training_forgets(tmp_path, task_model):
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "replay").mkdir()
+    plain, s_plain = forgetting_after(tmp_path / "plain", task_model, replay=False)
+    replayed, s_replay = forgetting_after(tmp_path / "replay", task_model, replay=True)
+    print(f"forgetting of phase1 after phase2: without replay {plain:+.3f}, with replay {replayed:+.3f}; "
+          f"phase1 held-out after phase1 {s_plain['heldout_loss']['phase1']['phase1']:.3f}")
+    assert plain > 0.5  # the first task is clearly forgotten
+    assert replayed < plain / 4
