@@ -57,7 +57,7 @@ class TrainConfig:
     keep_checkpoints: int = 2  # resumable checkpoints kept (the newest N)
     dtype: str = "auto"  # auto: bf16 on a GPU that has it, fp32 on CPU; or float32 / bfloat16
     save_dtype: str = "auto"  # auto: the training dtype (bf16 weights are never saved as fp32 on GPU)
-    attn_implementation: str = "auto"  # auto: flash_attention_2 where installed on GPU, else sdpa
+    attn_implementation: str = "auto"  # auto: flash_attention_2 on GPU where installed, else sdpa_varlen packed
     gradient_checkpointing: bool = False
     trackers: tuple[str, ...] = ()  # accelerate trackers: tensorboard, wandb, mlflow, trackio ...
     distill: dict[str, Any] | None = None
@@ -79,7 +79,7 @@ class TrainConfig:
 
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
-_ATTN = ("auto", "sdpa", "eager", "flash_attention_2", "flex_attention")
+_ATTN = ("auto", "sdpa", "sdpa_varlen", "eager", "flash_attention_2", "flex_attention")
 
 
 def _err(source: str, where: str, message: str) -> TrainConfigError:

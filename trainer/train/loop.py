@@ -48,6 +48,10 @@ def _dtype(name: str, device: torch.device) -> torch.dtype:
 
 
 def _attn(config: TrainConfig, device: torch.device) -> str:
+    """flash-attention (varlen) where installed on a GPU; else per-sample SDPA when packing; else SDPA."""
+    from . import attention
+
+    attention.register()
     if config.attn_implementation != "auto":
         return config.attn_implementation
     if device.type == "cuda":
@@ -55,7 +59,7 @@ def _attn(config: TrainConfig, device: torch.device) -> str:
 
         if importlib.util.find_spec("flash_attn"):
             return "flash_attention_2"
-    return "sdpa"
+    return attention.NAME if config.packing else "sdpa"
 
 
 def load_model(path: str, config: TrainConfig, device: torch.device, attn: str | None = None) -> Any:
