@@ -31,6 +31,7 @@ def collate_packed(samples: Sequence[Encoded]) -> dict[str, Any]:
         "targets": torch.tensor([tgt], dtype=torch.long),
         "sample_keys": [s.key for s in samples],
         "sample_lengths": [len(s) for s in samples],
+        "sample_meta": [{"leaf": s.leaf, **s.meta} for s in samples],
     }
 
 
@@ -51,7 +52,26 @@ def collate_padded(samples: Sequence[Encoded], pad_id: int) -> dict[str, Any]:
         "targets": tgt,
         "sample_keys": [s.key for s in samples],
         "sample_lengths": [len(s) for s in samples],
+        "sample_meta": [{"leaf": s.leaf, **s.meta} for s in samples],
     }
+
+
+def sample_rows(batch: dict[str, Any]) -> list[tuple[int, int, int]]:
+    """(row, start, end) of every sample in a collated micro-batch: packed samples share row 0."""
+    if "position_ids" in batch:
+        out, start = [], 0
+        for n in batch["sample_lengths"]:
+            out.append((0, start, start + n))
+            start += n
+        return out
+    return [(b, 0, n) for b, n in enumerate(batch["sample_lengths"])]
+
+
+def labels_from_targets(targets: torch.Tensor) -> torch.Tensor:
+    """Hugging Face labels [B, T] from next-token targets [B, T]: ``labels[t + 1] = targets[t]``, -100 first."""
+    labels = torch.full_like(targets, -100)
+    labels[:, 1:] = targets[:, :-1]
+    return labels
 
 
 def model_inputs(batch: dict[str, Any], device: torch.device | str) -> dict[str, torch.Tensor]:

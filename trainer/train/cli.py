@@ -43,17 +43,27 @@ def run_train(args: argparse.Namespace) -> int:
     except ImportError:
         err.print("labrador train needs the [train] extra: pip install 'labrador[train]' (install torch first)")
         return EXIT_USAGE
+    from trainer.distill.cache import CacheError
+
     from .data import DataError
 
     try:
         config = load_config(args.config)
         check_inputs(config)
+        factory = None
+        if config.distill is not None:
+            from trainer.distill.config import check_distill, parse_distill
+            from trainer.distill.step import make_loss_factory
+
+            dc = parse_distill(config)
+            check_distill(config, dc)
+            factory = make_loss_factory(dc)
         if args.dry_run:
             return dry_run(config)
         from .loop import train
 
-        summary = train(config, resume=args.resume, progress=not args.quiet)
-    except (TrainConfigError, DataError) as exc:
+        summary = train(config, resume=args.resume, progress=not args.quiet, loss_factory=factory)
+    except (TrainConfigError, DataError, CacheError) as exc:
         err.print(f"error: {exc}", markup=False, soft_wrap=True)
         return EXIT_USAGE
     if summary:

@@ -36,6 +36,7 @@ class Encoded:
     input_ids: list[int]
     labels: list[int]
     leaf: str = ""
+    meta: dict[str, str] = field(default_factory=dict, compare=False)  # the sample's other string fields
 
     @property
     def targets(self) -> list[int]:
@@ -126,7 +127,8 @@ def message_spans(tokenizer: Any, messages: list[dict[str, Any]]) -> tuple[str, 
     return out, spans
 
 
-def encode(tokenizer: Any, messages: list[dict[str, Any]], *, unmask: bool = False, leaf: str = "") -> Encoded:
+def encode(tokenizer: Any, messages: list[dict[str, Any]], *, unmask: bool = False, leaf: str = "",
+           meta: dict[str, str] | None = None) -> Encoded:
     """Token ids and labels: assistant replies (plus the special token closing each) carry loss; with
     ``unmask`` every token outside system messages does (knowledge samples, LAB's "unmask")."""
     text, spans = message_spans(tokenizer, messages)
@@ -156,7 +158,7 @@ def encode(tokenizer: Any, messages: list[dict[str, Any]], *, unmask: bool = Fal
     labels = [t if on else IGNORE for t, on in zip(ids, trained, strict=True)]
     if labels:
         labels[0] = IGNORE  # nothing predicts the first token
-    return Encoded(content_key(messages), ids, labels, leaf)
+    return Encoded(content_key(messages), ids, labels, leaf, meta or {})
 
 
 def load_phase(
@@ -181,8 +183,9 @@ def load_phase(
             out.drop("no_assistant_turn")
             continue
         try:
+            meta = {k: v for k, v in sample.items() if isinstance(v, str)}
             enc = encode(tokenizer, sample["messages"], unmask=unmask_all or bool(sample.get("unmask")),
-                         leaf=str(sample.get("leaf", "")))
+                         leaf=str(sample.get("leaf", "")), meta=meta)
         except DataError as exc:
             raise DataError(f"{path}:{n}: {exc}") from None
         if len(enc) > max_seq_len:

@@ -54,6 +54,8 @@ def _attn(config: TrainConfig, device: torch.device) -> str:
     attention.register()
     if config.attn_implementation != "auto":
         return config.attn_implementation
+    if config.distill and float(config.distill.get("attention", 0) or 0) > 0:
+        return "eager"  # attention distillation needs the full maps
     if device.type == "cuda":
         import importlib.util
 
