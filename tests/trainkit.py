@@ -46,6 +46,7 @@ def write_config(folder: Path, model: Path, phases: list[dict[str, Any]], **top:
         "min_sample_tokens": 4, "max_tokens_per_batch": 512, "heldout_fraction": 0.1, **top,
         "phases": [{"epochs": 1, "effective_batch": 16, "lr": 1.0e-3, "warmup_steps": 1, **p} for p in phases],
     }
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "train.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
     return path
