@@ -13,31 +13,23 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from validators.changes import leaves_from_deltas
 from validators.gitfetch import file_lock
 
 from .forge import ChangedFile
 
-LEAF_FILE = "qna.yaml"
-
 
 def leaves_of(files: Iterable[ChangedFile], taxonomy_dir: str) -> tuple[list[str], list[str]]:
-    """(changed, deleted) leaf folders, taxonomy-relative, from a PR's list of changed files."""
+    """(changed, deleted) leaf folders, taxonomy-relative, from a PR's list of changed files (GitHub's file
+    statuses; a folder counts as a leaf at head when any file of the PR still lands in it)."""
     prefix = taxonomy_dir.strip("/")
+    files = list(files)
+    status = {"removed": "deleted", "added": "added", "renamed": "renamed"}
+    deltas = [(status.get(f.status, "modified"), f.previous_path or f.path, f.path) for f in files]
+    alive = {posixpath.dirname(f.path) for f in files if f.status != "removed"}
     head = prefix + "/" if prefix else ""
-    changed: set[str] = set()
-    deleted: set[str] = set()
-    for f in files:
-        for path, gone in ((f.path, f.status == "removed"), (f.previous_path, True)):
-            if not path or not path.startswith(head):
-                continue
-            folder = posixpath.dirname(path[len(head):])
-            if not folder:
-                continue
-            if gone and posixpath.basename(path) == LEAF_FILE:
-                deleted.add(folder)
-            elif not gone:
-                changed.add(folder)
-    return sorted(changed), sorted(deleted - changed)
+    changed, deleted = leaves_from_deltas(deltas, prefix, lambda folder: head + folder in alive)
+    return changed, sorted(set(deleted) - set(changed))
 
 
 def read_merges(path: Path) -> list[dict[str, Any]]:

@@ -6,14 +6,12 @@ only a bare repository of fetched commits, so it diffs two trees and reads every
 
 from __future__ import annotations
 
-import posixpath
-
 import pygit2
-from pygit2.enums import DeltaStatus, DiffFind
+from pygit2.enums import DiffFind
 
-from validators.changes import ChangeError, Changes
+from validators.changes import ChangeError, Changes, leaves_from_deltas, status_name
+from validators.layout import LEAF_FILE
 
-LEAF_FILE = "qna.yaml"
 TREE_MODE = 0o040000
 
 
@@ -52,22 +50,13 @@ def changed_leaves(repo: pygit2.Repository, base: str, head: str, taxonomy_dir: 
     empty = repo[repo.TreeBuilder().write()].peel(pygit2.Tree)
     diff = (old or empty).diff_to_tree(new or empty, context_lines=0)
     diff.find_similar(DiffFind.FIND_RENAMES)
-    changed: set[str] = set()
-    deleted: set[str] = set()
 
     def leaf_at_head(folder: str) -> bool:
         return new is not None and _blob_or_link(new, f"{folder}/{LEAF_FILE}")
 
-    for delta in diff.deltas:
-        status, old_path, new_path = delta.status, delta.old_file.path, delta.new_file.path
-        if status != DeltaStatus.DELETED and (folder := posixpath.dirname(new_path)):
-            changed.add(folder)
-        if status in (DeltaStatus.DELETED, DeltaStatus.RENAMED) and (folder := posixpath.dirname(old_path)):
-            if leaf_at_head(folder):
-                changed.add(folder)
-            elif posixpath.basename(old_path) == LEAF_FILE:
-                deleted.add(folder)
-    return Changes(changed=sorted(changed), deleted=sorted(deleted), base=str(mb.id))
+    deltas = ((status_name(d.status), d.old_file.path, d.new_file.path) for d in diff.deltas)
+    changed, deleted = leaves_from_deltas(deltas, "", leaf_at_head)
+    return Changes(changed=changed, deleted=deleted, base=str(mb.id))
 
 
 def _blob_or_link(tree: pygit2.Tree, path: str) -> bool:

@@ -493,17 +493,41 @@ def test_windows_separators_are_normalized():
 
 def test_skills_v1_without_version_and_one_seed_is_valid():
     report = check(skill(version=None, seeds=1))
-    assert report.findings == [] and report.version == 1
+    assert report.errors == [] and report.version == 1
+    assert [(f.check, f.severity) for f in report.findings] == [("old-version", "warning")]
 
 
 def test_skills_v1_allows_empty_task_description():
     text = skill(version=1, seeds=1).replace("task_description: Answer short questions.", 'task_description: ""')
-    assert check(text).findings == []
+    assert check(text).errors == []
 
 
 def test_skills_v2_is_valid():
     report = check(skill(version=2))
-    assert report.findings == [] and report.version == 2
+    assert report.errors == [] and report.version == 2
+    f = only(report, "old-version")
+    assert f.severity == "warning" and "version 2" in f.message and "version: 3" in f.hint
+
+
+# ---------------------------------------------------------------- upstream's pull-request rule: changed leaves need 3
+
+
+@pytest.mark.parametrize("version, seeds", [(None, 5), (1, 5), (2, 5)])
+def test_changed_leaf_older_than_3_is_an_error_with_the_fix(version, seeds):
+    report = check_file(SKILL, skill(version=version, seeds=seeds).encode(), require_latest=True)
+    f = only(report, "version")
+    assert f.severity == "error" and "version 3" in f.message and "version: 3" in f.hint
+    assert (f.line, f.column) != (0, 0)
+    assert [e.check for e in report.errors] == ["version"]  # judged by v3; no duplicate schema finding
+
+
+def test_changed_leaf_is_judged_by_the_newest_schema():
+    v1_one_seed = skill(version=None, seeds=1)
+    assert check(v1_one_seed).errors == []  # its own version (1) allows one seed
+    report = check_file(SKILL, v1_one_seed.encode(), require_latest=True)
+    assert {e.check for e in report.errors} == {"version", "schema"}
+    assert any("needs at least 5 items" in e.message for e in report.errors)
+    assert check_file(SKILL, skill(version=3).encode(), require_latest=True).findings == []
 
 
 def test_skills_v2_needs_five_seeds():

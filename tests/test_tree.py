@@ -148,15 +148,17 @@ def test_symlinked_leaf_file_outside_is_reported_and_not_read(tax, tmp_path, mon
     os.symlink(target, leaf / "qna.yaml")
     shutil.copy(GOOD / "attribution.txt", leaf / "attribution.txt")
     seen: list[bytes] = []
-    real = tree.check_file
+    from validators import folder as folder_module
 
-    def spy(relpath, data, config=None):
+    real = folder_module.check_file
+
+    def spy(relpath, data, config=None, **kw):
         seen.append(data)
-        return real(relpath, data, config)
+        return real(relpath, data, config, **kw)
 
     opened: list[str] = []
     real_read = tree._read
-    monkeypatch.setattr(tree, "check_file", spy)
+    monkeypatch.setattr(folder_module, "check_file", spy)
     monkeypatch.setattr(tree, "_read", lambda entry: opened.append(entry.path) or real_read(entry))
     reports = check_tree(tax, Config())
     hits = by_check(reports, "symlink")
@@ -230,7 +232,7 @@ def test_cache_hit_returns_identical_findings_without_checking(tax, tmp_path, mo
     def boom(*args, **kwargs):
         raise AssertionError("check_file called on a cache hit")
 
-    monkeypatch.setattr(tree, "check_file", boom)
+    monkeypatch.setattr(tree, "check_leaf_folder", boom)
     second = check_tree(tax, Config(), cache=CheckCache(path))
     assert [r.path for r in second] == [r.path for r in first]
     assert [_key(f) for f in findings(second)] == [_key(f) for f in findings(first)]
@@ -246,8 +248,9 @@ def test_cache_is_invalidated_by_a_changed_byte(tax, tmp_path, monkeypatch):
     data[data.index(b"Soft flakes")] = ord("s")
     qna.write_bytes(bytes(data))
     calls: list[str] = []
-    real = tree.check_file
-    monkeypatch.setattr(tree, "check_file", lambda p, d, c=None: calls.append(p) or real(p, d, c))
+    real = tree.check_leaf_folder
+    monkeypatch.setattr(tree, "check_leaf_folder",
+                        lambda rel, files, c, **kw: calls.append(f"{rel}/qna.yaml") or real(rel, files, c, **kw))
     check_tree(tax, Config(), cache=CheckCache(path))
     assert calls == [f"{LEAF}/qna.yaml"]
 
@@ -259,8 +262,9 @@ def test_cache_is_invalidated_by_attribution_and_config(tax, tmp_path, monkeypat
     cache.save()
     _set_license(tax, "GPL-3.0")
     calls: list[str] = []
-    real = tree.check_file
-    monkeypatch.setattr(tree, "check_file", lambda p, d, c=None: calls.append(p) or real(p, d, c))
+    real = tree.check_leaf_folder
+    monkeypatch.setattr(tree, "check_leaf_folder",
+                        lambda rel, files, c, **kw: calls.append(f"{rel}/qna.yaml") or real(rel, files, c, **kw))
     cache = CheckCache(path)
     reports = check_tree(tax, Config(), cache=cache)
     assert calls == [f"{LEAF}/qna.yaml"] and len(by_check(reports, "attribution-license")) == 1
@@ -299,8 +303,9 @@ def test_cache_with_garbage_entries_is_ignored(tax, tmp_path, monkeypatch):
     assert len(data) == 2
     path.write_text(json.dumps({k: [{"bogus": 1}] if i % 2 else 7 for i, k in enumerate(data)}))
     calls: list[str] = []
-    real = tree.check_file
-    monkeypatch.setattr(tree, "check_file", lambda p, d, c=None: calls.append(p) or real(p, d, c))
+    real = tree.check_leaf_folder
+    monkeypatch.setattr(tree, "check_leaf_folder",
+                        lambda rel, files, c, **kw: calls.append(f"{rel}/qna.yaml") or real(rel, files, c, **kw))
     reports = check_tree(tax, Config(), cache=CheckCache(path))
     assert len(calls) == 2
     assert {f.check for f in findings(reports)} == {"trailing-spaces", "leaf-files"}

@@ -25,9 +25,12 @@ def code_fingerprint() -> str:
     return h.hexdigest()[:16]
 
 
-def leaf_key(relpath: str, qna: bytes | None, attribution: bytes | None, names: list[str], config: Config) -> str:
+def leaf_key(relpath: str, qna: bytes | None, attribution: bytes | None, names: list[str], config: Config,
+             mode: str = "") -> str:
+    """``mode``: how the leaf is judged (newest schema required? documents checked?): a verdict given in one
+    mode is never reused in another."""
     h = hashlib.sha256()
-    for part in (code_fingerprint(), config.fingerprint(), relpath, "\0".join(names)):
+    for part in (code_fingerprint(), config.fingerprint(), relpath, "\0".join(names), mode):
         h.update(part.encode())
         h.update(b"\0")
     for blob in (qna, attribution):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,8 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import DeltaStatus, DiffFind, DiffOption, RepositoryOpenFlag
 
-LEAF_FILE = "qna.yaml"
+from .layout import LEAF_FILE
+
 DEFAULT_BASE = "main"
 # untracked files count (a new leaf is usually untracked), ignored ones do not; the pathspec is literal
 _FLAGS = (
@@ -50,6 +52,46 @@ class Changes:
 
 class ChangeError(Exception):
     """Change detection cannot run; the one-line message says why and how to fix it."""
+
+
+def leaves_from_deltas(
+    deltas: Iterable[tuple[str, str | None, str | None]], prefix: str, leaf_at_head: Callable[[str], bool]
+) -> tuple[list[str], list[str]]:
+    """The one rule for "which leaves changed", used by ``labrador check``, the bot and the nightly job.
+
+    ``deltas``: (status, old path, new path) with repository-relative paths and status one of ``added``,
+    ``modified``, ``deleted``, ``renamed`` (anything else counts as modified). A folder that gained, changed
+    or lost any file is changed if its leaf is still there at head (``leaf_at_head``), deleted if its
+    ``qna.yaml`` went away. Returns (changed, deleted), taxonomy-relative, sorted.
+    """
+    head_of = prefix + "/" if prefix else ""
+
+    def folder(path: str | None) -> str | None:
+        if not path or not path.startswith(head_of):
+            return None
+        return posixpath.dirname(path[len(head_of):]) or None  # files at the top are no leaf's
+
+    changed: set[str] = set()
+    deleted: set[str] = set()
+    for status, old_path, new_path in deltas:
+        if status != "deleted" and (new := folder(new_path)):
+            changed.add(new)
+        if status not in ("deleted", "renamed") or (old := folder(old_path)) is None:
+            continue
+        if leaf_at_head(old):
+            changed.add(old)  # the leaf lives on but lost a file (say attribution.txt)
+        elif posixpath.basename(old_path or "") == LEAF_FILE:
+            deleted.add(old)
+    return sorted(changed), sorted(deleted)
+
+
+_STATUS = {DeltaStatus.ADDED: "added", DeltaStatus.DELETED: "deleted", DeltaStatus.RENAMED: "renamed",
+           DeltaStatus.UNTRACKED: "added"}
+
+
+def status_name(status: DeltaStatus) -> str:
+    """pygit2's delta status as the words :func:`leaves_from_deltas` takes."""
+    return _STATUS.get(status, "modified")
 
 
 def _open(repo_dir: Path) -> pygit2.Repository:
@@ -244,29 +286,13 @@ def changed_leaves(repo_dir: Path, base: str, taxonomy_dir: str = "taxonomy") ->
             )
         tree, sha = repo[merge_base].peel(pygit2.Tree), str(merge_base)
     root = Path(repo.workdir) / prefix if prefix else Path(repo.workdir)
-    head_of = prefix + "/" if prefix else ""
-
-    def folder(path: str) -> str | None:
-        if not path.startswith(head_of):
-            return None
-        return posixpath.dirname(path[len(head_of) :]) or None  # files at the top are no leaf's
-
-    changed: set[str] = set()
-    deleted: set[str] = set()
     try:
         deltas = _deltas(repo, tree, prefix)
     except pygit2.GitError as exc:
         raise ChangeError(f"cannot compare {repo_dir} with {base!r}: {exc}; run `git status` there to see why") from exc
-    for status, old_path, new_path in deltas:
-        if status != DeltaStatus.DELETED and (new := folder(new_path)):
-            changed.add(new)
-        if status not in (DeltaStatus.DELETED, DeltaStatus.RENAMED) or (old := folder(old_path)) is None:
-            continue
-        if (root / old / LEAF_FILE).is_file():
-            changed.add(old)  # the leaf lives on but lost a file (say attribution.txt)
-        elif posixpath.basename(old_path) == LEAF_FILE:
-            deleted.add(old)
-    return Changes(changed=sorted(changed), deleted=sorted(deleted), base=sha)
+    changed, deleted = leaves_from_deltas(((status_name(st), old, new) for st, old, new in deltas), prefix,
+                                          lambda folder: (root / folder / LEAF_FILE).is_file())
+    return Changes(changed=changed, deleted=deleted, base=sha)
 
 
 def default_base(repo_dir: Path) -> str | None:

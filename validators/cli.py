@@ -145,7 +145,7 @@ def validate(args: argparse.Namespace, base: str | None) -> tuple[list[Report], 
     cache = None if args.no_cache else CheckCache(default_cache_path(taxonomy, config))
     extra = None if args.no_documents else _document_checker(config, taxonomy)
     with _progress(args) as progress:
-        reports = check_tree(taxonomy, config, only, cache, extra, progress)
+        reports = check_tree(taxonomy, config, only, cache, extra, progress, require_latest=base is not None)
     if cache is not None:
         cache.save()
     return reports, deleted, _prefix(taxonomy)

@@ -8,9 +8,10 @@ from . import schema
 from .checks import TEXT_CHECKS, duplicate_seed, leaf_path, word_limits
 from .config import Config
 from .findings import Finding, Report
+from .layout import LEAF_FILE
 from .yamlload import load_yaml
 
-LEAF_FILE = "qna.yaml"
+LATEST = 3
 _DEFAULT = Config()
 _BOMS = ((b"\xff\xfe\0\0", "UTF-32"), (b"\0\0\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
 
@@ -19,8 +20,13 @@ def branch_of(relpath: str) -> str:
     return relpath.split("/", 1)[0]
 
 
-def check_file(relpath: str, data: bytes, config: Config | None = None) -> Report:
-    """Check one ``qna.yaml`` given its path inside the taxonomy (which decides the branch) and its bytes."""
+def check_file(relpath: str, data: bytes, config: Config | None = None, *, require_latest: bool = False) -> Report:
+    """Check one ``qna.yaml`` given its path inside the taxonomy (which decides the branch) and its bytes.
+
+    ``require_latest``: upstream's pull-request rule: a changed leaf is judged by the newest schema (version
+    3) whatever its ``version`` says, and an older or missing version is an error. Without it (a whole
+    tree), each file is judged by its own version and an old one is a warning.
+    """
     config = config or _DEFAULT
     relpath = relpath.replace("\\", "/").removeprefix("./")
     report = Report(path=relpath, branch=branch_of(relpath))
@@ -28,7 +34,7 @@ def check_file(relpath: str, data: bytes, config: Config | None = None) -> Repor
     _check_path(relpath, found)
     text = _decode(data, config, found)
     if text is not None:
-        _check_text(text, report, config)
+        _check_text(text, report, config, require_latest)
     if config.disabled_checks:
         report.findings = [f for f in found if f.check not in config.disabled_checks]
     report.findings = [f if f.path else _with_path(f, relpath) for f in report.findings]
@@ -79,7 +85,7 @@ def _decode(data: bytes, config: Config, found: list[Finding]) -> str | None:
     return text[1:] if text.startswith("\ufeff") else text
 
 
-def _check_text(text: str, report: Report, config: Config) -> None:
+def _check_text(text: str, report: Report, config: Config, require_latest: bool = False) -> None:
     found = report.findings
     lines = text.split("\n")
     if lines and lines[-1] == "":
@@ -110,10 +116,31 @@ def _check_text(text: str, report: Report, config: Config) -> None:
     if version is None:
         return
     truthy = {(f.line, f.column) for f in loaded.findings if f.check == "truthy"}
-    found.extend(f for f in schema.validate(loaded, schema.schema_name(branch, version))
-                 if (f.line, f.column) not in truthy)
+    judged_by = version
+    if version < LATEST:
+        found.append(_old_version(data, loaded, version, require_latest))
+        if require_latest:
+            judged_by = LATEST
+    found.extend(f for f in schema.validate(loaded, schema.schema_name(branch, judged_by))
+                 if (f.line, f.column) not in truthy and not (judged_by != version and _about_version(f)))
     found.extend(duplicate_seed.check(data, loaded.marks, branch))
     found.extend(word_limits.check(data, loaded.marks, branch, config))
+
+
+def _about_version(f: Finding) -> bool:
+    return f.message.startswith("version:") or "required key 'version'" in f.message
+
+
+def _old_version(data: dict, loaded, version: int, required: bool) -> Finding:
+    line, col = loaded.marks.get(("version",), loaded.marks.get((), (1, 1)))
+    what = f"version {version}" if "version" in data else "no version (so version 1)"
+    if required:
+        return Finding("version", "error", f"this changed leaf has {what}; changed leaves must use the newest "
+                       f"schema, version {LATEST} (upstream's rule)", line, col,
+                       hint=f"Set 'version: {LATEST}' at the top; skills of versions 2 and 3 have the same shape, "
+                       "version 1 needs 'created_by' and five seed examples.")
+    return Finding("old-version", "warning", f"the leaf has {what}; the newest is {LATEST}", line, col,
+                   hint=f"Accepted as it is, but a pull request that changes this leaf must set 'version: {LATEST}'.")
 
 
 def _version(data: dict, branch: str, loaded, found: list[Finding]) -> int | None:

@@ -12,19 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .cache import CheckCache, leaf_key
-from .checks import attribution
 from .config import Config
 from .findings import Finding, Report
-from .leaf import LEAF_FILE, check_file
+from .folder import check_leaf_folder
+from .layout import ATTRIBUTION, LEAF_FILE, is_misnamed
 
-ATTRIBUTION = attribution.FILENAME
-LEAF_FILES = {LEAF_FILE, ATTRIBUTION}
 MAX_READ = 4 * 1024 * 1024  # never read more than this of one file; check_file refuses far less
-
-
-def _misnamed(name: str) -> bool:
-    low = name.lower()
-    return name != LEAF_FILE and low.startswith("qna") and low.endswith((".yaml", ".yml"))
 
 
 @dataclass
@@ -59,7 +52,7 @@ def walk(root: Path) -> tuple[list[LeafFolder], list[Finding]]:
                     stack.append((child, e.path))
             else:
                 files[e.name] = e
-        if rel and (LEAF_FILE in files or any(_misnamed(n) for n in files)):
+        if rel and (LEAF_FILE in files or any(is_misnamed(n) for n in files)):
             leaves.append(LeafFolder(rel, files))
     leaves.sort(key=lambda leaf: leaf.rel)
     return leaves, found
@@ -85,42 +78,18 @@ def _read(entry: os.DirEntry) -> bytes | None:
 
 
 def check_folder(folder: LeafFolder, config: Config, cache: CheckCache | None = None,
-                 extra: Callable[[Report], list[Finding]] | None = None) -> Report:
-    """Check one leaf folder: qna.yaml, attribution.txt, stray and misnamed files."""
-    files = folder.files
+                 extra: Callable[[Report], list[Finding]] | None = None, *, require_latest: bool = False) -> Report:
+    """Check one leaf folder on disk: read its files, then the shared :func:`check_leaf_folder`."""
+    files: dict[str, bytes | None] = {name: _read(entry) for name, entry in folder.files.items()}
     qna_rel = f"{folder.rel}/{LEAF_FILE}"
-    qna_entry = files.get(LEAF_FILE)
-    qna = _read(qna_entry) if qna_entry else None
-    attr_entry = files.get(ATTRIBUTION)
-    attr = _read(attr_entry) if attr_entry else None
     key = None
     if cache is not None:
-        key = leaf_key(qna_rel, qna, attr, sorted(files), config)
+        mode = f"latest={require_latest};documents={extra is not None}"
+        key = leaf_key(qna_rel, files.get(LEAF_FILE), files.get(ATTRIBUTION), sorted(files), config, mode)
         hit = cache.get(key)
         if hit is not None:
             return Report(path=qna_rel, findings=hit, branch=qna_rel.split("/", 1)[0])
-    if qna is not None:
-        report = check_file(qna_rel, qna, config)
-        if extra is not None and report.ok:
-            report.findings.extend(extra(report))
-    else:
-        report = Report(path=qna_rel, branch=qna_rel.split("/", 1)[0])
-        if qna_entry is not None:
-            report.findings.append(Finding("unreadable", "error", "cannot read qna.yaml", path=qna_rel))
-    found = report.findings
-    for name in sorted(files):
-        rel = f"{folder.rel}/{name}"
-        if _misnamed(name):
-            found.append(Finding("leaf-filename", "error", f"leaf file is named {name!r}, not {LEAF_FILE!r}",
-                                 path=rel, hint=f"Rename it to {LEAF_FILE}; upstream silently skips it."))
-        elif name not in LEAF_FILES:
-            found.append(Finding("leaf-files", "error", f"unexpected file {name!r} in a leaf folder", path=rel,
-                                 hint="A leaf folder holds only qna.yaml and attribution.txt; move documents "
-                                 "to the document repository."))
-    if qna_entry is not None or attr_entry is not None:
-        found.extend(attribution.check(f"{folder.rel}/{ATTRIBUTION}", attr, config))
-    if config.disabled_checks:
-        report.findings = [f for f in report.findings if f.check not in config.disabled_checks]
+    report = check_leaf_folder(folder.rel, files, config, extra=extra, require_latest=require_latest)
     if cache is not None and key is not None and not any(f.check == "document-fetch" for f in report.findings):
         cache.put(key, report.findings)
     return report
@@ -128,8 +97,9 @@ def check_folder(folder: LeafFolder, config: Config, cache: CheckCache | None = 
 
 def check_tree(root: Path, config: Config, only: Iterable[str] | None = None, cache: CheckCache | None = None,
                extra: Callable[[Report], list[Finding]] | None = None,
-               progress: Callable[[int, int], None] | None = None) -> list[Report]:
-    """Check every leaf under ``root`` (or only the leaf folders named in ``only``)."""
+               progress: Callable[[int, int], None] | None = None, *, require_latest: bool = False) -> list[Report]:
+    """Check every leaf under ``root`` (or only the leaf folders named in ``only``); ``require_latest`` for
+    changed leaves (upstream's pull-request rule)."""
     leaves, stray = walk(root)
     if only is not None:
         wanted = {p.strip("/") for p in only}
@@ -137,7 +107,7 @@ def check_tree(root: Path, config: Config, only: Iterable[str] | None = None, ca
         stray = [f for f in stray if any(f.path == w or f.path.startswith(w + "/") for w in wanted)]
     reports = []
     for i, leaf in enumerate(leaves):
-        reports.append(check_folder(leaf, config, cache, extra))
+        reports.append(check_folder(leaf, config, cache, extra, require_latest=require_latest))
         if progress is not None:
             progress(i + 1, len(leaves))
     if stray:
