@@ -65,17 +65,31 @@ def check_leaf(repo: pygit2.Repository, tree: pygit2.Tree, prefix: str, folder: 
 
 
 def check_changed(repo: pygit2.Repository, head: str, prefix: str, folders: Iterable[str], config: Config,
-                  documents: bool = True, local_repo: Path | None = None
-                  ) -> list[tuple[Report, bytes | None]]:
-    """Check every changed folder that is a leaf at ``head`` (others are not leaves, as in a tree walk)."""
+                  documents: bool = True, local_repo: Path | None = None, max_leaves: int | None = None
+                  ) -> tuple[list[tuple[Report, bytes | None]], int]:
+    """Check every changed folder that is a leaf at ``head`` (others are not leaves, as in a tree walk), at
+    most ``max_leaves`` of them; symbolic links anywhere in a changed folder are reported (as the disk walk
+    does) in a report for path ``.``. Returns the results and how many leaves were left unchecked."""
     tree = repo[head].peel(pygit2.Tree)
     out = []
+    links: list[Finding] = []
+    skipped = 0
     for folder in folders:
         entries = folder_entries(repo, tree, prefix, folder)
-        if entries is None or not is_leaf_folder(entries):
+        if entries is None:
+            continue
+        if not is_leaf_folder(entries):
+            links += [Finding("symlink", "error", "symbolic link; links are not followed", path=f"{folder}/{name}",
+                              hint="Replace the link with a real file or folder.")
+                      for name, (mode, _) in sorted(entries.items()) if mode == LINK_MODE]
+            continue
+        if max_leaves is not None and len(out) >= max_leaves:
+            skipped += 1
             continue
         out.append(check_leaf(repo, tree, prefix, folder, config, documents, local_repo))
-    return out
+    if links:
+        out.append((Report(path=".", findings=links), None))
+    return out, skipped
 
 
 def annotations(reports: Iterable[Report], prefix: str) -> list[Annotation]:

@@ -62,10 +62,10 @@ def inspect(ctx: JobContext, pr: PullRequest, sha: str) -> Inspection:
     repo = pygit2.Repository(str(gitdir))
     base = gitcache.base_commit(repo, pr.base_sha, pr.base_ref)
     changes = treediff.changed_leaves(repo, base, sha, settings.taxonomy_dir)
-    folders = changes.changed[: settings.max_leaves]
     prefix = settings.taxonomy_dir.strip("/")
-    results = checking.check_changed(repo, sha, prefix, folders, settings.checker, True, gitdir)
-    return Inspection(gitdir, changes, results, len(changes.changed) - len(folders))
+    results, skipped = checking.check_changed(repo, sha, prefix, changes.changed, settings.checker, True, gitdir,
+                                              max_leaves=settings.max_leaves)
+    return Inspection(gitdir, changes, results, skipped)
 
 
 def _current(ctx: JobContext, job: Job, need_open: bool = True) -> PullRequest | None:
@@ -106,7 +106,9 @@ def validate(job: Job, ctx: JobContext, pr: PullRequest | None = None) -> None:
     prefix = settings.taxonomy_dir.strip("/")
     notes = tuple(checking.annotations(reports, prefix))
     output = render.check_output(reports, found.changes, job.sha, prefix, notes, found.skipped)
-    ctx.finish_check(check_id, "failure" if any(r.errors for r in reports) else "success", output)
+    # never green while a leaf went unchecked: a broken one could hide among them
+    ok = not any(r.errors for r in reports) and not found.skipped
+    ctx.finish_check(check_id, "success" if ok else "failure", output)
     section = render.validation_section(reports, found.changes, job.sha, prefix, found.skipped)
     ctx.update_sticky(validation=section, notice="")
     labels = checking.labels_for(found.changes.changed + found.changes.deleted)
@@ -163,7 +165,7 @@ def _previews(ctx: JobContext, found: Inspection) -> list[render.LeafPreview]:
     settings = ctx.settings
     leaves: list[render.LeafPreview] = []
     calls = []
-    for report, data in found.results[: settings.preview_max_leaves]:
+    for report, data in [r for r in found.results if r[0].path != "."][: settings.preview_max_leaves]:
         leaf = render.LeafPreview(report.path, seeds_of(report.data))
         leaves.append(leaf)
         if not report.ok or data is None:

@@ -41,13 +41,15 @@ def counts(reports: Sequence[Report]) -> tuple[int, int]:
 
 def verdict_line(reports: Sequence[Report], changes: Changes, head: str, skipped: int = 0) -> str:
     errors, warnings = counts(reports)
-    mark = "❌ Validation failed" if errors else "✅ Validation passed"
-    line = f"### {mark} for {md.sha(head)}\n\n{len(reports)} leaf(s) checked: {errors} error(s), {warnings} warning(s)."
+    mark = "❌ Validation failed" if errors or skipped else "✅ Validation passed"
+    leaves = sum(1 for r in reports if r.path != ".")
+    line = f"### {mark} for {md.sha(head)}\n\n{leaves} leaf(s) checked: {errors} error(s), {warnings} warning(s)."
     if changes.deleted:
         gone = ", ".join(md.text(d, 200) for d in changes.deleted)
         line += f" {len(changes.deleted)} leaf folder(s) deleted: {gone}."
     if skipped:
-        line += f" {skipped} more changed leaf folder(s) were not checked (limit reached)."
+        line += (f" {skipped} more changed leaf(s) were not checked (the bot's limit, `max_leaves`, was reached), "
+                 "so this check cannot pass: split the pull request, or raise `max_leaves` in the bot's settings.")
     if not reports and not changes.deleted:
         line += " This pull request changes no taxonomy leaf."
     return line

@@ -522,3 +522,16 @@ def test_a_recorded_payload_rewritten_to_our_repository_is_processed(gh: GitHubS
     assert bot.work() == 1
     body = sticky(gh, pr.number).body
     assert "@outsider" in body and "`/lab preview` generates a few synthetic samples" in body
+
+
+def test_changed_non_leaf_folders_never_hide_a_broken_leaf(gh: GitHubServer, bot: Bot) -> None:
+    """300 changed non-leaf folders used to use up the bot's leaf limit: the broken leaf went unchecked and
+    the check was green. Only leaves count now, and nothing unchecked can pass."""
+    files = {f"taxonomy/aaa/f{i:03d}/notes.txt": b"notes\n" for i in range(300)}
+    files.update({NEW_PATH: BROKEN, f"{NEW_DIR}/attribution.txt": ATTRIBUTION})
+    pr = open_pr(gh, files)
+    bot.deliver("pull_request", gh.pull_request_event(REPO, pr.number, "opened"))
+    assert bot.work() == 1
+    [run] = runs(gh, pr.head_sha)
+    assert (run.status, run.conclusion) == ("completed", "failure")
+    assert annotated(run) == {(NEW_PATH, line, "failure") for line in BROKEN_LINES}

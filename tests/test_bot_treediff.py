@@ -74,7 +74,8 @@ def test_checks_read_blobs_and_flag_links_strays_and_misnamed_files(repo: pygit2
     files["taxonomy/compositional_skills/c/qna.yml"] = b"version: 3\n"
     head = commit(repo, files, [base])
     changes = changed_leaves(repo, base, head)
-    results = checking.check_changed(repo, head, "taxonomy", changes.changed, Config(), documents=False)
+    results, skipped = checking.check_changed(repo, head, "taxonomy", changes.changed, Config(), documents=False)
+    assert skipped == 0
     by_path = {r.path: {f.check for f in r.findings} for r, _ in results}
     assert by_path["compositional_skills/evil/qna.yaml"] >= {"symlink"}
     assert "schema" in by_path["compositional_skills/a/one/qna.yaml"]
@@ -91,9 +92,39 @@ def test_checks_read_blobs_and_flag_links_strays_and_misnamed_files(repo: pygit2
 def test_a_valid_leaf_from_blobs_passes(repo: pygit2.Repository) -> None:
     base = commit(repo, BASE)
     head = commit(repo, {**BASE, **skill_files("compositional_skills/new/leaf")}, [base])
-    [(report, data)] = checking.check_changed(repo, head, "taxonomy", changed_leaves(repo, base, head).changed,
-                                              Config(), documents=False)
+    [(report, data)], _ = checking.check_changed(repo, head, "taxonomy", changed_leaves(repo, base, head).changed,
+                                                 Config(), documents=False)
     assert report.ok and report.errors == [] and data and data.startswith(b"version: 3")
+
+
+def test_non_leaf_folders_do_not_use_up_the_leaf_limit(repo: pygit2.Repository) -> None:
+    """300 changed non-leaf folders plus one broken leaf: the leaf is still checked (it used to be skipped)."""
+    base = commit(repo, BASE)
+    files = dict(BASE)
+    for i in range(300):
+        files[f"taxonomy/aaa/f{i:03d}/notes.txt"] = b"notes"
+    files["taxonomy/compositional_skills/zzz/broken/qna.yaml"] = b"version: 3\ncreated_by: x\n"
+    head = commit(repo, files, [base])
+    changed = changed_leaves(repo, base, head).changed
+    results, skipped = checking.check_changed(repo, head, "taxonomy", changed, Config(), documents=False,
+                                              max_leaves=1)
+    assert skipped == 0 and [r.path for r, _ in results] == ["compositional_skills/zzz/broken/qna.yaml"]
+    assert results[0][0].errors
+    more = dict(files, **{"taxonomy/compositional_skills/zzz/other/qna.yaml": b"version: 3\n"})
+    head2 = commit(repo, more, [head])
+    _, skipped = checking.check_changed(repo, head2, "taxonomy", changed_leaves(repo, base, head2).changed,
+                                        Config(), documents=False, max_leaves=1)
+    assert skipped == 1  # counted, so the check cannot pass
+
+
+def test_a_link_outside_any_leaf_is_reported_like_the_disk_walk(repo: pygit2.Repository) -> None:
+    base = commit(repo, BASE)
+    head = commit(repo, {**BASE, "taxonomy/knowledge/history/evil": (b"/etc", LINK)}, [base])
+    results, _ = checking.check_changed(repo, head, "taxonomy", changed_leaves(repo, base, head).changed,
+                                        Config(), documents=False)
+    [(report, data)] = results
+    assert report.path == "." and data is None
+    assert [(f.check, f.path) for f in report.errors] == [("symlink", "knowledge/history/evil")]
 
 
 def test_fetch_into_the_bare_cache_and_head_missing(tmp_path: Path) -> None:
