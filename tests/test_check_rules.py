@@ -390,18 +390,33 @@ def test_seeds_without_a_question_are_not_duplicates_of_each_other():
     assert {f.check for f in report.findings} == {"schema"}
 
 
-def test_knowledge_duplicate_question_across_contexts():
+def test_knowledge_same_question_of_different_contexts_is_fine():
+    """A generic question asked of different passages is legitimate (upstream's own valid test data does it)."""
     text = knowledge(qa=lambda i, j: ("What is shared?" if (i, j) in ((0, 1), (3, 2)) else f"Q{i}-{j}?", f"A{i}{j}"))
+    assert check(text, KNOWLEDGE).findings == []
+
+
+def test_knowledge_question_repeated_within_one_context_is_an_error():
+    text = knowledge(qa=lambda i, j: ("What is  SHARED?" if (i, j) in ((2, 0), (2, 2)) else f"Q{i}-{j}?", f"A{i}{j}"))
     f = only(check(text, KNOWLEDGE), "duplicate-seed")
-    assert f.message.startswith("question repeats")
-    assert at(f) == pos(text, "What is shared?", nth=2)
+    assert f.severity == "error" and f.message.startswith("question (in the same context) repeats")
+    assert at(f) == pos(text, "What is  SHARED?", nth=2)
 
 
-def test_knowledge_duplicate_context():
+def test_knowledge_repeated_context_is_a_warning():
     text = knowledge(context=lambda i: "Same  context." if i in (1, 4) else f"Context {i}.")
-    f = only(check(text, KNOWLEDGE), "duplicate-seed")
-    assert f.message.startswith("context repeats")
+    f = only(check(text, KNOWLEDGE), "repeated-context")
+    assert f.severity == "warning" and f.message.startswith("context repeats")
     assert at(f) == pos(text, "Same  context.", nth=2)
+    assert check(text, KNOWLEDGE).errors == []
+
+
+def test_knowledge_whole_seed_repeated_is_one_error():
+    text = knowledge(context=lambda i: "Same context." if i in (1, 4) else f"Context {i}.",
+                     qa=lambda i, j: (f"Q{j}?", f"A{j}") if i in (1, 4) else (f"Q{i}-{j}?", f"A{i}{j}"))
+    report = check(text, KNOWLEDGE)
+    f = only(report, "duplicate-seed")
+    assert f.message.startswith("seed example repeats") and report.findings == [f]
 
 
 # ---------------------------------------------------------------- word limits
