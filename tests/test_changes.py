@@ -320,5 +320,7 @@ def test_default_base(tmp_path: Path, repo: pygit2.Repository) -> None:
     commit_all(other)
     assert default_base(tmp_path / "other") is None
     other.references.create("refs/remotes/origin/main", other.head.target)
-    assert default_base(tmp_path / "other") == "main"
+    assert default_base(tmp_path / "other") == "origin/main"  # what a pull request targets
     assert default_base(tmp_path / "nowhere") is None
+    repo.references.create("refs/remotes/origin/main", repo.head.target)
+    assert default_base(Path(repo.workdir)) == "origin/main"  # preferred over the local main too

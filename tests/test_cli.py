@@ -213,3 +213,71 @@ def test_cache_run_gives_the_same_answer(repo, capsys):
 def test_no_command_prints_help_and_exits_2(capsys):
     assert main([]) == 2
     assert "validate" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- paths that name no leaf never "pass"
+
+
+def test_a_path_that_names_no_leaf_exits_2(repo, capsys):
+    code, out, err = run(capsys, *NO_NET, "taxonomy/knowledge/does_not_exist")
+    assert code == 2 and "does_not_exist" in err and "passed" not in out
+    (repo / "taxonomy/knowledge/empty_topic").mkdir()
+    code, out, err = run(capsys, *NO_NET, "taxonomy/knowledge/empty_topic")
+    assert code == 2 and "no leaf" in err
+
+
+def test_a_folder_checks_every_leaf_below_it(repo, capsys):
+    add_bad_leaf(repo)
+    code, out, err = run(capsys, *NO_NET, "taxonomy/compositional_skills/writing/freeform")
+    assert code == 1 and "2 leaf(s) checked" in out and "bad_leaf" in out
+
+
+def test_dot_inside_a_leaf_means_that_leaf_and_the_taxonomy_is_found_upwards(repo, capsys, monkeypatch):
+    add_bad_leaf(repo)
+    monkeypatch.chdir(repo / "taxonomy" / BAD)
+    code, out, err = run(capsys, *NO_NET, ".")
+    assert code == 1 and "1 leaf(s) checked" in out and "truthy" in out
+    monkeypatch.chdir(repo / "taxonomy/knowledge")
+    code, out, err = run(capsys, *NO_NET)
+    assert code == 1 and "3 leaf(s) checked" in out and "leaf-branch" not in out  # no false "Move it"
+
+
+def test_the_verdict_cache_keeps_documents_on_and_off_apart(repo):
+    """A pass cached by a run without document checks must not answer a run with them (and the reverse)."""
+    from validators import Config, Finding
+    from validators.cache import CheckCache
+    from validators.tree import check_tree
+
+    cache = CheckCache(repo / "cache.json")
+    broken_docs = lambda report: [Finding("document-commit", "error", "no such commit", path=report.path)]  # noqa: E731
+    assert all(r.ok for r in check_tree(repo / "taxonomy", Config(), cache=cache))
+    with_docs = check_tree(repo / "taxonomy", Config(), cache=cache, extra=broken_docs)
+    assert sum(1 for r in with_docs if not r.ok) == 2
+    assert all(r.ok for r in check_tree(repo / "taxonomy", Config(), cache=cache))
+    changed = check_tree(repo / "taxonomy", Config(), cache=cache, require_latest=True, extra=broken_docs)
+    assert sum(1 for r in changed if not r.ok) == 2
+
+
+def test_check_on_main_compares_with_origin_or_says_nothing_was_checked(repo, capsys):
+    """A broken leaf committed on main used to get "no leaf changed against main — passed"."""
+    import pygit2
+
+    git = pygit2.init_repository(str(repo), initial_head="main")
+
+    def commit_all(message):
+        git.index.add_all()
+        git.index.write()
+        parents = [] if git.head_is_unborn else [git.head.target]
+        sig = pygit2.Signature("t", "t@example.com")
+        return git.create_commit("HEAD", sig, sig, message, git.index.write_tree(), parents)
+
+    first = commit_all("good leaves")
+    add_bad_leaf(repo)
+    commit_all("a broken leaf, committed on main")
+    code = main(["check", "--no-documents", "--no-cache"])
+    out = capsys.readouterr().out
+    assert code == 0 and "nothing was checked" in out and "HEAD is the same commit as main" in out
+    git.references.create("refs/remotes/origin/main", first)
+    code = main(["check", "--no-documents", "--no-cache"])
+    out = capsys.readouterr().out
+    assert code == 1 and "bad_leaf" in out and "truthy" in out

@@ -21,7 +21,7 @@ from rich.markup import escape
 from validators import Config
 from validators.config import ConfigError, find_config, load_config
 from validators.findings import Report
-from validators.tree import check_tree, walk
+from validators.tree import SelectionError, check_tree, find_taxonomy, select_leaves, walk
 
 from .settings import HOW_TO_CONFIGURE, GenerateSettings, SettingsError, build_teacher, load_settings
 from .teachers import Teacher, TeacherError
@@ -67,7 +67,7 @@ def taxonomy_dir(path: Path | None) -> Path:
         if not path.is_dir():
             raise UsageError(f"taxonomy folder {path} does not exist; pass --taxonomy DIR")
         return path
-    return Path("taxonomy") if Path("taxonomy").is_dir() else Path(".")
+    return find_taxonomy(Path("."))
 
 
 def settings_for(args: argparse.Namespace, taxonomy: Path) -> tuple[Config, GenerateSettings, Path | None]:
@@ -97,28 +97,13 @@ def repo_root(start: Path) -> Path | None:
 
 
 def select(taxonomy: Path, wanted: Sequence[Path]) -> list[str]:
-    """Leaf folders (taxonomy-relative) named by ``wanted``: paths from here or from the taxonomy, files or
-    folders; a folder selects every leaf below it."""
-    folders = [leaf.rel for leaf in walk(taxonomy)[0]]
+    """Leaf folders (taxonomy-relative) named by ``wanted`` (every leaf when empty): the checker's own rule."""
     if not wanted:
-        return folders
-    root = taxonomy.resolve()
-    chosen: set[str] = set()
-    for path in wanted:
-        candidates = [path, taxonomy / path]
-        hit = next((c for c in candidates if c.exists()), None)
-        if hit is None:
-            raise UsageError(f"{path}: no such leaf, file or folder (here or in {taxonomy})")
-        q = hit.resolve().parent if hit.is_file() else hit.resolve()
-        try:
-            rel = q.relative_to(root).as_posix()
-        except ValueError:
-            raise UsageError(f"{path} is not inside the taxonomy folder {taxonomy}") from None
-        below = [f for f in folders if rel in (".", f) or f.startswith(rel + "/")]
-        if not below:
-            raise UsageError(f"{path}: no leaf (qna.yaml) there")
-        chosen.update(below)
-    return sorted(chosen)
+        return [leaf.rel for leaf in walk(taxonomy)[0]]
+    try:
+        return select_leaves(taxonomy, wanted)
+    except SelectionError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def prepare(taxonomy: Path, config: Config, folders: list[str]) -> tuple[list[LeafInput], list[LeafResult]]:

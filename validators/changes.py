@@ -296,12 +296,23 @@ def changed_leaves(repo_dir: Path, base: str, taxonomy_dir: str = "taxonomy") ->
 
 
 def default_base(repo_dir: Path) -> str | None:
-    """``"main"`` when a local or ``origin`` main branch exists, so ``--base`` can usually be left out."""
+    """What ``labrador check`` compares with when no ``--base`` is given: ``origin/main`` when it exists (what
+    a pull request targets, and the right answer on ``main`` itself), else ``main``, else ``None``."""
     try:
         repo = _open(Path(repo_dir))
     except ChangeError:
         return None
-    for name in (f"refs/heads/{DEFAULT_BASE}", f"refs/remotes/origin/{DEFAULT_BASE}"):
-        if repo.references.get(name) is not None:
-            return DEFAULT_BASE
+    if repo.references.get(f"refs/remotes/origin/{DEFAULT_BASE}") is not None:
+        return f"origin/{DEFAULT_BASE}"
+    if repo.references.get(f"refs/heads/{DEFAULT_BASE}") is not None:
+        return DEFAULT_BASE
     return None
+
+
+def same_commit(repo_dir: Path, base: str) -> bool:
+    """Whether ``base`` and HEAD are the same commit (so committed work cannot differ from it)."""
+    try:
+        repo = _open(Path(repo_dir))
+        return not repo.head_is_unborn and _resolve(repo, base).id == repo.head.peel(pygit2.Commit).id
+    except (ChangeError, pygit2.GitError):
+        return False

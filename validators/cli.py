@@ -15,7 +15,7 @@ from .cache import CheckCache, default_cache_path
 from .checks import REGISTRY
 from .config import Config, ConfigError, find_config, load_config
 from .findings import Finding, Report
-from .tree import check_tree
+from .tree import SelectionError, check_tree, find_taxonomy, select_leaves
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -65,7 +65,7 @@ def _taxonomy_dir(args: argparse.Namespace) -> Path:
         if not args.taxonomy.is_dir():
             raise UsageError(f"taxonomy folder {args.taxonomy} does not exist; pass --taxonomy DIR")
         return args.taxonomy
-    return Path("taxonomy") if Path("taxonomy").is_dir() else Path(".")
+    return find_taxonomy(Path("."))
 
 
 def _config(args: argparse.Namespace, taxonomy: Path) -> Config:
@@ -98,17 +98,10 @@ def _prefix(taxonomy: Path) -> str:
 
 
 def _selected(paths: list[Path], taxonomy: Path) -> list[str]:
-    out = []
-    root = taxonomy.resolve()
-    for p in paths:
-        q = p.resolve()
-        if q.is_file() or not q.exists() and q.suffix in (".yaml", ".yml"):
-            q = q.parent
-        try:
-            out.append(q.relative_to(root).as_posix())
-        except ValueError as exc:
-            raise UsageError(f"{p} is not inside the taxonomy folder {taxonomy}") from exc
-    return out
+    try:
+        return select_leaves(taxonomy, paths)
+    except SelectionError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _document_checker(config: Config, taxonomy: Path) -> Callable[[Report], list[Finding]]:
@@ -222,7 +215,16 @@ def run_check(args: argparse.Namespace) -> int:
     if base is None and not args.all and not args.quiet and _fmt(args) == "human":
         print("no 'main' branch found: checked the whole taxonomy")
     elif base is not None and not reports and not deleted and not args.quiet and _fmt(args) == "human":
-        print(f"no leaf changed against {base}; `labrador check --all` checks the whole taxonomy")
+        from .changes import same_commit
+
+        root = _repo_root(_taxonomy_dir(args))
+        if root is not None and same_commit(root, base):
+            print(f"HEAD is the same commit as {base}: only uncommitted changes could differ, and there are none, "
+                  "so nothing was checked; `labrador check --all` checks the whole taxonomy, --base REF compares "
+                  "with another revision")
+        else:
+            print(f"no leaf changed against {base}: nothing was checked; `labrador check --all` checks the "
+                  "whole taxonomy")
     status = emit(args, reports, deleted, prefix)
     for hook in entry_points(group="labrador.check_hooks"):
         status = max(status, hook.load()(args, reports) or 0)

@@ -15,7 +15,7 @@ from .cache import CheckCache, leaf_key
 from .config import Config
 from .findings import Finding, Report
 from .folder import check_leaf_folder
-from .layout import ATTRIBUTION, LEAF_FILE, is_misnamed
+from .layout import ATTRIBUTION, BRANCHES, LEAF_FILE, is_misnamed
 
 MAX_READ = 4 * 1024 * 1024  # never read more than this of one file; check_file refuses far less
 
@@ -113,3 +113,55 @@ def check_tree(root: Path, config: Config, only: Iterable[str] | None = None, ca
     if stray:
         reports.append(Report(path=".", findings=stray))
     return reports
+
+
+class SelectionError(ValueError):
+    """A path that names no leaf; the message says which and where it was looked for."""
+
+
+def select_leaves(root: Path, wanted: Iterable[Path]) -> list[str]:
+    """Leaf folders (taxonomy-relative) named by ``wanted``: files or folders, given from here or from the
+    taxonomy; a folder selects every leaf below it (a leaf folder, itself). A path that names no leaf is an
+    error, never an empty selection that "passes"."""
+    folders = [leaf.rel for leaf in walk(root)[0]]
+    base = root.resolve()
+    chosen: set[str] = set()
+    for path in wanted:
+        hit = next((c for c in (Path(path), root / path) if c.exists() or c.is_symlink()), None)
+        if hit is None:
+            raise SelectionError(f"{path}: no such leaf, file or folder (here or in {root})")
+        q = hit.parent.resolve() if hit.is_file() else hit.resolve()
+        try:
+            rel = q.relative_to(base).as_posix()
+        except ValueError:
+            raise SelectionError(f"{path} is not inside the taxonomy folder {root}") from None
+        below = [f for f in folders if rel in (".", f) or f.startswith(rel + "/")]
+        if not below:
+            raise SelectionError(f"{path}: no leaf (qna.yaml) there or below it")
+        chosen.update(below)
+    return sorted(chosen)
+
+
+def find_taxonomy(start: Path) -> Path:
+    """The taxonomy folder for a command run in ``start``: ``./taxonomy``; else the nearest enclosing folder
+    named ``taxonomy``; else the nearest folder at or above ``start`` holding a branch folder (InstructLab's
+    layout, branches at the repository root); else ``start`` itself."""
+    start = Path(start)
+    if (start / "taxonomy").is_dir():
+        return start / "taxonomy"
+    here = start.resolve()
+    for d in (here, *here.parents):
+        if d.name == "taxonomy" and any((d / b).is_dir() for b in BRANCHES):
+            return _relative(d, here, start)
+    for d in (here, *here.parents):
+        if any((d / b).is_dir() for b in BRANCHES):
+            return _relative(d, here, start)
+        if (d / ".git").exists():
+            break
+    return start
+
+
+def _relative(target: Path, here: Path, start: Path) -> Path:
+    """``target`` written relative to ``start`` (``..`` steps), so printed paths stay short."""
+    steps = len(here.parts) - len(target.parts)
+    return start.joinpath(*([".."] * steps)) if steps > 0 and target in here.parents else target
