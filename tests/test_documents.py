@@ -313,6 +313,29 @@ def test_self_url_resolves_from_the_local_clone(tmp_path):
     assert "fetch-depth: 0" in found[0].hint
 
 
+def test_self_url_commit_only_on_another_branch_is_refused(tmp_path):
+    """Such a commit passes today and is gone after a squash merge in a fresh clone."""
+    clone = tmp_path / "taxonomy"
+    main_sha = make_repo(clone, {"docs/self.md": b"# self\n"})
+    repo = pygit2.Repository(str(clone))
+    side = repo.create_commit("refs/heads/docs-branch", SIG, SIG, "docs", _tree(repo, {"docs/new.md": b"# new\n"}),
+                              [pygit2.Oid(hex=main_sha)])
+    config = dataclasses.replace(Config(), cache_dir=str(tmp_path / "cache"),
+                                 self_urls=("https://github.com/org/taxonomy",))
+    _, found = check(leaf("https://github.com/org/taxonomy", str(side), ["docs/*.md"]), config, clone)
+    assert [f.check for f in found] == ["document-commit"]
+    assert "another branch" in found[0].message and "main" in found[0].hint
+    repo.references["refs/heads/main"].set_target(side)  # merged: now it is main's
+    assert check(leaf("https://github.com/org/taxonomy", str(side), ["docs/*.md"]), config, clone)[1] == []
+
+
+def test_offline_fetch_says_network_not_public(tmp_path, cfg):
+    from validators.documents import _fetch_hint
+
+    assert "network failure" in _fetch_hint("failed to resolve address for github.com: Name or service not known")
+    assert "not public" in _fetch_hint("unexpected http status code: 404")
+
+
 def test_self_url_without_a_clone(tmp_path):
     config = dataclasses.replace(Config(), self_urls=("https://github.com/org/taxonomy",))
     (tmp_path / "empty").mkdir()

@@ -213,11 +213,23 @@ def _fetch_into_cache(gitdir: Path, url: str, sha: str) -> bool:
             except pygit2.GitError as exc:
                 if k == len(attempts) - 1:
                     raise DocumentError(f"could not fetch {_redact(url)}: {_redact(str(exc))}",
-                                        hint="Check that the repository is public and the URL is right.") from None
+                                        hint=_fetch_hint(str(exc))) from None
                 continue
             if repo.get(sha) is not None:
                 return True
         return False
+
+
+def _fetch_hint(error: str) -> str:
+    """Say what most likely went wrong: the network, or the repository itself."""
+    low = error.lower()
+    network = ("resolve", "connect", "timed out", "timeout", "network", "unreachable", "ssl", "proxy")
+    if any(w in low for w in network):
+        return ("This is a network failure (the host could not be reached), not a problem with the leaf: check "
+                "the connection or proxy, or run with --no-documents offline.")
+    if any(w in low for w in ("401", "403", "404", "not found", "authentication")):
+        return "The repository was not found or is not public: check the URL."
+    return "Check the repository URL and your network connection."
 
 
 def _fetch_once(gitdir: Path, url: str, sha: str) -> None:
@@ -262,7 +274,28 @@ def _resolve_commit(url: str, sha: str, config: Config, local_repo: Path | None)
         commit = obj.peel(pygit2.Commit)
     except (pygit2.GitError, ValueError, TypeError):
         raise DocumentError(f"{sha} is a {obj.type_str}, not a commit", "document-commit", hint, _KEY_COMMIT) from None
+    if _is_self(url, config) and not _reachable(repo, commit.id):
+        raise DocumentError(f"commit {sha} is in this clone but not in the history of the checked revision or of "
+                            "main: it lives only on another branch, so after a squash merge a fresh clone will "
+                            "not have it", "document-commit",
+                            "Point at a commit of main (merge the document change first, then use its SHA).",
+                            _KEY_COMMIT)
     return repo, str(commit.id)
+
+
+def _reachable(repo: pygit2.Repository, oid: pygit2.Oid) -> bool:
+    """``oid`` is HEAD's or main's (local or origin), or, in the bot's bare cache, a fetched pull request's or
+    base's: the revisions a check can be about. A commit only on some other branch is not."""
+    tips = []
+    if not repo.head_is_unborn and not repo.is_bare:
+        tips.append(repo.head.target)
+    for name in repo.references:
+        if name in ("refs/heads/main", "refs/remotes/origin/main") or name.startswith("refs/labrador/"):
+            try:
+                tips.append(repo.references[name].peel(pygit2.Commit).id)
+            except (pygit2.GitError, ValueError, KeyError):
+                continue
+    return any(tip == oid or repo.descendant_of(tip, oid) for tip in tips)
 
 
 def _files(repo: pygit2.Repository, commit: str) -> tuple[list[tuple[str, pygit2.Oid]], bool]:
