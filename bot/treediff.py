@@ -6,10 +6,12 @@ only a bare repository of fetched commits, so it diffs two trees and reads every
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pygit2
 from pygit2.enums import DiffFind
 
-from validators.changes import ChangeError, Changes, leaves_from_deltas, status_name
+from validators.changes import ChangeError, Changes, leaves_from_deltas, pair_moves, status_name
 from validators.layout import LEAF_FILE
 
 TREE_MODE = 0o040000
@@ -55,8 +57,19 @@ def changed_leaves(repo: pygit2.Repository, base: str, head: str, taxonomy_dir: 
         return new is not None and _blob_or_link(new, f"{folder}/{LEAF_FILE}")
 
     deltas = ((status_name(d.status), d.old_file.path, d.new_file.path) for d in diff.deltas)
-    changed, deleted = leaves_from_deltas(deltas, "", leaf_at_head)
-    return Changes(changed=changed, deleted=deleted, base=str(mb.id))
+    found = leaves_from_deltas(deltas, "", leaf_at_head)
+
+    def blob_in(tree: pygit2.Tree | None) -> Callable[[str], pygit2.Oid | None]:
+        def get(folder: str) -> pygit2.Oid | None:
+            try:
+                return tree[f"{folder}/{LEAF_FILE}"].id if tree is not None else None
+            except KeyError:
+                return None
+
+        return get
+
+    deleted, renamed = pair_moves(found.changed, found.deleted, blob_in(old), blob_in(new))
+    return Changes(changed=found.changed, deleted=deleted, base=str(mb.id), renamed=renamed)
 
 
 def _blob_or_link(tree: pygit2.Tree, path: str) -> bool:

@@ -24,13 +24,14 @@ def repo(tmp_path: Path) -> pygit2.Repository:
 
 
 BASE = {**skill_files("compositional_skills/a/one"), **skill_files("compositional_skills/a/two"),
-        **skill_files("foundational_skills/b/three"), "README.md": b"hello\n"}
+        **skill_files("foundational_skills/b/three", b"version: 3\ncreated_by: three\n"), "README.md": b"hello\n"}
 
 
 def test_added_modified_deleted_renamed(repo: pygit2.Repository) -> None:
     base = commit(repo, BASE)
     files = dict(BASE)
     files.update(skill_files("knowledge/new/leaf"))  # added
+    files["taxonomy/knowledge/new/leaf/qna.yaml"] = b"version: 3\ncreated_by: someone else entirely\n"
     files["taxonomy/compositional_skills/a/one/qna.yaml"] += b"# edit\n"  # modified
     for name in ("qna.yaml", "attribution.txt"):  # deleted
         del files[f"taxonomy/foundational_skills/b/three/{name}"]
@@ -39,7 +40,8 @@ def test_added_modified_deleted_renamed(repo: pygit2.Repository) -> None:
     head = commit(repo, files, [base])
     changes = changed_leaves(repo, base, head)
     assert changes.changed == ["compositional_skills/a/one", "compositional_skills/moved", "knowledge/new/leaf"]
-    assert changes.deleted == ["compositional_skills/a/two", "foundational_skills/b/three"]
+    assert changes.deleted == ["foundational_skills/b/three"]
+    assert changes.renamed == [("compositional_skills/a/two", "compositional_skills/moved")]  # moved, not lost
     assert changes.base == base
 
 

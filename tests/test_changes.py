@@ -120,14 +120,15 @@ def test_committed_change_uses_merge_base_not_main_tip(repo: pygit2.Repository) 
 def test_renamed_leaf_folder(repo: pygit2.Repository) -> None:
     root = Path(repo.workdir, "taxonomy")
     os.rename(root / "knowledge/science/physics", root / "knowledge/science/mechanics")
-    check(repo, ["knowledge/science/mechanics"], ["knowledge/science/physics"])
+    result = check(repo, ["knowledge/science/mechanics"], [])  # a move, reported as one, not as a deletion
+    assert result.renamed == [("knowledge/science/physics", "knowledge/science/mechanics")]
 
 
 def test_renamed_leaf_folder_committed(repo: pygit2.Repository) -> None:
     root = Path(repo.workdir, "taxonomy")
     shutil.move(root / "knowledge/science/physics", root / "knowledge/physics")
     commit_all(repo, "move")
-    check(repo, ["knowledge/physics"], ["knowledge/science/physics"])
+    assert check(repo, ["knowledge/physics"], []).renamed == [("knowledge/science/physics", "knowledge/physics")]
 
 
 def test_deleted_leaf(repo: pygit2.Repository) -> None:

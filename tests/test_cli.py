@@ -122,8 +122,9 @@ def test_json_format(repo, capsys):
     assert code == 1
     body = json.loads(out)
     assert body["errors"] == 1 and body["warnings"] == 0
-    assert sorted(body["leaves"]) == sorted([f"{HAIKU}/qna.yaml", f"{BAD}/qna.yaml",
-                                             "knowledge/history/printing_press/qna.yaml"])
+    assert body["taxonomy"] == "taxonomy"  # every path has one base: the repository
+    assert sorted(body["leaves"]) == sorted([f"taxonomy/{HAIKU}/qna.yaml", f"taxonomy/{BAD}/qna.yaml",
+                                             "taxonomy/knowledge/history/printing_press/qna.yaml"])
     (f,) = body["findings"]
     assert {"path", "line", "column", "check", "severity", "message", "hint"} <= set(f)
     assert (f["path"], f["line"], f["column"], f["check"], f["severity"]) == (
@@ -182,10 +183,10 @@ def test_validate_path_checks_only_that_leaf(repo, capsys):
     add_bad_leaf(repo)
     code, out, _ = run(capsys, *NO_NET, "--format", "json", f"taxonomy/{HAIKU}")
     assert code == 0
-    assert json.loads(out)["leaves"] == [f"{HAIKU}/qna.yaml"]
+    assert json.loads(out)["leaves"] == [f"taxonomy/{HAIKU}/qna.yaml"]
     code, out, _ = run(capsys, *NO_NET, "--format", "json", f"taxonomy/{BAD}/qna.yaml")
     assert code == 1
-    assert json.loads(out)["leaves"] == [f"{BAD}/qna.yaml"]
+    assert json.loads(out)["leaves"] == [f"taxonomy/{BAD}/qna.yaml"]
 
 
 def test_validate_path_outside_the_taxonomy_exits_2(repo, capsys, tmp_path_factory):

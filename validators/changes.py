@@ -14,8 +14,9 @@ import os
 import posixpath
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import pygit2
 from pygit2.enums import DeltaStatus, DiffFind, DiffOption, RepositoryOpenFlag
@@ -48,21 +49,27 @@ class Changes:
     changed: list[str]
     deleted: list[str]
     base: str
+    renamed: list[tuple[str, str]] = field(default_factory=list)  # (old, new): a leaf moved, not lost
 
 
 class ChangeError(Exception):
     """Change detection cannot run; the one-line message says why and how to fix it."""
 
 
+class LeafChanges(NamedTuple):
+    changed: list[str]
+    deleted: list[str]
+
+
 def leaves_from_deltas(
     deltas: Iterable[tuple[str, str | None, str | None]], prefix: str, leaf_at_head: Callable[[str], bool]
-) -> tuple[list[str], list[str]]:
+) -> LeafChanges:
     """The one rule for "which leaves changed", used by ``labrador check``, the bot and the nightly job.
 
     ``deltas``: (status, old path, new path) with repository-relative paths and status one of ``added``,
     ``modified``, ``deleted``, ``renamed`` (anything else counts as modified). A folder that gained, changed
     or lost any file is changed if its leaf is still there at head (``leaf_at_head``), deleted if its
-    ``qna.yaml`` went away. Returns (changed, deleted), taxonomy-relative, sorted.
+    ``qna.yaml`` went away (a move is found afterwards by :func:`pair_moves`). Taxonomy-relative, sorted.
     """
     head_of = prefix + "/" if prefix else ""
 
@@ -82,7 +89,27 @@ def leaves_from_deltas(
             changed.add(old)  # the leaf lives on but lost a file (say attribution.txt)
         elif posixpath.basename(old_path or "") == LEAF_FILE:
             deleted.add(old)
-    return sorted(changed), sorted(deleted)
+    return LeafChanges(sorted(changed), sorted(deleted))
+
+
+def pair_moves(changed: list[str], deleted: list[str], old_blob: Callable[[str], object | None],
+               new_blob: Callable[[str], object | None]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Deleted leaves that reappear elsewhere as the same ``qna.yaml`` bytes are moves, not losses.
+
+    ``old_blob(folder)``: the id of its ``qna.yaml`` at the base (None: absent); ``new_blob(folder)``: the
+    same at head. A move is only claimed when it is unambiguous (one deleted and one new leaf with those
+    bytes), so the answer never depends on the order a diff was walked in. Returns (deleted, renamed).
+    """
+    gone = {d: b for d in deleted if (b := old_blob(d)) is not None}
+    new = {c: b for c in changed if old_blob(c) is None and (b := new_blob(c)) is not None}
+    renamed = []
+    for d, b in gone.items():
+        sources = [x for x, y in gone.items() if y == b]
+        targets = [c for c, y in new.items() if y == b]
+        if len(sources) == 1 and len(targets) == 1:
+            renamed.append((d, targets[0]))
+    moved = {d for d, _ in renamed}
+    return [d for d in deleted if d not in moved], sorted(renamed)
 
 
 _STATUS = {DeltaStatus.ADDED: "added", DeltaStatus.DELETED: "deleted", DeltaStatus.RENAMED: "renamed",
@@ -290,9 +317,22 @@ def changed_leaves(repo_dir: Path, base: str, taxonomy_dir: str = "taxonomy") ->
         deltas = _deltas(repo, tree, prefix)
     except pygit2.GitError as exc:
         raise ChangeError(f"cannot compare {repo_dir} with {base!r}: {exc}; run `git status` there to see why") from exc
-    changed, deleted = leaves_from_deltas(((status_name(st), old, new) for st, old, new in deltas), prefix,
-                                          lambda folder: (root / folder / LEAF_FILE).is_file())
-    return Changes(changed=changed, deleted=deleted, base=sha)
+    found = leaves_from_deltas(((status_name(st), old, new) for st, old, new in deltas), prefix,
+                               lambda folder: (root / folder / LEAF_FILE).is_file())
+    head_of = prefix + "/" if prefix else ""
+
+    def old_blob(folder: str) -> pygit2.Oid | None:
+        try:
+            return tree[f"{head_of}{folder}/{LEAF_FILE}"].id if tree is not None else None
+        except KeyError:
+            return None
+
+    def new_blob(folder: str) -> pygit2.Oid | None:
+        path = root / folder / LEAF_FILE
+        return _hash(path) if path.is_file() else None
+
+    deleted, renamed = pair_moves(found.changed, found.deleted, old_blob, new_blob)
+    return Changes(changed=found.changed, deleted=deleted, base=sha, renamed=renamed)
 
 
 def default_base(repo_dir: Path) -> str | None:

@@ -117,11 +117,13 @@ def _document_checker(config: Config, taxonomy: Path) -> Callable[[Report], list
     return extra
 
 
-def validate(args: argparse.Namespace, base: str | None) -> tuple[list[Report], list[str], str]:
+def validate(args: argparse.Namespace, base: str | None
+             ) -> tuple[list[Report], list[str], str, list[tuple[str, str]]]:
     taxonomy = _taxonomy_dir(args)
     config = _config(args, taxonomy)
     only: list[str] | None = _selected(args.paths, taxonomy) if getattr(args, "paths", None) else None
     deleted: list[str] = []
+    renamed: list[tuple[str, str]] = []
     if base is not None:
         from .changes import ChangeError, changed_leaves
 
@@ -134,14 +136,14 @@ def validate(args: argparse.Namespace, base: str | None) -> tuple[list[Report], 
         except ChangeError as exc:
             raise UsageError(str(exc)) from exc
         only = changes.changed if only is None else [p for p in only if p in changes.changed]
-        deleted = changes.deleted
+        deleted, renamed = changes.deleted, changes.renamed
     cache = None if args.no_cache else CheckCache(default_cache_path(taxonomy, config))
     extra = None if args.no_documents else _document_checker(config, taxonomy)
     with _progress(args) as progress:
         reports = check_tree(taxonomy, config, only, cache, extra, progress, require_latest=base is not None)
     if cache is not None:
         cache.save()
-    return reports, deleted, _prefix(taxonomy)
+    return reports, deleted, _prefix(taxonomy), renamed
 
 
 class _progress:
@@ -176,17 +178,19 @@ def _fmt(args: argparse.Namespace) -> str:
     return "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "human"
 
 
-def emit(args: argparse.Namespace, reports: list[Report], deleted: list[str], prefix: str) -> int:
+def emit(args: argparse.Namespace, reports: list[Report], deleted: list[str], prefix: str,
+         renamed: list[tuple[str, str]] = ()) -> int:
     fmt = _fmt(args)
     if fmt == "json":
-        print(output.as_json(reports, prefix, deleted))
+        print(output.as_json(reports, prefix, deleted, renamed))
     else:
         text = output.github(reports, prefix) if fmt == "github" else output.human(
             reports, prefix, color=sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
         if text:
             print(text)
         if not args.quiet:
-            print(output.summary(reports, deleted), file=sys.stderr if fmt == "github" else sys.stdout)
+            print(output.summary(reports, deleted, renamed, prefix),
+                  file=sys.stderr if fmt == "github" else sys.stdout)
     return EXIT_FINDINGS if any(r.errors for r in reports) else EXIT_OK
 
 
@@ -200,8 +204,8 @@ def list_checks() -> int:
 def run_validate(args: argparse.Namespace) -> int:
     if args.list_checks:
         return list_checks()
-    reports, deleted, prefix = validate(args, args.base)
-    return emit(args, reports, deleted, prefix)
+    reports, deleted, prefix, renamed = validate(args, args.base)
+    return emit(args, reports, deleted, prefix, renamed)
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -211,10 +215,11 @@ def run_check(args: argparse.Namespace) -> int:
 
         root = _repo_root(_taxonomy_dir(args))
         base = default_base(root) if root is not None else None
-    reports, deleted, prefix = validate(args, base)
+    reports, deleted, prefix, renamed = validate(args, base)
     if base is None and not args.all and not args.quiet and _fmt(args) == "human":
         print("no 'main' branch found: checked the whole taxonomy")
-    elif base is not None and not reports and not deleted and not args.quiet and _fmt(args) == "human":
+    elif base is not None and not reports and not deleted and not renamed and not args.quiet \
+            and _fmt(args) == "human":
         from .changes import same_commit
 
         root = _repo_root(_taxonomy_dir(args))
@@ -225,7 +230,7 @@ def run_check(args: argparse.Namespace) -> int:
         else:
             print(f"no leaf changed against {base}: nothing was checked; `labrador check --all` checks the "
                   "whole taxonomy")
-    status = emit(args, reports, deleted, prefix)
+    status = emit(args, reports, deleted, prefix, renamed)
     for hook in entry_points(group="labrador.check_hooks"):
         status = max(status, hook.load()(args, reports) or 0)
     return status

@@ -29,27 +29,39 @@ def human(reports: list[Report], prefix: str = "", color: bool = False) -> str:
     return "\n".join(lines)
 
 
-def summary(reports: list[Report], deleted: Iterable[str] = ()) -> str:
-    leaves = sum(1 for r in reports if r.path != ".")
+def summary(reports: list[Report], deleted: Iterable[str] = (), renamed: Iterable[tuple[str, str]] = (),
+            prefix: str = "", most: int = 10) -> str:
+    """The verdict line, then which leaves were checked (the first ``most``), deleted and renamed."""
+    names = [r.path.removesuffix("/qna.yaml") for r in reports if r.path != "."]
     errors = sum(len(r.errors) for r in reports)
     warnings = sum(len(r.warnings) for r in reports)
-    deleted = list(deleted)
+    deleted, renamed = list(deleted), list(renamed)
     verdict = "FAILED" if errors else "passed"
-    text = f"{leaves} leaf(s) checked: {errors} error(s), {warnings} warning(s) — {verdict}"
+    text = f"{len(names)} leaf(s) checked: {errors} error(s), {warnings} warning(s) — {verdict}"
+    if names:
+        more = f" and {len(names) - most} more" if len(names) > most else ""
+        text += "\nchecked: " + ", ".join(prefix + n for n in names[:most]) + more
     if deleted:
-        text += f"\n{len(deleted)} leaf folder(s) deleted: " + ", ".join(deleted)
+        text += f"\n{len(deleted)} leaf folder(s) deleted: " + ", ".join(prefix + d for d in deleted)
+    if renamed:
+        text += f"\n{len(renamed)} leaf folder(s) renamed: " + ", ".join(f"{prefix}{a} → {prefix}{b}"
+                                                                         for a, b in renamed)
     return text
 
 
-def as_json(reports: list[Report], prefix: str = "", deleted: Iterable[str] = ()) -> str:
+def as_json(reports: list[Report], prefix: str = "", deleted: Iterable[str] = (),
+            renamed: Iterable[tuple[str, str]] = ()) -> str:
+    """Every path repository-relative (``taxonomy`` says where the taxonomy is), so tools need one base."""
     findings = []
     for f in _all(reports):
         d = f.to_dict()
         d["path"] = f"{prefix}{f.path}" if f.path != "." else prefix.rstrip("/") or "."
         findings.append(d)
     body = {
-        "leaves": [r.path for r in reports if r.path != "."],
-        "deleted": list(deleted),
+        "taxonomy": prefix.rstrip("/") or ".",
+        "leaves": [prefix + r.path for r in reports if r.path != "."],
+        "deleted": [prefix + d for d in deleted],
+        "renamed": [[prefix + a, prefix + b] for a, b in renamed],
         "errors": sum(1 for f in findings if f["severity"] == "error"),
         "warnings": sum(1 for f in findings if f["severity"] == "warning"),
         "findings": findings,
