@@ -610,3 +610,37 @@ def test_positions_count_newline_separated_lines_whatever_yaml_breaks_on(brk):
 def test_schema_positions_after_a_lone_carriage_return():
     text = skill().replace("version: 3\n", "version: 3\r").replace("created_by: tester", "created_by: 42")
     assert at(only(check(text), "schema")) == pos(text, "42")
+
+
+# ---------------------------------------------------------------- hints that name the real mistake
+
+
+def test_misspelled_key_in_a_qna_pair_gets_did_you_mean():
+    text = knowledge().replace("answer: Answer 0-1", "anwser: Answer 0-1", 1)
+    f = only(check(text, KNOWLEDGE), "schema")
+    assert "'anwser' is here instead" in f.message and "Did you mean 'answer'" in f.hint
+    assert at(f) == pos(text, "anwser")
+
+
+def test_over_indented_answer_swallowed_into_the_question_is_named():
+    good = skill().replace("  - question: Question number 0?", "  - question: >-\n      Question number 0?", 1)
+    assert check(good).findings == []
+    line = next(x for x in good.split("\n") if x.strip().startswith("answer:"))
+    text = good.replace(line, "    " + line, 1)  # now deeper than the block's text: it joins the question
+    f = only(check(text), "schema")
+    assert "indented further than 'question:'" in f.message and "same column" in f.hint
+
+
+def test_answer_with_no_value_says_write_the_text_not_quote_it():
+    line = next(x for x in skill().split("\n") if x.strip().startswith("answer:"))
+    text = skill().replace(line, line.split("answer:")[0] + "answer:", 1)
+    f = only(check(text), "schema")
+    assert "nothing (null)" in f.message and "Quote" not in f.hint and "after 'answer:'" in f.hint
+
+
+def test_bom_in_attribution_is_not_a_missing_title():
+    from validators.checks import attribution
+
+    data = "\ufeffTitle of work: Haiku\nLink to work: https://example.com\nRevision: 1\n" \
+           "License of the work: CC-BY-4.0\nCreator names: A\n"
+    assert list(attribution.check("x/attribution.txt", data.encode("utf-8"), Config())) == []

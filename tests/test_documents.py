@@ -151,6 +151,7 @@ def test_pattern_matching_only_txt(src, cfg):
     _, found = check(leaf(url, sha, ["notes/*"]), cfg)
     assert [f.check for f in found] == ["document-patterns"]
     assert "no .md or .pdf" in found[0].message and "notes/only.txt" in found[0].message
+    assert "convert notes/only.txt to Markdown" in found[0].hint and "README" not in found[0].hint
 
 
 def test_star_does_not_cross_slash_and_double_star_does(src, cfg):

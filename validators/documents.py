@@ -389,7 +389,11 @@ def _examine(doc: dict, config: Config, local_repo: Path | None
         else:
             why = f"pattern {pattern!r} matches no file at commit {commit[:12]}"
             why += f" (only the first {MAX_FILES:,} entries were searched)" if cut else ""
-        problems.append(DocumentError(why, "document-patterns", _nearby(pattern, files), (*_KEY_PATTERNS, i)))
+        hint = _nearby(pattern, files)
+        if hits:  # the files are there, in the wrong format: nearby READMEs would be the wrong advice
+            hint = (f"Documents must be Markdown (.md) or PDF: convert {hits[0][0]} to Markdown (rename it to .md "
+                    "if it is plain text) and commit it, then update the commit SHA.")
+        problems.append(DocumentError(why, "document-patterns", hint, (*_KEY_PATTERNS, i)))
     return problems, sorted(matched.items()), repo
 
 

@@ -75,7 +75,8 @@ def validate(loaded: Loaded, name: str) -> list[Finding]:
                                     hint="Fix the errors above and check again."))
             break
         findings.extend(_to_findings(err, loaded))
-    return findings
+    unknown = {(f.line, f.column) for f in findings if "unknown key" in f.message}
+    return [f for f in findings if not ("' is here instead" in f.message and (f.line, f.column) in unknown)]
 
 
 def _at(loaded: Loaded, path: tuple) -> tuple[int, int]:
@@ -91,10 +92,7 @@ def _to_findings(err: ValidationError, loaded: Loaded) -> list[Finding]:
     kind = err.validator
     if kind == "required":
         missing = err.message.split("'")[1] if "'" in err.message else str(err.validator_value)
-        return [
-            Finding(CHECK_ID, "error", f"{where}: required key '{missing}' is missing", line, col,
-                    hint=f"Add '{missing}:' here.")
-        ]
+        return [_missing_key(err.instance, missing, where, path, line, col, loaded)]
     if kind == "additionalProperties":
         allowed = sorted(err.schema.get("properties", {}))
         out = []
@@ -113,6 +111,9 @@ def _to_findings(err: ValidationError, loaded: Loaded) -> list[Finding]:
         got = _describe(err.instance)
         hint = "Quote the value to make it text." if want == "text" and not isinstance(err.instance, (list, dict)) \
             else ""
+        if err.instance is None:
+            key = path[-1] if path and isinstance(path[-1], str) else "the key"
+            hint = f"Write the text after '{key}:' on the same line, or on indented lines below it after '{key}: |-'."
         return [Finding(CHECK_ID, "error", f"{where}: expected {want}, got {got}", line, col, hint=hint)]
     if kind == "minLength":
         return [Finding(CHECK_ID, "error", f"{where}: must not be empty", line, col, hint="Write the text here.")]
@@ -127,3 +128,22 @@ def _to_findings(err: ValidationError, loaded: Loaded) -> list[Finding]:
                         line, col)]
     message = err.message if len(err.message) <= 160 else err.message[:157] + "..."
     return [Finding(CHECK_ID, "error", f"{where}: {message}", line, col)]
+
+
+def _missing_key(instance: Any, missing: str, where: str, path: tuple, line: int, col: int, loaded: Loaded) -> Finding:
+    """A required key is missing: say if it is misspelled, or swallowed into the previous value by indentation."""
+    message = f"{where}: required key '{missing}' is missing"
+    hint = f"Add '{missing}:' here."
+    if isinstance(instance, dict):
+        close = difflib.get_close_matches(missing, [str(k) for k in instance if k != missing], n=1, cutoff=0.6)
+        if close:
+            kline, kcol = loaded.key_marks.get((*path, close[0]), (line, col))
+            return Finding(CHECK_ID, "error", f"{message}; '{close[0]}' is here instead", kline, kcol,
+                           hint=f"Did you mean '{missing}'? Rename '{close[0]}' to '{missing}'.")
+        for key, value in instance.items():
+            if isinstance(value, str) and f"{missing}:" in value:
+                vline, vcol = loaded.marks.get((*path, key), (line, col))
+                return Finding(CHECK_ID, "error", f"{message}: '{missing}:' is indented further than '{key}:', so "
+                               f"YAML read it as part of the {key} text", vline, vcol,
+                               hint=f"Indent '{missing}:' exactly like '{key}:' (same column).")
+    return Finding(CHECK_ID, "error", message, line, col, hint=hint)

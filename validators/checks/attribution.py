@@ -43,7 +43,7 @@ def check(relpath: str, data: bytes | None, config: Config) -> Iterator[Finding]
                       hint="Add attribution.txt with title, link, revision, licence and creator lines.")
         return
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8").removeprefix("\ufeff")  # a byte order mark is not part of the first line
     except UnicodeDecodeError:
         yield Finding("attribution", "error", f"{FILENAME} is not UTF-8 text", path=relpath,
                       hint="Save it as UTF-8.")
