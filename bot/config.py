@@ -8,7 +8,6 @@ never travel in argv.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from validators.config import Config, ConfigError, load_config
+from validators.settings import coerce, section_values
 
 ENV_PREFIX = "LABRADOR_"
 GITHUB_API = "https://api.github.com"
@@ -128,24 +128,11 @@ _ENV_FIELDS = {"app_id": "APP_ID", "installation_id": "INSTALLATION_ID", "api_ur
                "queue_url": "QUEUE_URL", "work_dir": "WORK_DIR"}
 
 
-def _coerce(name: str, value: Any, default: Any, where: str) -> Any:
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: {name} must be true or false")
-        return value
-    if isinstance(default, int | float) and not isinstance(value, bool):
-        try:
-            number = type(default)(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: {name} must be a number, got {value!r}") from None
-        if number < 0:
-            raise ConfigError(f"{where}: {name} must not be negative")
-        return number
-    if isinstance(default, str):
-        if not isinstance(value, str | int) or isinstance(value, bool):
-            raise ConfigError(f"{where}: {name} must be a string")
-        return str(value)
-    raise ConfigError(f"{where}: {name} has an unsupported type")
+def _refuse(key: str) -> str:
+    if key in _SECRET_FIELDS or "secret" in key or "key" in key.split("_"):
+        return ("secrets are read from the environment (LABRADOR_WEBHOOK_SECRET, LABRADOR_APP_PRIVATE_KEY_FILE), "
+                "never from files")
+    return ""
 
 
 def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> BotSettings:
@@ -157,31 +144,18 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     """
     env = os.environ if env is None else env
     defaults = BotSettings()
-    known = {f.name: f for f in fields(BotSettings) if f.name not in (*_SECRET_FIELDS, "checker")}
-    values: dict[str, Any] = {}
     checker = Config()
+    values: dict[str, Any] = {}
     if path is not None:
-        where = str(path)
-        try:
-            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{where}: cannot read settings: {exc}") from exc
-        table = raw.get("bot", {})
-        if not isinstance(table, dict):
-            raise ConfigError(f"{where}: [bot] must be a table")
-        for key, value in table.items():
-            if key in _SECRET_FIELDS or "secret" in key or "key" in key.split("_"):
-                raise ConfigError(f"{where}: [bot] {key}: secrets are read from the environment "
-                                  f"(LABRADOR_WEBHOOK_SECRET, LABRADOR_APP_PRIVATE_KEY_FILE), never from files")
-            if key not in known:
-                raise ConfigError(f"{where}: unknown key '{key}' in [bot]; known keys: {', '.join(known)}")
-            values[key] = _coerce(key, value, getattr(defaults, key), f"{where} [bot]")
+        if not Path(path).is_file():
+            raise ConfigError(f"{path}: cannot read settings: no such file")
+        values = section_values(Path(path), "bot", defaults, exclude=(*_SECRET_FIELDS, "checker"),
+                                paths=("work_dir",), refuse=_refuse)
         checker = load_config(Path(path))
-        if values.get("work_dir") and not Path(values["work_dir"]).expanduser().is_absolute():
-            values["work_dir"] = str((Path(path).parent / values["work_dir"]).resolve())
     for name, suffix in _ENV_FIELDS.items():
         if env.get(ENV_PREFIX + suffix):
-            values[name] = _coerce(name, env[ENV_PREFIX + suffix], getattr(defaults, name), "environment")
+            values[name] = coerce(f"environment {ENV_PREFIX}{suffix}:", name, env[ENV_PREFIX + suffix],
+                                  getattr(defaults, name), from_text=True)
     values["webhook_secret"] = Secret(env.get(ENV_PREFIX + "WEBHOOK_SECRET", ""))
     key = env.get(ENV_PREFIX + "APP_PRIVATE_KEY", "")
     key_file = env.get(ENV_PREFIX + "APP_PRIVATE_KEY_FILE", "")

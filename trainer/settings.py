@@ -12,10 +12,11 @@ environment variable that holds an API key.
 from __future__ import annotations
 
 import os
-import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from validators.settings import ConfigError, section_values
 
 from .teachers import Teacher, make_teacher
 
@@ -27,7 +28,7 @@ HOW_TO_CONFIGURE = (
 )
 
 
-class SettingsError(ValueError):
+class SettingsError(ConfigError, ValueError):
     """A ``[generate]`` section that cannot be used; the message names the file, the key and the fix."""
 
 
@@ -50,9 +51,6 @@ class GenerateSettings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
-_TYPES: dict[str, type] = {"max_concurrency": int, "seed": int, "preview_samples": int}
-
-
 def load_settings(path: Path | None, env: dict[str, str] | None = None) -> GenerateSettings:
     """``[generate]`` of ``path`` (may be ``None`` or missing), then ``LABRADOR_TEACHER`` on top.
 
@@ -60,28 +58,10 @@ def load_settings(path: Path | None, env: dict[str, str] | None = None) -> Gener
     setting means the same thing whatever folder the command runs from.
     """
     env = os.environ if env is None else env
-    values: dict[str, Any] = {}
-    if path is not None and path.is_file():
-        try:
-            raw = tomllib.loads(path.read_text("utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise SettingsError(f"{path}: not valid TOML: {exc}") from None
-        table = raw.get(SECTION, {})
-        if not isinstance(table, dict):
-            raise SettingsError(f"{path}: [{SECTION}] must be a table")
-        known = {f.name for f in fields(GenerateSettings)}
-        for key, value in table.items():
-            if key not in known:
-                names = ", ".join(sorted(known))
-                raise SettingsError(f"{path}: unknown key '{key}' in [{SECTION}]; known keys: {names}")
-            want = _TYPES.get(key, str)
-            if want is int and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise SettingsError(f"{path}: [{SECTION}] {key} must be a non-negative integer")
-            if want is str and not isinstance(value, str):
-                raise SettingsError(f"{path}: [{SECTION}] {key} must be a string")
-            if key in ("out", "recipe", "tokenizer") and not Path(value).expanduser().is_absolute():
-                value = str((path.parent / value).resolve())
-            values[key] = value
+    try:
+        values = section_values(path, SECTION, GenerateSettings(), paths=("out", "recipe", "tokenizer"))
+    except ConfigError as exc:
+        raise SettingsError(str(exc)) from None
     if env.get(TEACHER_ENV, "").strip():
         values["teacher"] = env[TEACHER_ENV].strip()
     settings = GenerateSettings(**values)

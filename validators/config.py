@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+
+from .settings import OWN_SECTIONS, ConfigError, check_sections, section_values
 
 CONFIG_FILE = "labrador.toml"
 
@@ -20,10 +21,6 @@ DEFAULT_LICENSES = (
     "Apache-2.0",
     "MIT",
 )
-
-
-class ConfigError(Exception):
-    """A configuration file that cannot be used; the message names the file and the fix."""
 
 
 @dataclass(frozen=True)
@@ -64,47 +61,19 @@ class Config:
         return Path(base) / "labrador"
 
 
-_SECTIONS = ("check", "documents")
-
-
 def load_config(path: Path | None) -> Config:
-    """Read ``[check]`` and ``[documents]`` from a labrador.toml; unknown keys are errors, not silence."""
+    """Read ``[check]`` and ``[documents]`` from a labrador.toml through the one settings loader; unknown
+    sections and keys are errors, not silence."""
     if path is None or not path.is_file():
         return Config()
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}. Fix the syntax or delete the file.") from exc
-    known = {f.name: f for f in fields(Config)}
+    check_sections(path)
     values: dict[str, Any] = {}
-    for section, table in raw.items():
-        if section not in _SECTIONS:
-            if section in ("generate", "bot", "train", "nightly"):
-                continue  # other packages' settings
-            raise ConfigError(f"{path}: unknown section [{section}]; expected one of {', '.join(_SECTIONS)}")
-        if not isinstance(table, dict):
-            raise ConfigError(f"{path}: [{section}] must be a table")
-        for key, value in table.items():
-            if key not in known:
-                raise ConfigError(f"{path}: unknown key '{key}' in [{section}]; known keys: {', '.join(known)}")
-            default = getattr(Config(), key)
-            if isinstance(default, tuple):
-                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                    raise ConfigError(f"{path}: [{section}] {key} must be a list of strings")
-                value = tuple(value)
-            elif isinstance(default, bool):
-                if not isinstance(value, bool):
-                    raise ConfigError(f"{path}: [{section}] {key} must be true or false")
-            elif isinstance(default, int):
-                if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                    raise ConfigError(f"{path}: [{section}] {key} must be a positive integer")
-            elif not isinstance(value, str):
-                raise ConfigError(f"{path}: [{section}] {key} must be a string")
-            values[key] = value
-    cfg = replace(Config(), **values)
-    if cfg.cache_dir and not Path(cfg.cache_dir).is_absolute() and not cfg.cache_dir.startswith("~"):
-        cfg = replace(cfg, cache_dir=str((path.parent / cfg.cache_dir).resolve()))
-    return cfg
+    for section in OWN_SECTIONS:
+        values.update(section_values(path, section, Config(), paths=("cache_dir",)))
+    for key, value in values.items():
+        if isinstance(value, int) and not isinstance(value, bool) and value <= 0:
+            raise ConfigError(f"{path}: {key} is a limit and must be more than 0, got {value}")
+    return replace(Config(), **values)
 
 
 def find_config(start: Path) -> Path | None:

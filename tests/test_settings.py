@@ -1,0 +1,64 @@
+"""One settings loader for every section of labrador.toml: the same type rules and the same messages for
+[check], [documents], [generate] and [bot]; unknown sections are errors; validators names no section above it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import load_settings as load_bot
+from trainer.settings import load_settings as load_generate
+from validators.config import load_config
+from validators.settings import ConfigError, known_sections
+
+LOADERS = {
+    "check": lambda p: load_config(p),
+    "generate": lambda p: load_generate(p, env={}),
+    "bot": lambda p: load_bot(p, env={}),
+}
+KEYS = {"check": ("max_depth", "allowed_hosts"), "generate": ("max_concurrency", "teacher"),
+        "bot": ("retries", "work_dir")}
+
+
+@pytest.mark.parametrize("section", sorted(LOADERS))
+def test_unknown_keys_and_wrong_types_read_the_same_in_every_section(tmp_path: Path, section: str):
+    path = tmp_path / "labrador.toml"
+    number, text = KEYS[section]
+    cases = [
+        (f"{number}x = 1", f"unknown key '{number}x' in [{section}]; did you mean '{number}'?"),
+        (f"{number} = true", f"[{section}] {number} must be a whole number, got True"),
+        (f'{number} = "3"', f"[{section}] {number} must be a whole number, got '3'"),
+        (f"{number} = -1", f"[{section}] {number} must be 0 or more, got -1"),
+        (f"{text} = true", f"[{section}] {text} must be"),
+    ]
+    for line, message in cases:
+        path.write_text(f"[{section}]\n{line}\n")
+        with pytest.raises(ConfigError) as exc:
+            LOADERS[section](path)
+        assert str(path) in str(exc.value) and message in str(exc.value), (line, str(exc.value))
+
+
+def test_unknown_section_is_an_error_with_a_guess(tmp_path: Path):
+    path = tmp_path / "labrador.toml"
+    path.write_text("[generte]\nteacher = 'x'\n")
+    with pytest.raises(ConfigError, match=r"unknown section \[generte\]; did you mean \[generate\]\?"):
+        load_config(path)
+
+
+def test_sections_of_packages_above_come_from_entry_points_not_from_validators():
+    import validators.settings as s
+
+    assert {"check", "documents", "generate", "bot"} <= known_sections()
+    assert s.OWN_SECTIONS == ("check", "documents")
+    source = Path(s.__file__).read_text()
+    assert '"generate"' not in source and '"bot"' not in source
+
+
+def test_paths_are_relative_to_the_file(tmp_path: Path):
+    path = tmp_path / "sub" / "labrador.toml"
+    path.parent.mkdir()
+    path.write_text('[generate]\nout = "data"\n[bot]\nwork_dir = "state"\n[documents]\ncache_dir = "cache"\n')
+    assert load_generate(path, env={}).out == str((path.parent / "data").resolve())
+    assert load_bot(path, env={}).work_dir == str((path.parent / "state").resolve())
+    assert load_config(path).cache_dir == str((path.parent / "cache").resolve())
