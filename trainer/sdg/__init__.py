@@ -6,10 +6,11 @@ resumable and incremental. Entry points: :func:`generate_leaf`, :func:`generate`
 :func:`preview_leaf`.
 """
 
-from .api import LeafInput, LeafResult, generate, generate_leaf, override_dirs, preview_leaf
+from .api import generate, generate_leaf, override_dirs, preview_leaf
 from .engine import Limits, ProgressEvent
-from .output import step_table, summary_table
+from .output import summary_table
 from .replay import ReplayTeacher
+from .results import LeafInput, LeafResult
 
 __all__ = [
     "LeafInput",
@@ -21,6 +22,5 @@ __all__ = [
     "generate_leaf",
     "override_dirs",
     "preview_leaf",
-    "step_table",
     "summary_table",
 ]

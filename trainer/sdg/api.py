@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,35 +22,7 @@ from .pdftext import extractor_id as pdf_extractor_id
 from .pdftext import is_pdf
 from .pipeline import Pipeline, load_pipeline
 from .prompting import Prompt, load_prompts
-
-Documents = Sequence[tuple[str, bytes]]
-
-
-@dataclass(frozen=True)
-class LeafInput:
-    """One leaf to generate: its path inside the taxonomy, its bytes, and (optionally) its documents."""
-
-    relpath: str
-    data: bytes
-    documents: Documents | None = None
-
-
-@dataclass
-class LeafResult:
-    """What happened to one leaf. ``status``: ok | cached | partial (teacher errors; retried next run) | failed."""
-
-    leaf: str
-    status: str
-    key: str = ""
-    folder: Path | None = None
-    generated: int = 0
-    kept: int = 0
-    dropped: dict[str, int] = field(default_factory=dict)
-    sent: int = 0
-    seconds: float = 0.0
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    error: str = ""
-    samples: list[dict[str, Any]] = field(default_factory=list, repr=False)
+from .results import Documents, LeafInput, LeafResult
 
 
 @dataclass(frozen=True)

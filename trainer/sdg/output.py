@@ -6,16 +6,14 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 
 from .checkpoint import atomic_write
+from .results import LeafResult
 from .stats import REASONS
-
-if TYPE_CHECKING:
-    from .api import LeafResult
 
 
 def samples_bytes(samples: Sequence[dict[str, Any]]) -> bytes:
@@ -55,13 +53,3 @@ def summary_table(results: Sequence[LeafResult], title: str = "Synthetic data") 
     return table
 
 
-def step_table(result: LeafResult) -> Table:
-    """Per-step detail of one leaf, to see where samples were lost."""
-    table = Table(title=result.leaf)
-    for name in ("step", "in", "out", "requests", "cached", "sent", "dropped", "seconds"):
-        table.add_column(name, justify="left" if name in ("step", "dropped") else "right")
-    for s in result.steps:
-        dropped = ", ".join(f"{k} {v}" for k, v in s["dropped"].items())
-        table.add_row(s["step"], str(s["in"]), str(s["out"]), str(s["requests"]), str(s["cached"]),
-                      str(s["sent"]), dropped, f"{s['seconds']:.2f}")
-    return table

@@ -1,7 +1,9 @@
-"""The checks, one module each (yamllint-style): ``ID``, ``SEVERITY``, ``DESCRIPTION`` and ``check``.
+"""The checks, one module each (yamllint-style): ``ID``, ``SEVERITY``, ``DESCRIPTION`` (or ``CHECKS``, a
+table of them, for a module that reports several ids) and ``check``.
 
-``STAGE`` says what a check needs: ``text`` (the decoded file), ``data`` (the parsed mapping, after
-the schema passed for that part) or ``parser`` (found while parsing; the module only documents it).
+``TEXT_CHECKS`` take the decoded file (``check(text, lines)``); the others are called by ``leaf``
+(``check(data, marks, branch, ...)`` after the schema passed) or ``folder`` (files of a leaf folder); a
+module such as ``parser`` only documents ids the YAML loader reports.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..chunking import chunk_markdown, decode_document
 from ..pdftext import PdfTextError, is_pdf
-from . import Row, derive, register
+from .base import Row, derive, register
 
 if TYPE_CHECKING:
     from ..engine import Context

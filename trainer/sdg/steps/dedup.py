@@ -11,7 +11,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from ..near_dup import NearDuplicates
-from . import Row, register
+from .base import Row, register
 
 if TYPE_CHECKING:
     from ..engine import Context

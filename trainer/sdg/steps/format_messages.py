@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from jinja2.exceptions import TemplateError
 
 from ..prompting import compile_template, render_checked
-from . import Row, register
+from .base import Row, register
 
 if TYPE_CHECKING:
     from ..engine import Context

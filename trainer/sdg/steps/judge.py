@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import Row, derive, register
+from .base import Row, derive, register
 
 if TYPE_CHECKING:
     from ..engine import Context
