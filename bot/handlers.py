@@ -178,7 +178,7 @@ def _previews(ctx: JobContext, found: Inspection) -> list[render.LeafPreview]:
             except DocumentError as exc:
                 leaf.skipped = f"its documents could not be read: {exc}"
                 continue
-        calls.append((leaf, report.path, data, docs))
+        calls.append((leaf, report.path, data, docs, report))
     if calls:
         results = asyncio.run(_gather(ctx, calls))
         for (leaf, *_), result in zip(calls, results, strict=True):
@@ -187,13 +187,13 @@ def _previews(ctx: JobContext, found: Inspection) -> list[render.LeafPreview]:
 
 
 async def _gather(ctx: JobContext, calls: list) -> list[PreviewResult]:
-    async def one(path: str, data: bytes, docs: list) -> PreviewResult:
-        try:
-            return await ctx.previewer.preview(path, data, docs)  # type: ignore[union-attr]
+    async def one(path: str, data: bytes, docs: list, report: Report) -> PreviewResult:
+        try:  # the leaf was checked by inspect(): its report goes along, so it is not checked again
+            return await ctx.previewer.preview(path, data, docs, report=report)  # type: ignore[union-attr]
         except Exception as exc:  # the teacher's failure is this leaf's result, not the job's
             return PreviewResult(error=f"{type(exc).__name__}: {str(exc)[:300]}")
 
-    tasks = [one(path, data, docs) for _, path, data, docs in calls]
+    tasks = [one(path, data, docs, report) for _, path, data, docs, report in calls]
     try:
         return list(await asyncio.wait_for(asyncio.gather(*tasks), timeout=max(0.01, ctx.deadline.remaining())))
     except TimeoutError:

@@ -30,7 +30,8 @@ class PreviewResult:
 
 
 class Previewer(Protocol):
-    async def preview(self, leaf_relpath: str, leaf_bytes: bytes, documents: Documents) -> PreviewResult:
+    async def preview(self, leaf_relpath: str, leaf_bytes: bytes, documents: Documents,
+                      report: Any = None) -> PreviewResult:
         """Generate a handful of samples for one leaf (``leaf_relpath`` is taxonomy-relative)."""
 
 
@@ -53,11 +54,13 @@ class TrainerPreviewer:
             self._teacher = make_teacher(self.teacher_spec, **self.teacher_options)
         return self._teacher
 
-    async def preview(self, leaf_relpath: str, leaf_bytes: bytes, documents: Documents) -> PreviewResult:
+    async def preview(self, leaf_relpath: str, leaf_bytes: bytes, documents: Documents,
+                      report: Any = None) -> PreviewResult:
         from trainer.sdg import preview_leaf
 
         result = await preview_leaf(leaf_relpath, leaf_bytes, self._get_teacher(), samples=self.samples,
-                                    documents=list(documents) or None, config=self.config, out_dir=self.out_dir)
+                                    documents=list(documents) or None, config=self.config, out_dir=self.out_dir,
+                                    report=report)
         return PreviewResult(samples=[sample_fields(s) for s in getattr(result, "samples", [])],
                              kept=int(getattr(result, "kept", 0)), dropped=dict(getattr(result, "dropped", {})),
                              seconds=float(getattr(result, "seconds", 0.0)), error=str(getattr(result, "error", "")))

@@ -278,9 +278,10 @@ class CountingPreviewer(TrainerPreviewer):
 
     calls: list[str]
 
-    async def preview(self, leaf_relpath: str, leaf_bytes: bytes, documents: Any) -> PreviewResult:
+    async def preview(self, leaf_relpath: str, leaf_bytes: bytes, documents: Any, report: Any = None
+                      ) -> PreviewResult:
         self.calls.append(leaf_relpath)
-        return await super().preview(leaf_relpath, leaf_bytes, documents)
+        return await super().preview(leaf_relpath, leaf_bytes, documents, report=report)
 
 
 def previewing_bot(make_bot: Callable[..., Bot], model_dir: Path, samples: int = 2) -> tuple[Bot, CountingPreviewer]:

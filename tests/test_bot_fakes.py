@@ -211,7 +211,8 @@ class EchoPreviewer:
         self.fail = fail
         self.calls: list[str] = []
 
-    async def preview(self, leaf_relpath: str, leaf_bytes: bytes, documents: Any) -> PreviewResult:
+    async def preview(self, leaf_relpath: str, leaf_bytes: bytes, documents: Any, report: Any = None
+                      ) -> PreviewResult:
         self.calls.append(leaf_relpath)
         if self.delay_s:
             await asyncio.sleep(self.delay_s)

@@ -203,3 +203,21 @@ def test_progress_display_aggregates_stages_across_leaves() -> None:
         assert set(tasks) == {"leaves", "judge:freeform_question_judge"}
         judge = tasks["judge:freeform_question_judge"]
         assert (judge.completed, judge.total) == (14, 20)  # a: done (10 of 10), b: 4 of 10
+
+
+def test_each_leaf_is_checked_once(tmp_path: Path, recording: Path, skills_taxonomy: Path, monkeypatch) -> None:
+    """The checker's report goes down to the generator: a leaf is not parsed and checked a second time."""
+    import validators.leaf
+
+    calls: list[str] = []
+    real = validators.leaf.check_file
+
+    def counting(relpath, data, config=None, **kw):
+        calls.append(relpath)
+        return real(relpath, data, config, **kw)
+
+    for module in ("validators.leaf", "validators.folder", "trainer.sdg.leaf"):
+        monkeypatch.setattr(f"{module}.check_file", counting)
+    assert run_cli("--taxonomy", skills_taxonomy, "--teacher", f"replay:{recording}", "--out", tmp_path / "o",
+                   "--no-mix") == 0
+    assert calls and len(calls) == len(set(calls))

@@ -129,7 +129,7 @@ def prepare(taxonomy: Path, config: Config, folders: list[str]) -> tuple[list[Le
             except DocumentError as exc:
                 skipped.append(LeafResult(report.path, "skipped", error=f"documents: {exc}"))
                 continue
-        inputs.append(LeafInput(report.path, data, documents))
+        inputs.append(LeafInput(report.path, data, documents, report))
     return inputs, skipped
 
 
@@ -157,7 +157,8 @@ async def run_leaves(inputs: Sequence[LeafInput], teacher: Teacher, out: Path | 
     async def one(item: LeafInput) -> LeafResult:
         async with gate:
             res = await generate_leaf(item.relpath, item.data, teacher, out, documents=item.documents, seed=seed,
-                                      limits=limits, progress=progress, config=config, taxonomy_repo=taxonomy_repo)
+                                      limits=limits, progress=progress, config=config, taxonomy_repo=taxonomy_repo,
+                                      report=item.report)
         if display is not None:
             display.leaf_done(res)
         return res

@@ -151,7 +151,7 @@ async def _previews(preview_leaf: Any, leaves: Sequence[Any], taxonomy: Path, te
         data = (taxonomy / report.path).read_bytes()
         parsed = report.data if isinstance(report.data, dict) else check_file(report.path, data, config).data
         result = await preview_leaf(report.path, data, teacher, samples=samples, seed=seed, config=config,
-                                    local_repo=local, taxonomy_repo=local)
+                                    local_repo=local, taxonomy_repo=local, report=report)
         return render_preview_markdown(report.path, seeds_of(parsed), result)
 
     try:

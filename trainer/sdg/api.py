@@ -43,8 +43,8 @@ def override_dirs(taxonomy_repo: Path | None) -> tuple[Path | None, Path | None]
 
 async def _prepare(relpath: str, leaf_bytes: bytes, teacher: Teacher, documents: Documents | None, seed: int,
                    limits: Limits, taxonomy_repo: Path | None, config: Config | None,
-                   local_repo: Path | None) -> _Job:
-    spec = load_leaf(relpath, leaf_bytes, config)
+                   local_repo: Path | None, report: Any = None) -> _Job:
+    spec = load_leaf(relpath, leaf_bytes, config, report)
     if spec.kind != "knowledge":
         documents = ()
     elif documents is None:
@@ -82,8 +82,10 @@ def _manifest(job: _Job, ctx: Context, teacher: Teacher, seed: int, limits: Limi
 async def generate_leaf(leaf_relpath: str, leaf_bytes: bytes, teacher: Teacher, out_dir: Path | None, *,
                         documents: Documents | None = None, seed: int = 0, limits: Limits | None = None,
                         progress: Progress | None = None, taxonomy_repo: Path | None = None,
-                        config: Config | None = None, local_repo: Path | None = None) -> LeafResult:
+                        config: Config | None = None, local_repo: Path | None = None,
+                        report: Any = None) -> LeafResult:
     """Generate one leaf's samples into ``out_dir`` (``None``: in memory only, no cache or checkpoint).
+    ``report``: the checker's verdict on the leaf, when the caller already checked it.
 
     Never raises for a bad leaf or a failing teacher: the result says ``failed``/``partial`` and why.
     Only interrupts (KeyboardInterrupt, cancellation) propagate, after the checkpoint is flushed.
@@ -93,7 +95,7 @@ async def generate_leaf(leaf_relpath: str, leaf_bytes: bytes, teacher: Teacher, 
     store: CheckpointStore | None = None
     try:
         job = await _prepare(leaf_relpath, leaf_bytes, teacher, documents, seed, limits, taxonomy_repo,
-                             config, local_repo)
+                             config, local_repo, report)
         folder = leaf_dir(Path(out_dir), job.spec.folder, job.key) if out_dir is not None else None
         if folder is not None and (manifest := read_complete(folder)) is not None:
             counts = manifest.get("counts", {})
@@ -147,11 +149,12 @@ async def generate(leaves: Sequence[LeafInput | tuple[str, bytes]], teacher: Tea
 async def preview_leaf(leaf_relpath: str, leaf_bytes: bytes, teacher: Teacher, *, samples: int = 3,
                        documents: Documents | None = None, seed: int = 0, progress: Progress | None = None,
                        taxonomy_repo: Path | None = None, config: Config | None = None,
-                       local_repo: Path | None = None, out_dir: Path | None = None) -> LeafResult:
+                       local_repo: Path | None = None, out_dir: Path | None = None, report: Any = None
+                       ) -> LeafResult:
     """A handful of samples from a few seeds with n=1, fast enough for a PR comment.
 
     Same prompts, judges and filters as the nightly run, so a preview shows what the leaf will really yield.
     """
     return await generate_leaf(leaf_relpath, leaf_bytes, teacher, out_dir, documents=documents, seed=seed,
                                limits=Limits.preview(samples), progress=progress, taxonomy_repo=taxonomy_repo,
-                               config=config, local_repo=local_repo)
+                               config=config, local_repo=local_repo, report=report)

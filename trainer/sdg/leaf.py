@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from validators import Config, check_file
+from validators import Config, Report, check_file
 
 
 class LeafError(ValueError):
@@ -51,10 +51,13 @@ def kind_of(branch: str, data: dict[str, Any]) -> str:
     return "grounded" if any(isinstance(s, dict) and s.get("context") for s in seeds) else "freeform"
 
 
-def load_leaf(relpath: str, leaf_bytes: bytes, config: Config | None = None) -> LeafSpec:
-    """Check and parse a leaf; raises :class:`LeafError` naming the first problems."""
+def load_leaf(relpath: str, leaf_bytes: bytes, config: Config | None = None, report: Report | None = None
+              ) -> LeafSpec:
+    """Check and parse a leaf; raises :class:`LeafError` naming the first problems. ``report``: the checker's
+    verdict on these bytes when the caller already has it (the leaf is then not checked a second time)."""
     rel = _safe_relpath(relpath)
-    report = check_file(rel, leaf_bytes, config)
+    if report is None or report.path != rel or not isinstance(report.data, dict):
+        report = check_file(rel, leaf_bytes, config)
     if not report.ok:
         first = "; ".join(f"{f.line}:{f.column} {f.message}" for f in report.errors[:3])
         raise LeafError(f"{rel} does not pass the checker ({len(report.errors)} errors): {first}")

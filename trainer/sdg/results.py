@@ -17,6 +17,7 @@ class LeafInput:
     relpath: str
     data: bytes
     documents: Documents | None = None
+    report: Any = None  # the checker's Report on ``data``, when the caller has one (not checked again)
 
 
 @dataclass
