@@ -152,6 +152,9 @@ def test_preview_with_env_teacher_renders_samples_beside_seeds(monkeypatch, taxo
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     assert check(monkeypatch, taxonomy) == 0
+    plain = capsys.readouterr().out  # without --preview: one line, no generation
+    assert "Preview" not in plain and plain.count("labrador check --preview") == 1
+    assert check(monkeypatch, taxonomy, "--preview") == 0
     out = capsys.readouterr().out
     assert "### Preview: 1 leaf(s), teacher replay\\-freeform" in out
     assert "#### compositional\\_skills/writing/freeform/haiku/qna\\.yaml" in out
@@ -166,7 +169,7 @@ def test_leaf_whose_verdict_comes_from_the_cache_is_still_previewed(monkeypatch,
     hook = SimpleNamespace(load=lambda: check_hook)
     monkeypatch.setattr(validators.cli, "entry_points",
                         lambda group: [hook] if group == "labrador.check_hooks" else [])
-    args = ["check", "--all", "--taxonomy", str(taxonomy)]
+    args = ["check", "--all", "--preview", "--taxonomy", str(taxonomy)]
     assert validators.cli.main(args) == 0  # primes the verdict cache (no teacher yet)
     capsys.readouterr()
     monkeypatch.setenv("LABRADOR_TEACHER", f"replay:{FIXTURES / 'freeform.json'}")
@@ -178,7 +181,7 @@ def test_leaf_whose_verdict_comes_from_the_cache_is_still_previewed(monkeypatch,
 def test_config_teacher_and_json_output_stays_clean(monkeypatch, taxonomy: Path, capsys, tmp_path: Path) -> None:
     (tmp_path / "labrador.toml").write_text(f'[generate]\nteacher = "replay:{FIXTURES / "freeform.json"}"\n'
                                             "preview_samples = 1\n")
-    assert check(monkeypatch, taxonomy, "--format", "json") == 0
+    assert check(monkeypatch, taxonomy, "--format", "json", "--preview") == 0
     captured = capsys.readouterr()
     json.loads(captured.out)  # stdout is the checker's JSON only
     assert "<summary>Sample 1: " in captured.err and "Sample 2" not in captured.err
@@ -188,11 +191,12 @@ def test_invalid_leaves_are_not_previewed_and_broken_teacher_does_not_hide_verdi
                                                                                    capsys) -> None:
     (taxonomy / HAIKU / "qna.yaml").write_text("version: 3\n")
     monkeypatch.setenv("LABRADOR_TEACHER", f"replay:{FIXTURES / 'freeform.json'}")
-    assert check(monkeypatch, taxonomy) == 1  # the validation verdict, untouched
+    assert check(monkeypatch, taxonomy, "--preview") == 1  # the validation verdict, untouched
     assert "Preview" not in capsys.readouterr().out
     monkeypatch.setenv("LABRADOR_TEACHER", "ftp://nowhere")
     report = SimpleNamespace(ok=True, path=f"{HAIKU}/qna.yaml", data={"seed_examples": []}, branch="compositional")
-    args = argparse.Namespace(taxonomy=taxonomy, config=None, format="human", quiet=False, no_documents=False)
+    args = argparse.Namespace(taxonomy=taxonomy, config=None, format="human", quiet=False, no_documents=False,
+                              preview=True)
     assert check_hook(args, [report]) == 0
     out = capsys.readouterr().out.strip()
     assert out.startswith("preview skipped: ValueError: unrecognised teacher spec") and len(out.splitlines()) == 1

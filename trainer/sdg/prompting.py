@@ -157,11 +157,14 @@ def load_prompts(names: list[str], override_dir: Path | None = None) -> dict[str
     return {name: load_prompt(name, override_dir) for name in sorted(set(names))}
 
 
-def build_request(prompt: Prompt, variables: Mapping[str, Any], *, seed: int | None, n: int | None = None) -> Request:
-    """The chat request for one row: system text from the file, user text rendered from the row."""
+def build_request(prompt: Prompt, variables: Mapping[str, Any], *, seed: int | None, n: int | None = None,
+                  max_tokens: int | None = None) -> Request:
+    """The chat request for one row: system text from the file, user text rendered from the row;
+    ``max_tokens`` caps the prompt's own limit (generation profiles)."""
     user = prompt.render(variables)
     messages = ((("system", prompt.system),) if prompt.system else ()) + (("user", user),)
-    return Request(messages=messages, n=n or prompt.n, max_tokens=prompt.max_tokens,
+    cap = prompt.max_tokens if max_tokens is None else min(prompt.max_tokens, max_tokens)
+    return Request(messages=messages, n=n or prompt.n, max_tokens=cap,
                    temperature=prompt.temperature, top_p=prompt.top_p, seed=seed, stop=prompt.stop)
 
 

