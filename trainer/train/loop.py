@@ -24,7 +24,7 @@ from . import checkpoint as ckpt
 from .batch import collate_packed, collate_padded
 from .config import PhaseConfig, TrainConfig, TrainConfigError
 from .data import Encoded
-from .loss import LossStep, StepLoss, sft_loss, token_ce
+from .loss import LossStep, StepLoss, sft_loss
 from .prepare import Prepared, prepare
 from .report import MetricsLog, plot_losses, write_summary
 
@@ -94,24 +94,13 @@ def collate(samples: list[Encoded], config: TrainConfig, pad_id: int) -> dict[st
 @torch.no_grad()
 def heldout_loss(model: Any, samples: list[Encoded], config: TrainConfig, pad_id: int, accelerator: Any) -> float:
     """Mean token loss over ``samples`` (every rank takes a slice; sums are reduced)."""
-    from .packing import pack
+    from .evaluate import loss_sums
 
-    model.eval()
     rank, world = accelerator.process_index, accelerator.num_processes
-    mine = samples[rank::world]
-    lengths = [len(s) for s in mine]
-    total = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
-    for group in pack(range(len(mine)), lengths, config.max_tokens_per_batch):
-        batch = collate([mine[i] for i in group], config, pad_id)
-        with accelerator.autocast():
-            out = model(**{k: batch[k].to(accelerator.device) for k in ("input_ids", "position_ids", "attention_mask")
-                           if k in batch}, use_cache=False)
-        targets = batch["targets"].to(accelerator.device)
-        total[0] += token_ce(out.logits, targets).double()
-        total[1] += (targets != -100).sum()
-    total = accelerator.reduce(total, reduction="sum")
-    model.train()
-    return float(total[0] / total[1]) if total[1] > 0 else float("nan")
+    total, count = loss_sums(model, samples[rank::world], config.max_tokens_per_batch, accelerator.device,
+                             accelerator.autocast)
+    sums = accelerator.reduce(torch.tensor([total, count], dtype=torch.float64, device=accelerator.device), "sum")
+    return float(sums[0] / sums[1]) if sums[1] > 0 else float("nan")
 
 
 class Trainer:

@@ -1,0 +1,191 @@
+"""`labrador nightly` end to end in a temporary git repository, with a tiny local model and a recorded teacher:
+nights with changes, replay and lineage, a night with none, a rejected night that keeps the previous parent,
+and a night killed at several points that resumes to the same entry and weights."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pygit2
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("accelerate")
+from tinymodel import build_tiny_model  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "sdg"
+LABRADOR = str(Path(sys.executable).with_name("labrador"))
+HAIKU = "compositional_skills/writing/freeform/haiku"
+SIG = pygit2.Signature("t", "t@example.com")
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory) -> Path:
+    rules: dict = {}
+    for kind in ("freeform", "grounded"):
+        rules.update(json.loads((FIXTURES / f"{kind}.json").read_text())["rules"])
+    path = tmp_path_factory.mktemp("rec") / "all.json"
+    path.write_text(json.dumps({"name": "replay-all", "rules": rules}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def base_model(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("base"), hidden=48, layers=1, heads=2)
+
+
+def commit_all(repo: pygit2.Repository, message: str) -> str:
+    repo.index.add_all()
+    repo.index.write()
+    parents = [] if repo.head_is_unborn else [repo.head.target]
+    return str(repo.create_commit("HEAD", SIG, SIG, message, repo.index.write_tree(), parents))
+
+
+def settings(recording: Path, base: Path, **extra) -> str:
+    keys = {"base_model": f'"{base}"', "teacher": f'"replay:{recording}"', "profile": '"quick"', "epochs": 2,
+            "effective_batch": 8, "lr": 0.003, "max_seq_len": 1024, "max_tokens_per_batch": 2048,
+            "heldout_fraction": 0.2, "gate_max_forgetting": 5.0, **extra}
+    return "[nightly]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items())
+
+
+@pytest.fixture
+def repo(tmp_path, recording, base_model):
+    """A taxonomy repository (the starting tree's skill leaves) on main, with [nightly] settings."""
+    work = tmp_path / "repo"
+    for branch in ("compositional_skills", "foundational_skills"):
+        shutil.copytree(ROOT / "taxonomy" / branch, work / "taxonomy" / branch)
+    (work / "labrador.toml").write_text(settings(recording, base_model))
+    git = pygit2.init_repository(str(work), initial_head="main")
+    commit_all(git, "the starting tree")
+    return work
+
+
+def night(work: Path, state: Path, *extra: str) -> dict:
+    from validators.cli import main
+
+    code = main(["nightly", "--config", str(work / "labrador.toml"), "--state-dir", str(state),
+                 "--taxonomy", str(work / "taxonomy"), *extra])
+    from trainer.nightly.registry import Registry
+
+    record = Registry(state / "registry.db").runs()[0]
+    assert code == (0 if record["status"] in ("promoted", "no-changes") else 1), record
+    return record
+
+
+def edit_and_add(work: Path, git: pygit2.Repository) -> tuple[str, str]:
+    qna = work / "taxonomy" / HAIKU / "qna.yaml"
+    qna.write_text(qna.read_text().replace("Write an original haiku", "Write a brand new haiku"))
+    new = "compositional_skills/writing/freeform/senryu"
+    shutil.copytree(work / "taxonomy" / HAIKU, work / "taxonomy" / new)
+    q = work / "taxonomy" / new / "qna.yaml"
+    q.write_text(q.read_text().replace("haiku", "senryu"))
+    commit_all(git, "a changed leaf and a new one")
+    return HAIKU, new
+
+
+def test_nights_with_changes_replay_lineage_and_a_night_without(repo, tmp_path, capsys):
+    state = tmp_path / "state"
+    first = night(repo, state)
+    assert first["status"] == "promoted" and first["parent"] is None and first["id"] == "night-0001"
+    assert len(first["leaves_regenerated"]) == 8 and first["leaves_removed"] == []
+    assert first["samples"]["night"]["new"] > 0 and first["samples"]["night"]["replayed"] == 0
+    assert Path(first["model"], "model.safetensors").is_file() and Path(first["report"]).is_file()
+    assert first["metrics"]["heldout_loss"]["tonight"] < first["metrics"]["heldout_loss"]["tonight_parent"]
+
+    git = pygit2.Repository(str(repo))
+    changed, added = edit_and_add(repo, git)
+    second = night(repo, state)
+    assert second["status"] == "promoted", second["reason"]
+    assert second["leaves_regenerated"] == sorted([changed, added])  # exactly those two
+    assert second["parent"] == "night-0001" and second["start_model"] == first["model"]
+    assert second["samples"]["night"]["replayed"] > 0  # night 1's data is replayed
+    mix = [json.loads(x) for x in Path(second["datasets"]["mix"]).read_text().splitlines()]
+    assert {r["leaf"] for r in mix} - {changed, added}  # earlier leaves are in tonight's mix
+    assert changed not in {r["leaf"] for r in mix if r not in
+                           [json.loads(x) for x in Path(second["datasets"]["new"]).read_text().splitlines()]}
+    assert set(second["metrics"]["forgetting"]) == {"night-0001"}
+    report = Path(second["report"]).read_text()
+    assert "night-0001" in report and "forgetting" in report.lower() and (Path(second["report"]).parent /
+                                                                         "forgetting.png").is_file()
+
+    third = night(repo, state)
+    assert third["status"] == "no-changes" and not (state / "runs" / third["id"]).exists()
+
+    from validators.cli import main
+
+    capsys.readouterr()
+    assert main(["runs", "--state-dir", str(state), "--format", "json"]) == 0
+    runs = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in runs] == ["night-0003", "night-0002", "night-0001"]
+    assert main(["runs", "show", "night-0002", "--format", "json", "--state-dir", str(state)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    for key in ("id", "status", "taxonomy_commit", "parent", "leaves_regenerated", "leaves_removed", "samples",
+                "metrics", "model", "report", "reason"):
+        assert key in shown
+
+
+def test_a_rejected_night_keeps_the_previous_model_as_parent(repo, tmp_path, recording, base_model):
+    state = tmp_path / "state"
+    assert night(repo, state)["status"] == "promoted"
+    git = pygit2.Repository(str(repo))
+    edit_and_add(repo, git)
+    (repo / "labrador.toml").write_text(settings(recording, base_model, lr=5.0, gate_max_forgetting=0.0))
+    rejected = night(repo, state)  # a learning rate that wrecks the model: the gate refuses it
+    assert rejected["status"] == "rejected" and ("forgetting" in rejected["reason"] or "improve" in rejected["reason"])
+    (repo / "labrador.toml").write_text(settings(recording, base_model))
+    again = night(repo, state)
+    assert again["parent"] == "night-0001"  # not the rejected night
+    assert len(again["leaves_regenerated"]) == 2  # the rejected night's changes are still to be learnt
+
+
+def test_a_broken_main_stops_before_any_model_loads(repo, tmp_path):
+    (repo / "taxonomy" / HAIKU / "qna.yaml").write_text("version: 3\nanswer: yes\n")
+    commit_all(pygit2.Repository(str(repo)), "broken")
+    record = night(repo, tmp_path / "state")
+    assert record["status"] == "failed" and "does not pass the checker" in record["reason"]
+    assert not (tmp_path / "state" / "runs" / record["id"] / "steps" / "generate.json").exists()
+
+
+def test_a_killed_night_resumes_to_the_same_entry_and_weights(repo, tmp_path):
+    ref = night(repo, tmp_path / "ref")
+    state = tmp_path / "killed"
+    cmd = [LABRADOR, "nightly", "--config", str(repo / "labrador.toml"), "--state-dir", str(state), "--taxonomy",
+           str(repo / "taxonomy")]
+    run_dir = state / "runs" / "night-0001"
+    kills = 0
+    checkpoints = run_dir / "train" / "checkpoints"
+    for ready in (lambda: (run_dir / "steps" / "generate.json").is_file(),
+                  lambda: checkpoints.is_dir() and any(checkpoints.iterdir())):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < deadline:
+            if ready():
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+                break
+            time.sleep(0.02)
+        proc.wait()
+    assert kills >= 1
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    from safetensors.torch import load_file
+
+    from trainer.nightly.registry import Registry
+
+    got = Registry(state / "registry.db").runs()
+    assert [r["id"] for r in got] == ["night-0001"]  # resumed under the same id, never recorded twice
+    got = got[0]
+    for key in ("status", "leaves_regenerated", "samples", "metrics", "taxonomy_commit", "parent"):
+        assert got[key] == ref[key], key
+    a = load_file(str(Path(ref["model"], "model.safetensors")))
+    b = load_file(str(Path(got["model"], "model.safetensors")))
+    assert all(a[k].equal(b[k]) for k in a)

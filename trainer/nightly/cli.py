@@ -1,0 +1,161 @@
+"""``labrador nightly`` and ``labrador runs``: the thin edge over :mod:`trainer.nightly.night`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "nightly", help="one night: regenerate data for merged changes, retrain with replay, gate, record",
+        description="Find the taxonomy changes on the checked-out main branch since the last promoted model, check "
+        "the tree, regenerate data for added and changed leaves (the rest from the generation cache), mix it with "
+        "a replay of every earlier night's data, train a new phase on top of the last promoted model, evaluate "
+        "(tonight's data, forgetting of earlier nights, the changed leaves' seeds), promote only if the gate "
+        "passes, and record the run and a report. A killed night resumes where it stopped. Settings: [nightly] "
+        "(and [generate]) in labrador.toml.")
+    p.add_argument("--config", type=Path, metavar="FILE", help="settings file (default: nearest labrador.toml)")
+    p.add_argument("--state-dir", type=Path, metavar="DIR",
+                   help="registry, data, checkpoints and reports (default: .labrador/ at the repository root)")
+    p.add_argument("--taxonomy", type=Path, metavar="DIR", help="taxonomy folder (default: found from here)")
+    p.add_argument("--quick", action="store_true",
+                   help="the embedded defaults: SmolLM2-135M-Instruct as teacher (quick profile), a 2-layer student "
+                   "derived from it, a small CPU training budget (minutes on a laptop)")
+    p.set_defaults(func=run_nightly)
+    r = sub.add_parser("runs", help="the nightly run registry: list runs, or explain one",
+                       description="Runs of `labrador nightly`, newest first; `labrador runs show ID` explains one.")
+    r.add_argument("--state-dir", type=Path, metavar="DIR")
+    r.add_argument("--format", choices=("human", "json"), default="human")
+    rs = r.add_subparsers(dest="runs_command", metavar="COMMAND")
+    show = rs.add_parser("show", help="one run, whole")
+    show.add_argument("id")
+    show.add_argument("--format", choices=("human", "json"), default="human", dest="show_format")
+    show.add_argument("--state-dir", type=Path, metavar="DIR", dest="show_state_dir")
+    r.set_defaults(func=run_runs)
+
+
+def default_state_dir(start: Path) -> Path:
+    here = start.resolve()
+    for d in (here, *here.parents):
+        if (d / ".git").exists():
+            return d / ".labrador"
+    return here / ".labrador"
+
+
+def run_nightly(args: argparse.Namespace) -> int:
+    from validators.config import find_config, load_config
+    from validators.settings import ConfigError
+    from validators.tree import find_taxonomy
+
+    from ..settings import load_settings
+    from .night import Night, NightError, run_night
+    from .settings import load_nightly
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    taxonomy = args.taxonomy or find_taxonomy(Path("."))
+    path = args.config if args.config is not None else find_config(taxonomy)
+    try:
+        checker = load_config(path)
+        gen = load_settings(path)
+        settings = load_nightly(path, quick=args.quick)
+        gen = gen.merged(teacher=settings.teacher or None, profile=settings.profile or None, seed=settings.seed)
+        if not gen.teacher:
+            raise ConfigError("no teacher for the nightly job: set `teacher` under [nightly] or [generate] in "
+                              "labrador.toml, or run `labrador nightly --quick` (the embedded teacher)")
+        state = args.state_dir or default_state_dir(taxonomy)
+        state.mkdir(parents=True, exist_ok=True)
+        free_gb = shutil.disk_usage(state).free / 1e9
+        if free_gb < 2:
+            raise ConfigError(f"{state}: only {free_gb:.1f} GB free; a night's data and checkpoints need more "
+                              "(free some space or pass --state-dir)")
+        _torch_or_exit()
+    except (ConfigError, ValueError) as exc:
+        err.print(f"error: {exc}", markup=False)
+        return EXIT_USAGE
+    out = Console(highlight=False)
+    night = Night(taxonomy, state, settings, gen, checker, say=lambda text: err.print(text, markup=False))
+    try:
+        record = run_night(night)
+    except (NightError, RuntimeError) as exc:
+        err.print(f"error: {exc}", markup=False)
+        return EXIT_FAILED
+    out.print(summary_table(record))
+    if record.get("report"):
+        out.print(f"report: {record['report']}")
+    return EXIT_OK if record["status"] in ("promoted", "no-changes") else EXIT_FAILED
+
+
+def _torch_or_exit() -> None:
+    import importlib.util
+
+    if not all(importlib.util.find_spec(m) for m in ("torch", "transformers", "accelerate")):
+        raise ValueError("labrador nightly trains models: install the [train] extra "
+                         "(pip install torch, then pip install 'labrador[train]')")
+
+
+def summary_table(record: dict) -> Table:
+    t = Table(title=f"{record['id']}: {record['status']}", show_header=False)
+    t.add_column("what")
+    t.add_column("value")
+    m = record.get("metrics") or {}
+    rows = [("why", record.get("reason") or ""), ("taxonomy commit", record["taxonomy_commit"][:12]),
+            ("parent", record.get("parent") or "—"),
+            ("leaves regenerated", str(len(record.get("leaves_regenerated", [])))),
+            ("leaves removed", str(len(record.get("leaves_removed", []))))]
+    night = record.get("samples", {}).get("night")
+    if night:
+        rows.append(("samples", f"{night['new']} new, {night['replayed']} replayed"))
+    hl = m.get("heldout_loss", {})
+    if hl:
+        rows.append(("held-out loss tonight", f"{hl.get('tonight')} (parent {hl.get('tonight_parent')})"))
+    if m.get("forgetting"):
+        rows.append(("forgetting", ", ".join(f"{k} {v:+.3f}" for k, v in m["forgetting"].items() if v is not None)))
+    if record.get("model"):
+        rows.append(("model", record["model"]))
+    for k, v in rows:
+        t.add_row(k, str(v))
+    return t
+
+
+def run_runs(args: argparse.Namespace) -> int:
+    from .registry import Registry
+
+    state = getattr(args, "show_state_dir", None) or args.state_dir or default_state_dir(Path("."))
+    db = state / "registry.db"
+    if not db.is_file():
+        Console(stderr=True).print(f"no runs yet ({db} does not exist)")
+        return EXIT_OK if args.runs_command is None else EXIT_USAGE
+    registry = Registry(db)
+    if args.runs_command == "show":
+        run = registry.get(args.id)
+        if run is None:
+            Console(stderr=True).print(f"no run {args.id!r}; `labrador runs` lists them")
+            return EXIT_USAGE
+        if args.show_format == "json" or args.format == "json":
+            print(json.dumps(run, indent=1, sort_keys=True))
+        else:
+            Console(highlight=False).print(summary_table(run))
+        return EXIT_OK
+    runs = registry.runs()
+    if args.format == "json":
+        json.dump(runs, sys.stdout, indent=1, sort_keys=True)
+        print()
+        return EXIT_OK
+    t = Table(title=f"nightly runs ({db})")
+    for col in ("id", "status", "commit", "parent", "regenerated", "removed", "reason"):
+        t.add_column(col)
+    for r in runs:
+        t.add_row(r["id"], r["status"], r["taxonomy_commit"][:12], r.get("parent") or "—",
+                  str(len(r.get("leaves_regenerated", []))), str(len(r.get("leaves_removed", []))),
+                  (r.get("reason") or "")[:80])
+    Console().print(t)
+    return EXIT_OK

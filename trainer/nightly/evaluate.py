@@ -1,0 +1,93 @@
+"""Did tonight's model learn the changes, and did it keep what earlier nights taught? Held-out losses of the
+new model and of the model it started from, on tonight's new data, on every earlier promoted night's
+held-out data (forgetting = the rise), and on the seed examples of the changed leaves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from validators import check_file
+
+
+def _heldout(rows: list[dict[str, Any]], fraction: float) -> list[dict[str, Any]]:
+    from ..train.data import content_key, is_heldout
+
+    return [r for r in rows if is_heldout(content_key(r["messages"]), fraction)]
+
+
+def seed_messages(data: dict[str, Any]) -> list[list[dict[str, str]]]:
+    """A leaf's seed examples as conversations (what the contribution meant to teach)."""
+    out = []
+    for seed in data.get("seed_examples") or []:
+        if "questions_and_answers" in seed:
+            for qa in seed["questions_and_answers"]:
+                out.append([{"role": "user", "content": f"{seed['context']}\n\n{qa['question']}".strip()},
+                            {"role": "assistant", "content": str(qa["answer"]).strip()}])
+        else:
+            question = f"{seed.get('context') or ''}\n\n{seed['question']}".strip()
+            out.append([{"role": "user", "content": question}, {"role": "assistant", "content": str(seed["answer"])}])
+    return out
+
+
+def evaluate_night(night: Any, record: dict[str, Any], run_dir: Path, start: str,
+                   promoted: list[dict[str, Any]]) -> dict[str, Any]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ..train.data import encode
+    from ..train.evaluate import mean_loss
+    from .night import read_jsonl
+
+    s = night.settings
+    tok = AutoTokenizer.from_pretrained(record["model"])
+
+    def enc(convs: list[list[dict[str, str]]]) -> list:
+        out = []
+        for messages in convs:
+            e = encode(tok, messages)
+            if 0 < len(e) <= s.max_seq_len and e.loss_tokens:
+                out.append(e)
+        return out
+
+    sets: dict[str, list] = {"tonight": enc([r["messages"] for r in _heldout(read_jsonl(run_dir / "new.jsonl"),
+                                                                              s.heldout_fraction)])}
+    for run in promoted:
+        if run["id"] != record["id"]:
+            rows = _heldout(read_jsonl(Path(run["datasets"]["new"])), s.heldout_fraction)
+            sets[run["id"]] = enc([r["messages"] for r in rows])
+    seeds = []
+    for leaf in record["leaves_regenerated"]:
+        qna = night.taxonomy / leaf / "qna.yaml"
+        if qna.is_file():
+            report = check_file(f"{leaf}/qna.yaml", qna.read_bytes(), night.checker)
+            if isinstance(report.data, dict):
+                seeds += seed_messages(report.data)
+    sets["seeds"] = enc(seeds)
+    losses: dict[str, dict[str, float]] = {}
+    for name, path in (("new", record["model"]), ("parent", start)):
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+        losses[name] = {k: mean_loss(model, v, s.max_tokens_per_batch) for k, v in sets.items()}
+        del model
+    earlier = [k for k in sets if k not in ("tonight", "seeds")]
+    metrics = {
+        "heldout_loss": {"tonight": losses["new"]["tonight"], "tonight_parent": losses["parent"]["tonight"],
+                         **{k: losses["new"][k] for k in earlier}},
+        "parent_loss": {k: losses["parent"][k] for k in earlier},
+        "forgetting": {k: losses["new"][k] - losses["parent"][k] for k in earlier if sets[k]},
+        "seed_loss": {"new": losses["new"]["seeds"], "parent": losses["parent"]["seeds"]},
+        "sizes": {k: len(v) for k, v in sets.items()},
+    }
+    metrics = _finite(metrics)
+    (run_dir / "eval.json").write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return metrics
+
+
+def _finite(obj: Any) -> Any:
+    """NaN (an empty set) is not JSON: write null."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, float) and obj != obj:
+        return None
+    return obj

@@ -1,0 +1,85 @@
+"""The night's report: Markdown tables (leaves regenerated, samples per leaf, forgetting per earlier night,
+the verdict and why) and PNG plots (the training loss, forgetting across nights), fit for a workflow's job
+summary."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ..markdown import text as md_text
+
+
+def _num(v: Any) -> str:
+    return "—" if v is None else f"{v:.4f}"
+
+
+def write_report(run_dir: Path, record: dict[str, Any], runs: list[dict[str, Any]]) -> Path:
+    m = record.get("metrics", {})
+    lines = [f"# Labrador nightly {record['id']}: **{record['status']}**", "",
+             f"{md_text(record.get('reason', ''), 500)}", "",
+             f"- taxonomy commit: `{record['taxonomy_commit'][:12]}`; parent run: {record.get('parent') or '—'}",
+             f"- teacher: {md_text(str(record.get('teacher')), 200)}; model: `{record.get('model')}`", "",
+             "## Leaves", "", "| leaf | regenerated | status | kept | dropped |", "|---|---|---|---|---|"]
+    for leaf, info in sorted((record.get("generation") or {}).items()):
+        drops = ", ".join(f"{k} {v}" for k, v in sorted(info.get("dropped", {}).items()) if v) or "—"
+        lines.append(f"| {md_text(leaf, 200)} | {'yes' if info.get('regenerated') else 'cached'} | "
+                     f"{info.get('status')} | {info.get('kept')} | {md_text(drops, 300)} |")
+    for leaf in record.get("leaves_removed", []):
+        lines.append(f"| {md_text(leaf, 200)} | removed | — | — | — |")
+    samples = record.get("samples", {}).get("night", {})
+    lines += ["", f"Samples tonight: **{samples.get('new', 0)}** new, **{samples.get('replayed', 0)}** replayed "
+              "from earlier nights.", "",
+              "## Held-out loss", "", "| data | new model | parent model | forgetting |", "|---|---|---|---|",
+              f"| tonight's new data | {_num(m.get('heldout_loss', {}).get('tonight'))} | "
+              f"{_num(m.get('heldout_loss', {}).get('tonight_parent'))} | |",
+              f"| seed examples of the changed leaves | {_num(m.get('seed_loss', {}).get('new'))} | "
+              f"{_num(m.get('seed_loss', {}).get('parent'))} | |"]
+    for night, f in sorted(m.get("forgetting", {}).items()):
+        lines.append(f"| {night} held-out | {_num(m['heldout_loss'].get(night))} | "
+                     f"{_num(m.get('parent_loss', {}).get(night))} | {_num(f)} |")
+    plots = _plots(run_dir, record, runs)
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
+    path = run_dir / "report.md"
+    tmp = run_dir / ".report.md.tmp"
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def _plots(run_dir: Path, record: dict[str, Any], runs: list[dict[str, Any]]) -> list[Path]:
+    out = []
+    loss = run_dir / "train" / "loss.png"
+    if loss.is_file():
+        shutil.copyfile(loss, run_dir / "loss.png")
+        out.append(run_dir / "loss.png")
+    forgetting = record.get("metrics", {}).get("forgetting", {})
+    history = [(r["id"], max((v for v in r.get("metrics", {}).get("forgetting", {}).values() if v is not None),
+                             default=0.0)) for r in reversed(runs) if r.get("metrics")]
+    if forgetting or history:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
+        names = sorted(forgetting)
+        axes[0].bar(names, [forgetting[n] or 0.0 for n in names], color="tab:orange")
+        axes[0].set_title(f"{record['id']}: forgetting per earlier night")
+        axes[0].set_ylabel("held-out loss rise (nats/token)")
+        axes[0].axhline(0, color="grey", lw=0.8)
+        if history:
+            axes[1].plot([h[0] for h in history], [h[1] for h in history], marker="o")
+        axes[1].set_title("worst forgetting, night by night")
+        for ax in axes:
+            ax.tick_params(axis="x", labelrotation=45)
+        fig.tight_layout()
+        target = run_dir / "forgetting.png"
+        fig.savefig(run_dir / ".forgetting.tmp.png")
+        plt.close(fig)
+        os.replace(run_dir / ".forgetting.tmp.png", target)
+        out.append(target)
+    return out
