@@ -41,7 +41,7 @@ def test_tagged_questions_strip_numbering_and_count_failures():
     ("1. What? 2. Why?", {"parse_error": 1}),  # missing tags
     ("", {"empty": 1}),
     ("   \n", {"empty": 1}),
-    ("[Question][Question] nested [End]", {"parse_error": 1}),
+    ("[Question][Question] nested [End]", {"missing_end": 1, "empty": 1}),
 ])
 def test_tagged_questions_malformed(text, errors):
     items, got = parse("tagged_questions", text)
@@ -64,8 +64,11 @@ def test_text_parser():
 
 @pytest.mark.parametrize("text, score", [
     ("[Score] 2 [End]", 2), ("Reasoning... it mentions [Score] once.\n[Score]\n3\n[End]", 3), ("2", 2),
-    ("2.", 2), (" 1 \n", 1), ("I think 2", None), ("N/A", None), ("", None), ("[Score] 5 [End]", None),
-    ("[Score] two [End]", None), ("2/2", None), ("[Score]\n[End]", None),
+    ("2.", 2), (" 1 \n", 1), ("N/A", None), ("", None), ("[Score] 5 [End]", None),
+    ("[Score] two [End]", None), ("[Score]\n[End]", None),
+    # prose from a small teacher: the one in-range number it holds, never a pick among several
+    ("I think 2", 2), ("The pair deserves a score of 3 out of 3.", 3), ("Between 1 and 3, I say 2", None),
+    ("It has 7 lines", None), ("version 2.5 of it", None),
 ])
 def test_score_judge_never_guesses(text, score):
     assert parse_score(text, 1, 3) == score
@@ -74,6 +77,7 @@ def test_score_judge_never_guesses(text, score):
 @pytest.mark.parametrize("text, verdict", [
     ("YES", 1), ("no", 0), ("Supported.\n[Verdict]\nYES\n[End]", 1), ("[Verdict] No. [End]", 0),
     ("Probably", None), ("", None), ("YES and NO", None),
+    ("Yes, the answer is supported by the passage.", 1), ("No - it invents a date.", 0), ("yes or no?", None),
 ])
 def test_yes_no_judge(text, verdict):
     assert parse_yes_no(text) == verdict

@@ -40,18 +40,23 @@ def parse_text(text: str) -> Parsed:
 
 
 def _blocks(text: str, tag: str) -> tuple[list[str], Counter[str]]:
-    """Bodies between ``[tag]`` and ``[End]``; an opening tag without an end is a parse error (truncation)."""
+    """Bodies between ``[tag]`` and ``[End]``. Small teachers often forget ``[End]`` between two blocks: a
+    block closed by the next ``[tag]`` instead is kept (counted as ``missing_end``); only the last block
+    without ``[End]`` (a truncated reply) is dropped as a parse error."""
     errors: Counter[str] = Counter()
     parts = re.split(rf"\[\s*{tag}\s*\]", text, flags=re.IGNORECASE)
     if len(parts) == 1:
         return [], Counter(parse_error=1) if text.strip() else Counter(empty=1)
     bodies = []
-    for part in parts[1:]:
+    for i, part in enumerate(parts[1:], 1):
         m = re.search(r"\[\s*end\s*\]", part, flags=re.IGNORECASE)
-        if m is None:
+        if m is not None:
+            bodies.append(part[: m.start()])
+        elif i < len(parts) - 1:
+            errors["missing_end"] += 1
+            bodies.append(part)
+        else:
             errors["parse_error"] += 1
-            continue
-        bodies.append(part[: m.start()])
     return bodies, errors
 
 
@@ -111,18 +116,24 @@ def _last_tagged(pattern: re.Pattern[str], text: str) -> str:
 
 
 def parse_score(text: str, lo: int, hi: int) -> int | None:
-    """An integer in ``[lo, hi]`` from ``[Score] n [End]`` or a bare ``n``; anything else is ``None``."""
+    """An integer in ``[lo, hi]`` from ``[Score] n [End]`` or a bare ``n``; failing that (small teachers answer
+    in prose), the only whole number in ``[lo, hi]`` the reply holds. Anything else is ``None``."""
     value = _last_tagged(_SCORE_TAG, text)
-    if not _INT.fullmatch(value):
-        return None
-    score = int(value)
-    return score if lo <= score <= hi else None
+    if _INT.fullmatch(value):
+        score = int(value)
+        return score if lo <= score <= hi else None
+    found = {int(n) for n in re.findall(r"(?<![\w.])\d+(?![\w.])", text) if lo <= int(n) <= hi}
+    return found.pop() if len(found) == 1 else None
 
 
 def parse_yes_no(text: str) -> int | None:
-    """1 for YES, 0 for NO (tagged ``[Verdict] YES [End]`` or bare); anything else is ``None``."""
+    """1 for YES, 0 for NO (tagged ``[Verdict] YES [End]`` or bare); failing that, a reply that says exactly
+    one of the words yes / no. Anything else is ``None``."""
     value = _last_tagged(_VERDICT_TAG, text).upper()
-    return {"YES": 1, "NO": 0}.get(value)
+    if value in ("YES", "NO"):
+        return {"YES": 1, "NO": 0}[value]
+    words = {w.upper() for w in re.findall(r"\b(yes|no)\b", text, flags=re.IGNORECASE)}
+    return {"YES": 1, "NO": 0}[words.pop()] if len(words) == 1 else None
 
 
 def judge_parser(spec: dict[str, Any]) -> Callable[[str], int | None]:
