@@ -38,7 +38,7 @@ def test_tagged_questions_strip_numbering_and_count_failures():
 
 
 @pytest.mark.parametrize("text, errors", [
-    ("1. What? 2. Why?", {"parse_error": 1}),  # missing tags
+    ("1. What? 2. Why?", {}),  # no tags at all: a short one-paragraph reply is one item (small teachers)
     ("", {"empty": 1}),
     ("   \n", {"empty": 1}),
     ("[Question][Question] nested [End]", {"missing_end": 1, "empty": 1}),
@@ -46,7 +46,14 @@ def test_tagged_questions_strip_numbering_and_count_failures():
 def test_tagged_questions_malformed(text, errors):
     items, got = parse("tagged_questions", text)
     assert got == errors
-    assert items == (["nested"] if "nested" in text else [])
+    assert items == (["nested"] if "nested" in text else ["What? 2. Why?"] if "What" in text else [])
+
+
+def test_untagged_replies_of_small_teachers():
+    assert parse("tagged_questions", "Write a haiku about the sea.") == (["Write a haiku about the sea."], {})
+    assert parse("tagged_questions", "1. First task\n2. Second task\n") == (["First task", "Second task"], {})
+    long = "\n\n".join(["A rambling reply."] * 3)
+    assert parse("tagged_questions", long) == ([], {"empty": 1})
 
 
 def test_tagged_qa_pairs():

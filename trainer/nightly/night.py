@@ -232,8 +232,18 @@ def _generate(night: Night, record: dict[str, Any], run_dir: Path) -> dict[str, 
             raise NightError(f"generation failed for {folder}: {res.error}")
         if folder in changed:
             new += [{**s, "leaf": folder} for s in res.samples]
+    seeds = 0
+    if night.settings.include_seeds:  # a CPU-sized teacher may keep nothing: the contributors' own examples
+        from .evaluate import seed_messages
+
+        for item in inputs:
+            folder = item.relpath.rsplit("/", 1)[0]
+            if folder in changed and item.report is not None and isinstance(item.report.data, dict):
+                rows = [{"messages": m, "leaf": folder, "origin": "seed"} for m in seed_messages(item.report.data)]
+                new += rows
+                seeds += len(rows)
     write_jsonl(run_dir / "new.jsonl", new)
-    return {"teacher": name, "leaves": per_leaf, "new": len(new)}
+    return {"teacher": name, "leaves": per_leaf, "new": len(new), "seed_samples": seeds}
 
 
 def _mix(night: Night, record: dict[str, Any], run_dir: Path, registry: Registry) -> dict[str, Any]:

@@ -32,13 +32,14 @@ class NightlySettings:
     gate_max_forgetting: float = 0.25  # an earlier night's held-out loss may rise at most this much (nats/token)
     gate_require_improvement: bool = True  # tonight's held-out loss must beat the parent model's
     keep_checkpoints: int = 1
+    include_seeds: bool = False  # also train on the changed leaves' own seed examples (marked origin "seed")
 
     @classmethod
     def quick(cls) -> NightlySettings:
         """The embedded defaults: a CPU night in minutes (embedded teacher, quick profile, a 2-layer student)."""
         return cls(base_model="derive:smollm2-135m-instruct:0,29", teacher="embedded", profile="quick", epochs=1,
                    lr=1.0e-4, effective_batch=8, max_seq_len=512, max_tokens_per_batch=2048,
-                   gate_max_forgetting=0.5)
+                   gate_max_forgetting=0.5, include_seeds=True)
 
 
 def load_nightly(path: Path | None, quick: bool = False) -> NightlySettings:

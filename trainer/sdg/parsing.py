@@ -60,11 +60,24 @@ def _blocks(text: str, tag: str) -> tuple[list[str], Counter[str]]:
     return bodies, errors
 
 
+def _untagged(text: str) -> list[str]:
+    """Items of a reply with no tags at all: its numbered or bulleted lines, or else the whole (short,
+    one-paragraph) reply as one item; a long or multi-paragraph reply yields nothing (counted as empty)."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    listed = [ln for ln in lines if _NUMBERING.match(ln)]
+    if len(listed) >= 2:
+        return listed
+    body = text.strip()
+    return [body] if body and "\n\n" not in body and len(body) <= 600 else [""]
+
+
 def tagged(tag: str) -> Callable[[str], Parsed]:
     """Parser for ``[Tag] ... [End]`` blocks; leading list numbering is removed."""
 
     def parse(text: str) -> Parsed:
         bodies, errors = _blocks(text, tag)
+        if not bodies and errors.get("parse_error") and not re.search(rf"\[\s*{tag}\s*\]", text, re.IGNORECASE):
+            bodies, errors = _untagged(text), Counter()  # a small teacher that ignored the format entirely
         out = Parsed(errors=errors)
         for body in bodies:
             item = _NUMBERING.sub("", body.strip(), count=1).strip()
