@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
+from . import shapes
 from .config import BotSettings
 from .queue import JobQueue
 from .routing import route
@@ -42,17 +43,27 @@ class TooLarge(Exception):
     pass
 
 
+class Disconnected(Exception):
+    pass
+
+
 async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing more than ``limit`` bytes whatever Content-Length claims."""
+    """The raw body, refusing more than ``limit`` bytes whatever Content-Length claims; a client that goes
+    away mid-body raises :class:`Disconnected` (one log line, not a traceback)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise TooLarge
+    from starlette.requests import ClientDisconnect
+
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise Disconnected from None
     return b"".join(chunks)
 
 
@@ -90,6 +101,9 @@ def create_app(settings: BotSettings, queue: JobQueue) -> Starlette:
             body = await read_body(request, settings.max_body_bytes)
         except TooLarge:
             return PlainTextResponse("payload too large", status_code=413)
+        except Disconnected:
+            log.info("a client disconnected before sending the whole body")
+            return PlainTextResponse("incomplete body", status_code=400)
         if not verify_signature(secret, body, request.headers.get("x-hub-signature-256")):
             log.warning("rejected a webhook with a bad or missing signature")
             return PlainTextResponse("bad signature", status_code=401)
@@ -97,10 +111,15 @@ def create_app(settings: BotSettings, queue: JobQueue) -> Starlette:
         delivery = request.headers.get("x-github-delivery", "")[:100]
         try:
             payload = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            log.warning("rejected delivery %s: the body is not JSON (or nests too deep)", delivery[:40])
             return PlainTextResponse("body is not JSON", status_code=400)
         if not isinstance(payload, dict):
             return PlainTextResponse("body is not a JSON object", status_code=400)
+        wrong = shapes.problem(event, payload)
+        if wrong:
+            log.warning("rejected delivery %s (%s): %s", delivery[:40], event[:40], wrong)
+            return PlainTextResponse(f"malformed {event} payload: {wrong}", status_code=400)
         if writer is not None:
             status, answer = await asyncio.get_running_loop().run_in_executor(writer, accept, event, delivery, payload)
         else:

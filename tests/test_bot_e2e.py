@@ -536,3 +536,54 @@ def test_changed_non_leaf_folders_never_hide_a_broken_leaf(gh: GitHubServer, bot
     [run] = runs(gh, pr.head_sha)
     assert (run.status, run.conclusion) == ("completed", "failure")
     assert annotated(run) == {(NEW_PATH, line, "failure") for line in BROKEN_LINES}
+
+
+def _spoil(payload: dict, path: str, value: Any) -> dict:
+    import copy
+
+    out = copy.deepcopy(payload)
+    *head, last = path.split(".")
+    node = out
+    for key in head:
+        node = node[key]
+    node[last] = value
+    return out
+
+
+@pytest.mark.parametrize(("event", "path", "value"), [
+    ("pull_request", "installation.id", "abc"),
+    ("pull_request", "repository", "org/taxonomy"),
+    ("pull_request", "pull_request.head", "main"),
+    ("pull_request", "pull_request.number", 2**70),
+    ("pull_request", "pull_request.number", True),
+    ("pull_request", "pull_request.updated_at", 12345),
+    ("issue_comment", "comment.body", 5),
+    ("issue_comment", "comment.id", "x"),
+    ("issue_comment", "comment.user", "maintainer"),
+])
+def test_signed_but_malformed_payloads_get_400_and_queue_nothing(gh: GitHubServer, bot: Bot, caplog, event: str,
+                                                                  path: str, value: Any) -> None:
+    pr = open_pr(gh, TWO_LEAVES)
+    if event == "pull_request":
+        payload = gh.pull_request_event(REPO, pr.number, "opened")
+    else:
+        payload = gh.issue_comment_event(comment(gh, pr.number, "/lab preview", "maintainer"))
+    caplog.set_level("WARNING", logger="labrador.bot.webhook")
+    reply = bot.post(*gh.delivery(event, _spoil(payload, path, value)))
+    assert reply.status_code == 400 and path.split(".")[-1] in reply.text
+    assert bot.work() == 0 and runs(gh, pr.head_sha) == []
+    assert sum("rejected delivery" in r.getMessage() for r in caplog.records) == 1
+    assert not any(r.exc_info for r in caplog.records)
+
+
+def test_json_nested_100000_deep_is_refused_without_a_traceback(gh: GitHubServer, bot: Bot) -> None:
+    body = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+    import hashlib
+    import hmac as hmac_mod
+
+    sig = "sha256=" + hmac_mod.new(gh.webhook_secret.encode() if isinstance(gh.webhook_secret, str)
+                                   else gh.webhook_secret, body, hashlib.sha256).hexdigest()
+    headers = {"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": "deep-1", "X-Hub-Signature-256": sig,
+               "Content-Type": "application/json"}
+    reply = bot.post(headers, body)
+    assert reply.status_code in (400, 413)
