@@ -42,8 +42,10 @@ class Job:
 
     @property
     def key(self) -> str:
-        """Coalescing key: two pending jobs with the same key are the same work."""
-        return f"{self.repo}#{self.pr}@{self.sha}:{self.kind}"
+        """Coalescing key: two pending jobs with the same key are the same work. A command carries who asked,
+        so an outsider's pending request never swallows a maintainer's (permission is checked per requester)."""
+        base = f"{self.repo}#{self.pr}@{self.sha}:{self.kind}"
+        return f"{base}:{self.requester}" if self.kind in (RETRY, PREVIEW, HELP) and self.requester else base
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

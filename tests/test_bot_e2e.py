@@ -587,3 +587,19 @@ def test_json_nested_100000_deep_is_refused_without_a_traceback(gh: GitHubServer
                "Content-Type": "application/json"}
     reply = bot.post(headers, body)
     assert reply.status_code in (400, 413)
+
+
+def test_an_outsiders_pending_command_does_not_swallow_a_maintainers(
+        gh: GitHubServer, make_bot: Callable[..., Bot], tiny_model_dir: Path) -> None:  # noqa: F811
+    """Both comments arrive while the worker is busy: the maintainer's preview still runs."""
+    bot, previewer = previewing_bot(make_bot, tiny_model_dir)
+    pr = open_pr(gh, {NEW_PATH: FIXED, f"{NEW_DIR}/attribution.txt": ATTRIBUTION})
+    bot.deliver("pull_request", gh.pull_request_event(REPO, pr.number, "opened"))
+    assert bot.work() == 1
+    for who in ("outsider", "maintainer"):
+        reply = bot.deliver("issue_comment", gh.issue_comment_event(comment(gh, pr.number, "/lab preview", who)))
+        assert reply.json()["status"] == "queued" and reply.json()["coalesced"] == 0
+    assert bot.work() == 2
+    assert previewer.calls == ["compositional_skills/writing/freeform/senryu/qna.yaml"]
+    [run] = runs(gh, pr.head_sha, "Labrador preview")
+    assert run.status == "completed"
