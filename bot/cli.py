@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sqlite3
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -74,5 +75,10 @@ def run(args: argparse.Namespace) -> int:
                               poll_s=settings.worker_poll_s)
     except ValueError as exc:  # a missing secret or a bad queue URL: one line, no traceback
         print(f"labrador: error: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as exc:  # a corrupt or foreign bot.db: name the file, say what to do
+        print(f"labrador: error: the bot's database {settings.resolved_queue_url.removeprefix('sqlite:///')} cannot "
+              f"be used ({exc}); move it aside (the bot starts a new one) or restore it from a backup",
+              file=sys.stderr)
         return 2
     return 0

@@ -187,3 +187,22 @@ def test_installation_tokens_are_refreshed_before_expiry(rsa_pem, token_server) 
     second = tokens.token(99)
     assert second.value.reveal() == "ghs_1" and tokens.token(99) is second
     assert issued == ["ghs_0", "ghs_1"]
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_a_corrupt_bot_db_is_one_line_naming_the_file(tmp_path: Path, command: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    work = tmp_path / "state"
+    work.mkdir()
+    (work / "bot.db").write_bytes(b"this is not a SQLite database" * 100)
+    path = tmp_path / "labrador.toml"
+    path.write_text(f'[bot]\nwork_dir = "{work}"\n')
+    env = {**os.environ, "LABRADOR_WEBHOOK_SECRET": "s", "LABRADOR_APP_PRIVATE_KEY": "k"}
+    labrador = str(Path(sys.executable).with_name("labrador"))
+    args = [labrador, "bot", command, "--config", str(path)] + (["--port", "0"] if command == "serve" else [])
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert str(work / "bot.db") in proc.stderr and "move it aside" in proc.stderr
