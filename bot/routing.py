@@ -45,11 +45,16 @@ def parse_time(value: Any) -> float | None:
         return None
 
 
+_PRE_OPEN = re.compile(r"<\s*(pre|code)\b[^>]*>", re.IGNORECASE)
+_PRE_CLOSE = re.compile(r"<\s*/\s*(pre|code)\s*>", re.IGNORECASE)
+
+
 def live_lines(body: str) -> list[str]:
     """The lines of a comment that GitHub shows as text: not in a fenced code block (````` or ``~~~``, to its
     closing fence or the end), nor in a block quote (``>`` lines and the lines that lazily continue them), nor
     touched by an HTML comment (``<!--`` to ``-->`` or the end, over any number of lines; the whole line of
-    each end counts as hidden, to be safe).
+    each end counts as hidden, to be safe), nor inside an HTML ``<pre>`` or ``<code>`` block (its lines and
+    those of its tags).
 
     A quoted, fenced or hidden ``/lab`` is someone citing a command (a reply, the docs, a PR template's
     instructions), never one to run.
@@ -58,8 +63,12 @@ def live_lines(body: str) -> list[str]:
     fence = ""  # the open fence's run of ` or ~; a closing fence is a run at least as long, alone on its line
     quoted = False  # the previous line was quoted text: a non-blank line right after continues the quote
     comment = False  # inside an HTML comment, until a line with -->
+    pre = False  # inside an HTML <pre> (or <code>) block, until its closing tag
     for line in body.split("\n"):
         line = line.removesuffix("\r")  # comments typed on github.com end lines with CRLF
+        if pre or _PRE_OPEN.search(line):  # preformatted HTML shows text, never a command
+            pre = not _PRE_CLOSE.search(line.split(">", 1)[1] if not pre and ">" in line else line)
+            continue
         if fence:
             if _closes(line, fence):
                 fence = ""

@@ -251,6 +251,9 @@ CITED = [  # a /lab line in a code block, a quote or an HTML comment: someone ci
     "<!-- x -->/lab preview",  # a line touched by a comment does not count
     "/lab preview<!-- x -->",
     "```\n<!--\n```\n<!--\n/lab preview\n-->",
+    "<pre>\n/lab preview\n</pre>",  # an HTML <pre> block shows text
+    "<PRE class=\"x\">/lab preview</PRE>",
+    "<code>\n/lab retry\n</code>",
 ]
 LIVE = [  # what is left outside them still counts
     ("```\nsome code\n```\n/lab preview", PREVIEW, "/lab preview"),
@@ -270,6 +273,7 @@ LIVE = [  # what is left outside them still counts
     ("Write `<!--` to hide text.\n/lab preview", PREVIEW, "/lab preview"),  # in a code span: no comment
     ("```\n<!--\n```\n/lab retry", RETRY, "/lab retry"),  # in a fence: no comment
     ("<!--\n```\n-->\n/lab preview", PREVIEW, "/lab preview"),  # in a comment: no fence
+    ("<pre>\nx\n</pre>\n/lab preview", PREVIEW, "/lab preview"),  # after a closed <pre> block
 ]
 
 
