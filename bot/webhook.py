@@ -29,6 +29,7 @@ from .state import SqliteState
 
 log = logging.getLogger("labrador.bot.webhook")
 DELIVERY = "delivery"
+BODY = "body"
 
 
 def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
@@ -78,10 +79,15 @@ def create_app(settings: BotSettings, queue: JobQueue) -> Starlette:
     # 200 deliveries/s. So SQLite writes go through one thread, first come first served.
     writer = ThreadPoolExecutor(1, thread_name_prefix="labrador-webhook") if isinstance(state, SqliteState) else None
 
-    def accept(event: str, delivery: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def accept(event: str, delivery: str, payload: dict[str, Any], digest: str = "") -> tuple[int, dict[str, Any]]:
         """Blocking part (storage writes), run in a thread: dedupe, remember heads, enqueue."""
         if delivery and not state.claim(DELIVERY, delivery, settings.delivery_ttl_s):
             return 200, {"status": "duplicate", "delivery": delivery}
+        # the delivery id is not covered by the signature: a captured body replayed under a new id is the same
+        # delivery, recognised by the hash of the signed body
+        if digest and not state.claim(BODY, digest, settings.delivery_ttl_s):
+            state.release(DELIVERY, delivery)
+            return 200, {"status": "duplicate", "delivery": delivery, "why": "the same signed body was seen before"}
         try:
             routed = route(event, payload, state.head_at, delivery)
             if routed.head is not None:
@@ -90,6 +96,8 @@ def create_app(settings: BotSettings, queue: JobQueue) -> Starlette:
         except Exception:
             if delivery:
                 state.release(DELIVERY, delivery)  # let GitHub redeliver it
+            if digest:
+                state.release(BODY, digest)
             raise
         if not routed.jobs:
             return 200, {"status": routed.reason or "ignored"}
@@ -109,6 +117,10 @@ def create_app(settings: BotSettings, queue: JobQueue) -> Starlette:
             return PlainTextResponse("bad signature", status_code=401)
         event = request.headers.get("x-github-event", "")
         delivery = request.headers.get("x-github-delivery", "")[:100]
+        if not delivery.strip():
+            log.warning("rejected a signed webhook without an X-GitHub-Delivery id")
+            return PlainTextResponse("missing X-GitHub-Delivery", status_code=400)
+        digest = hashlib.sha256(body).hexdigest()
         try:
             payload = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
@@ -121,9 +133,10 @@ def create_app(settings: BotSettings, queue: JobQueue) -> Starlette:
             log.warning("rejected delivery %s (%s): %s", delivery[:40], event[:40], wrong)
             return PlainTextResponse(f"malformed {event} payload: {wrong}", status_code=400)
         if writer is not None:
-            status, answer = await asyncio.get_running_loop().run_in_executor(writer, accept, event, delivery, payload)
+            status, answer = await asyncio.get_running_loop().run_in_executor(writer, accept, event, delivery, payload,
+                                                                              digest)
         else:
-            status, answer = await run_in_threadpool(accept, event, delivery, payload)
+            status, answer = await run_in_threadpool(accept, event, delivery, payload, digest)
         return JSONResponse(answer, status_code=status)
 
     async def healthz(request: Request) -> PlainTextResponse:

@@ -462,8 +462,9 @@ def test_a_merge_is_recorded_for_the_nightly_job_and_dispatches_its_workflow(gh:
     assert event["pull_request"]["merged"] is True
     bot.deliver("pull_request", event)
     assert bot.work() == 1
-    assert bot.deliver("pull_request", event).status_code == 202  # redelivered (a new delivery id) ...
-    assert bot.work() == 1  # ... records nothing twice
+    again = bot.deliver("pull_request", event)  # the same signed body under a new delivery id ...
+    assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    assert bot.work() == 0  # ... queues and records nothing twice
 
     [record] = read_merges(bot.settings.merges_path)
     assert record["repo"] == REPO and record["pr"] == pr.number and record["merge_sha"] == merged.merge_commit_sha

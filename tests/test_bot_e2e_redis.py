@@ -97,7 +97,9 @@ def test_redis_mode_validates_a_pr_and_a_replayed_delivery_runs_once(gh: GitHubS
     assert again.status_code == 200
     assert again.json() == {"status": "duplicate", "delivery": headers["X-GitHub-Delivery"]}
     redelivered = bot.deliver("pull_request", gh.pull_request_event(REPO, pr.number, "opened"))  # a new id
-    assert redelivered.json() == {"status": "queued", "jobs": [], "coalesced": 1}  # into the pending job, via Redis
+    assert redelivered.json()["status"] == "duplicate"  # the same signed body, recognised by its hash in Redis
+    pushed = bot.deliver("pull_request", gh.pull_request_event(REPO, pr.number, "synchronize"))  # same head
+    assert pushed.json() == {"status": "queued", "jobs": [], "coalesced": 1}  # into the pending job, via Redis
     assert [j.sha for j in bot.web_queue.pending()] == [pr.head_sha]
     assert bot.work() == 1
     assert bot.work() == 0

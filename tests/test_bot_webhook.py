@@ -149,11 +149,18 @@ def test_replay_protection_survives_a_restart(tmp_path: Path) -> None:
         second.close()
 
 
-def test_redelivery_under_a_new_id_coalesces_into_the_pending_job(srv: Server) -> None:
+def test_a_captured_body_replayed_under_a_new_id_is_the_same_delivery(srv: Server) -> None:
+    """The id is not covered by the signature: the signed body's hash recognises the replay."""
     assert srv.post(pr_event(), delivery="one").status_code == 202
     r = srv.post(pr_event(), delivery="two")
-    assert r.status_code == 202 and r.json()["coalesced"] == 1
+    assert r.status_code == 200 and r.json()["status"] == "duplicate"
     assert len(srv.queue.pending()) == 1
+
+
+def test_a_signed_delivery_without_an_id_is_refused(srv: Server) -> None:
+    r = srv.post(pr_event(), delivery="")
+    assert r.status_code == 400 and "X-GitHub-Delivery" in r.text
+    assert srv.queue.pending() == []
 
 
 def test_body_over_the_limit_is_413_before_any_parsing(tmp_path: Path) -> None:
