@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer", metavar="PATH", help="tokenizer.json or model folder for exact chunk sizes")
     p.add_argument("--profile", choices=("full", "quick"),
                    help="generation profile: full (the pipelines as written, default) or quick (for CPU-sized "
-                   "teachers such as `embedded`: 3 seeds, 3 questions per request, n=1, 256-token replies)")
+                   "teachers such as `embedded`: 1 seed, 3 questions, 3 rows per step, n=1, 160-token replies)")
     p.add_argument("--no-mix", action="store_true", help="generate per-leaf samples only; no phase files")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=run_generate)

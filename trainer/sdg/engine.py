@@ -39,6 +39,7 @@ class Limits:
     n: int | None = None  # cap on completions per generate request
     num: int | None = None  # overrides a prompt's ``num`` variable (items asked for per completion)
     max_tokens: int | None = None  # cap on every request's max_tokens (small CPU teachers)
+    judge_max_tokens: int | None = None  # tighter cap for judges (a verdict is a few tokens; small models ramble)
     window: int = 2048  # requests gathered at once per step (memory bound only)
 
     def key_params(self) -> dict[str, Any]:
@@ -53,11 +54,12 @@ class Limits:
     @classmethod
     def profile(cls, name: str) -> Limits:
         """A generation profile by name: ``full`` (the pipelines as written) or ``quick`` (CPU-sized teachers:
-        three seeds, three questions per request, one completion, replies capped at 256 tokens)."""
+        one seed (one document chunk), three questions asked, at most three rows into each teacher step, one
+        completion, replies capped at 160 tokens and verdicts at 48)."""
         if name == "full":
             return cls()
         if name == "quick":
-            return cls(max_seeds=3, max_chunks=2, max_rows=12, n=1, num=3, max_tokens=256)
+            return cls(max_seeds=1, max_chunks=1, max_rows=3, n=1, num=3, max_tokens=160, judge_max_tokens=48)
         raise ValueError(f"unknown generation profile {name!r}: use full or quick")
 
     def merged(self, other: Limits) -> Limits:
@@ -66,7 +68,8 @@ class Limits:
             return b if a is None else a if b is None else min(a, b)
 
         return Limits(**{f: tight(getattr(self, f), getattr(other, f)) for f in
-                         ("max_seeds", "max_chunks", "max_rows", "max_samples", "n", "num", "max_tokens")},
+                         ("max_seeds", "max_chunks", "max_rows", "max_samples", "n", "num", "max_tokens",
+                          "judge_max_tokens")},
                       window=min(self.window, other.window))
 
 
@@ -136,7 +139,9 @@ class Context:
         variables["leaf"] = self.leaf.info
         seed = derive_seed(self.seed, self.leaf.hash, self.step_index, row["_id"])
         try:
-            return build_request(prompt, variables, seed=seed, n=n, max_tokens=self.limits.max_tokens)
+            cap = self.limits.judge_max_tokens if prompt.is_judge and self.limits.judge_max_tokens else \
+                self.limits.max_tokens
+            return build_request(prompt, variables, seed=seed, n=n, max_tokens=cap)
         except (TemplateError, ValueError) as exc:
             self.drop("render_error")
             self.stats.note_error(f"{prompt.name}: {type(exc).__name__}: {exc}")
