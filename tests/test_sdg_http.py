@@ -202,9 +202,10 @@ def test_tiny_model_over_transformers_serve(serve, tmp_path: Path) -> None:
     gen = res.steps[1]
     assert gen["step"] == "1:generate:freeform_questions" and gen["sent"] == SEEDS
     assert teacher.n_supported is False  # the server ignores n: each second sample was fetched alone
-    # 2 completions per seed, none in the [Question] format: every one dropped by a named reason.
-    assert res.kept == 0 and sum(res.dropped.values()) == 2 * SEEDS
-    assert set(res.dropped) <= {"parse_error", "empty"}
+    # 2 completions per seed of gibberish: read as untagged questions (small teachers) or not at all, then
+    # dropped by the judges; nothing is kept and every drop has a named reason.
+    assert res.kept == 0 and sum(res.dropped.values()) >= SEEDS
+    assert set(res.dropped) <= {"parse_error", "empty", "judge_unparseable", "duplicate", "judge_low", "over_limit"}
     assert 0 < teacher.max_in_flight <= 3
     manifest = json.loads((res.folder / "manifest.json").read_text())
     assert manifest["complete"] and manifest["counts"]["dropped"] == res.dropped
