@@ -15,6 +15,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from validators.procs import pid_alive
+
 from .config import BotSettings
 from .context import Deadline, DeadlineExceeded, GuardedForge, JobContext, owner_id
 from .forge import CheckOutput, Forge
@@ -28,16 +30,6 @@ log = logging.getLogger("labrador.bot.runner")
 
 ForgeFactory = Callable[[Job], Forge]
 Handler = Callable[[Job, JobContext], None]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Runner:
@@ -126,7 +118,7 @@ class Runner:
             return True
         host, _, pid = record.owner.rpartition(":")
         if host == socket.gethostname() and pid.isdigit():
-            return int(pid) == os.getpid() or not _pid_alive(int(pid))
+            return int(pid) == os.getpid() or not pid_alive(int(pid))
         return False
 
     def sweep(self, now: float | None = None) -> list[CheckRecord]:

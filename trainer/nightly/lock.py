@@ -6,19 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from validators.procs import pid_alive
+
 
 class Busy(RuntimeError):
     """Another night is running."""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class NightLock:
@@ -35,7 +27,7 @@ class NightLock:
                     pid = int(self.path.read_text().strip() or 0)
                 except (OSError, ValueError):
                     pid = 0
-                if pid and pid != os.getpid() and _alive(pid):
+                if pid and pid != os.getpid() and pid_alive(pid):
                     raise Busy(f"another nightly run (pid {pid}) holds {self.path}; wait for it to finish") from None
                 self.path.unlink(missing_ok=True)  # stale: its process is gone
                 continue
