@@ -144,3 +144,32 @@ def test_fetch_into_the_bare_cache_and_head_missing(tmp_path: Path) -> None:
         gitcache.fetch(tmp_path / "cache2", "acme/t", str(origin.path), refspecs, [head, base])
     assert gitcache.redact("could not fetch https://x-access-token:ghs_abc@github.com/a/b") == \
         "could not fetch https://github.com/a/b"
+
+
+def test_a_tree_bomb_is_refused_in_bounded_time(repo: pygit2.Repository) -> None:
+    """Fifteen objects that expand to 10**7 paths: refused after the bound, not walked whole."""
+    import time
+
+    from validators.changes import ChangeError as Refused
+
+    base = commit(repo, BASE)
+    blob = repo.create_blob(b"x")
+    tb = repo.TreeBuilder()
+    tb.insert("f", blob, pygit2.enums.FileMode.BLOB)
+    level = tb.write()
+    for _ in range(7):  # each level holds ten copies of the one below: 10**7 files
+        tb = repo.TreeBuilder()
+        for i in range(10):
+            tb.insert(f"d{i}", level, pygit2.enums.FileMode.TREE)
+        level = tb.write()
+    base_tree = repo[base].peel(pygit2.Tree)
+    tax = repo.TreeBuilder(repo[base_tree["taxonomy"].id])
+    tax.insert("bomb", level, pygit2.enums.FileMode.TREE)
+    root = repo.TreeBuilder(base_tree)
+    root.insert("taxonomy", tax.write(), pygit2.enums.FileMode.TREE)
+    head = str(repo.create_commit(None, pygit2.Signature("t", "t@e"), pygit2.Signature("t", "t@e"), "bomb",
+                                  root.write(), [pygit2.Oid(hex=base)]))
+    started = time.monotonic()
+    with pytest.raises(Refused, match="too many files"):
+        changed_leaves(repo, base, head)
+    assert time.monotonic() - started < 10

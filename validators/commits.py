@@ -37,11 +37,40 @@ def merge_base(repo: pygit2.Repository, base: str, head: str) -> pygit2.Commit:
     return repo[found].peel(pygit2.Commit)
 
 
-def changed_leaves(repo: pygit2.Repository, base: str, head: str, taxonomy_dir: str = "taxonomy") -> Changes:
+MAX_CHANGED_ENTRIES = 200_000
+
+
+def bounded_changed_entries(repo: pygit2.Repository, old: pygit2.Tree | None, new: pygit2.Tree,
+                            limit: int = MAX_CHANGED_ENTRIES) -> int:
+    """Entries of ``new`` not shared with ``old`` (unchanged subtrees are skipped by id), counted only up to
+    ``limit``: a "tree bomb" (a few objects that expand to millions of paths) is refused in time
+    proportional to ``limit``, before libgit2 would expand it."""
+    stack: list[tuple[pygit2.Tree | None, pygit2.Tree]] = [(old, new)]
+    seen = 0
+    while stack:
+        o, n = stack.pop()
+        before = {e.name: e for e in o} if o is not None else {}
+        for e in n:
+            seen += 1
+            if seen > limit:
+                raise ChangeError(f"too many files in this change (more than {limit:,} new or changed entries "
+                                  "under the taxonomy); split it, or ask a maintainer")
+            prev = before.get(e.name)
+            if prev is not None and prev.id == e.id:
+                continue
+            if e.filemode == TREE_MODE:
+                older = repo[prev.id].peel(pygit2.Tree) if prev is not None and prev.filemode == TREE_MODE else None
+                stack.append((older, repo[e.id].peel(pygit2.Tree)))
+    return seen
+
+
+def changed_leaves(repo: pygit2.Repository, base: str, head: str, taxonomy_dir: str = "taxonomy",
+                   max_entries: int = MAX_CHANGED_ENTRIES) -> Changes:
     """Leaf folders (taxonomy-relative) changed between the merge-base of ``base`` and ``head``, and ``head``.
 
     Same meaning as :func:`validators.changes.changed_leaves`: a folder that gained, changed or lost any file
-    is changed if its ``qna.yaml`` is still there at head, deleted if its ``qna.yaml`` went away.
+    is changed if its ``qna.yaml`` is still there at head, deleted if its ``qna.yaml`` went away. More than
+    ``max_entries`` new or changed entries is a :class:`ChangeError` (bounded time and memory).
     """
     prefix = taxonomy_dir.replace("\\", "/").strip("/").removeprefix("./").strip("/")
     prefix = "" if prefix == "." else prefix
@@ -51,6 +80,8 @@ def changed_leaves(repo: pygit2.Repository, base: str, head: str, taxonomy_dir: 
     new = subtree(repo, head_tree, prefix)
     if old is None and new is None:
         return Changes([], [], str(mb.id))
+    if new is not None:
+        bounded_changed_entries(repo, old, new, max_entries)
     empty = repo[repo.TreeBuilder().write()].peel(pygit2.Tree)
     diff = (old or empty).diff_to_tree(new or empty, context_lines=0)
     diff.find_similar(DiffFind.FIND_RENAMES)

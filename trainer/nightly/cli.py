@@ -85,7 +85,7 @@ def run_nightly(args: argparse.Namespace) -> int:
     night = Night(taxonomy, state, settings, gen, checker, say=lambda text: err.print(text, markup=False))
     try:
         record = run_night(night)
-    except (NightError, RuntimeError) as exc:
+    except (NightError, RuntimeError, OSError) as exc:  # a lock held by a live night, an unreadable registry
         err.print(f"error: {exc}", markup=False)
         return EXIT_FAILED
     out.print(summary_table(record))

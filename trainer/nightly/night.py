@@ -19,6 +19,7 @@ from typing import Any
 import pygit2
 
 from validators import Config
+from validators.changes import ChangeError
 from validators.commits import changed_leaves
 from validators.tree import check_tree, walk
 
@@ -120,7 +121,10 @@ def run_night(night: Night) -> dict[str, Any]:
         parent = registry.last_promoted()
         if record is None:
             if parent is not None:
-                changes = changed_leaves(repo, parent["taxonomy_commit"], head, prefix)
+                try:
+                    changes = changed_leaves(repo, parent["taxonomy_commit"], head, prefix)
+                except ChangeError as exc:
+                    raise NightError(f"cannot compare with the last promoted model's commit: {exc}") from None
                 changed, removed = changes.changed, sorted({*changes.deleted, *(old for old, _ in changes.renamed)})
                 if not changed and not removed:
                     record = registry.start(_base_record(head, parent, [], []))
