@@ -67,6 +67,11 @@ class InstallationTokens:
             raise AuthError(f"the app is not installed on {where} (HTTP {resp.status_code})")
         return int(resp.json()["id"])
 
+    def drop(self, installation_id: int) -> None:
+        """Forget a cached token GitHub no longer accepts (revoked, or the app's key rotated)."""
+        with self._lock:
+            self._tokens.pop(installation_id, None)
+
     def token(self, installation_id: int, now: float | None = None) -> Token:
         now = time.time() if now is None else now
         with self._lock:

@@ -9,6 +9,7 @@ auth and error handling are the same everywhere.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +32,9 @@ def _parts(repo: str) -> tuple[str, str]:
     if not owner or not name or "/" in name:
         raise ForgeError(f"not an owner/name repository: {repo[:100]!r}")
     return owner, name
+
+
+log = logging.getLogger("labrador.bot.github")
 
 
 class GitHubForge:
@@ -65,13 +69,20 @@ class GitHubForge:
         return self.gh._build_url(*(quote(str(p), safe="") for p in parts))
 
     def _call(self, repo: str, method: str, url: str, expect: int, body: Any = None) -> Any:
-        self._token(repo)
-        if method == "post":
-            response = self.gh._post(url, data=body)
-        elif method == "patch":
-            response = self.gh._patch(url, data=json.dumps(body))
-        else:
-            response = self.gh._get(url)
+        for attempt in (1, 2):
+            self._token(repo)
+            if method == "post":
+                response = self.gh._post(url, data=body)
+            elif method == "patch":
+                response = self.gh._patch(url, data=json.dumps(body))
+            else:
+                response = self.gh._get(url)
+            if response is not None and response.status_code == 401 and attempt == 1 and self.installation_id:
+                log.info("GitHub refused the installation token (401): fetching a new one and retrying once")
+                self.tokens.drop(self.installation_id)
+                self._token_value = ""
+                continue
+            break
         if expect == 204:
             return self.gh._boolean(response, 204, 404) or None
         return self.gh._json(response, expect)

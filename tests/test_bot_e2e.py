@@ -604,3 +604,16 @@ def test_an_outsiders_pending_command_does_not_swallow_a_maintainers(
     assert previewer.calls == ["compositional_skills/writing/freeform/senryu/qna.yaml"]
     [run] = runs(gh, pr.head_sha, "Labrador preview")
     assert run.status == "completed"
+
+
+def test_a_revoked_installation_token_is_dropped_and_fetched_again(gh: GitHubServer, bot: Bot) -> None:
+    pr = open_pr(gh, TWO_LEAVES)
+    bot.deliver("pull_request", gh.pull_request_event(REPO, pr.number, "opened"))
+    assert bot.work() == 1 and len(runs(gh, pr.head_sha)) == 1
+    gh.state.expire_tokens()  # GitHub no longer accepts the token the bot has cached
+    gh.state.push_to_pr(REPO, pr.number, {NEW_PATH: FIXED}, message="Fix the senryu leaf")
+    second = gh.state.pull(REPO, pr.number).head_sha
+    bot.deliver("pull_request", gh.pull_request_event(REPO, pr.number, "synchronize"))
+    assert bot.work() == 1
+    [run] = runs(gh, second)
+    assert (run.status, run.conclusion) == ("completed", "success")
