@@ -92,10 +92,16 @@ def save_checkpoint(
     if is_main:
         write_json_atomic(tmp / STATE, state)
         publish(tmp, final)
-        for _, _, old in checkpoints(root)[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+        prune(root, keep)
     barrier()
     return final
+
+
+def prune(root: Path, keep: int) -> None:
+    """All but the newest ``keep`` complete checkpoints removed (also on resume: a kill between a checkpoint's
+    rename and the pruning after it leaves one too many)."""
+    for _, _, old in checkpoints(root)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def clean_temporaries(root: Path) -> None:

@@ -131,6 +131,7 @@ class Trainer:
                     raise TrainConfigError(f"{self.config.source}: the settings changed since this run started in "
                                            f"{self.out}; --resume needs the same settings (or use a new output_dir)")
             ckpt.clean_temporaries(self.out / "checkpoints")
+            ckpt.prune(self.out / "checkpoints", self.config.keep_checkpoints)
         acc.wait_for_everyone()
         prep = prepare(self.config, world=acc.num_processes)
         if acc.is_main_process:
