@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from trainer.sdg.checkpoint import atomic_write
+from trainer.atomic import atomic_write
 from trainer.sdg.output import samples_bytes
 
 from .core import Mix, Row, plan

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +22,8 @@ from validators.changes import ChangeError
 from validators.commits import changed_leaves
 from validators.tree import check_tree, walk
 
+from ..atomic import atomic_write_json, atomic_write_jsonl
 from ..settings import GenerateSettings
-from ..train.checkpoint import write_json_atomic
 from .evaluate import evaluate_night
 from .lock import NightLock
 from .registry import Registry
@@ -55,20 +54,11 @@ class Night:
 # ---- small helpers ---------------------------------------------------------------------------------
 
 
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """A night's JSONL data (a night that wrote none has none)."""
+    from ..mixing.files import read_jsonl as read
+
+    return read(path) if path.is_file() else []
 
 
 def repo_and_prefix(taxonomy: Path) -> tuple[pygit2.Repository, str]:
@@ -101,7 +91,7 @@ class Steps:
         return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
 
     def mark(self, name: str, data: dict[str, Any]) -> dict[str, Any]:
-        write_json_atomic(self.dir / f"{name}.json", data)
+        atomic_write_json(self.dir / f"{name}.json", data)
         return data
 
 
@@ -246,7 +236,7 @@ def _generate(night: Night, record: dict[str, Any], run_dir: Path) -> dict[str, 
                 rows = [{"messages": m, "leaf": folder, "origin": "seed"} for m in seed_messages(item.report.data)]
                 new += rows
                 seeds += len(rows)
-    write_jsonl(run_dir / "new.jsonl", new)
+    atomic_write_jsonl(run_dir / "new.jsonl", new)
     return {"teacher": name, "leaves": per_leaf, "new": len(new), "seed_samples": seeds}
 
 
@@ -275,7 +265,7 @@ def _mix(night: Night, record: dict[str, Any], run_dir: Path, registry: Registry
     if not rows:
         raise NightError("no sample to train on tonight: the teacher kept nothing for the changed leaves and there "
                          "is no earlier night to replay")
-    write_jsonl(run_dir / "mix.jsonl", rows)
+    atomic_write_jsonl(run_dir / "mix.jsonl", rows)
     m = mixed.manifest["phases"]["night"]
     return {"new": m["own"], "replayed": m["replayed"], "manifest": mixed.manifest}
 
@@ -349,7 +339,3 @@ def _gate(s: NightlySettings, m: dict[str, Any]) -> tuple[bool, str]:
     if s.gate_require_improvement and not (new < before):
         return False, f"tonight's held-out loss {new:.3f} did not improve on the parent model's {before:.3f}"
     return True, f"held-out loss {before:.3f} -> {new:.3f}; worst forgetting {worst:+.3f}"
-
-
-def settings_record(night: Night) -> dict[str, Any]:
-    return asdict(night.settings)

@@ -11,7 +11,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from .checkpoint import atomic_write
+from ..atomic import atomic_write
 from .results import LeafResult
 from .stats import REASONS
 

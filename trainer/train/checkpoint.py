@@ -16,20 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from trainer.atomic import atomic_write_json
+
 STATE = "state.json"
 _NAME = re.compile(r"^(?P<phase>\d{2})-(?P<name>[A-Za-z0-9_-]+)-step(?P<step>\d{7})$")
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` through a temporary file and a rename (fsynced)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def checkpoint_name(phase_index: int, phase: str, step: int) -> str:
@@ -90,7 +80,7 @@ def save_checkpoint(
     write(tmp)
     barrier()
     if is_main:
-        write_json_atomic(tmp / STATE, state)
+        atomic_write_json(tmp / STATE, state)
         publish(tmp, final)
         prune(root, keep)
     barrier()

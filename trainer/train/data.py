@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +39,12 @@ class Encoded:
     leaf: str = ""
     meta: dict[str, str] = field(default_factory=dict, compare=False)  # the sample's other string fields
 
-    @property
+    @cached_property  # read every optimizer step: computed once per sample
     def targets(self) -> list[int]:
         """[T] next-token labels: ``labels[1:] + [-100]``."""
         return self.labels[1:] + [IGNORE]
 
-    @property
+    @cached_property
     def loss_tokens(self) -> int:
         return sum(1 for t in self.labels[1:] if t != IGNORE)
 

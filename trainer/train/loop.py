@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from ..atomic import atomic_write_json
 from . import checkpoint as ckpt
 from .batch import collate_packed, collate_padded
 from .config import PhaseConfig, TrainConfig, TrainConfigError
@@ -92,7 +93,7 @@ def collate(samples: list[Encoded], config: TrainConfig, pad_id: int) -> dict[st
 
 
 @torch.no_grad()
-def heldout_loss(model: Any, samples: list[Encoded], config: TrainConfig, pad_id: int, accelerator: Any) -> float:
+def heldout_loss(model: Any, samples: list[Encoded], config: TrainConfig, accelerator: Any) -> float:
     """Mean token loss over ``samples`` (every rank takes a slice; sums are reduced)."""
     from .evaluate import loss_sums
 
@@ -135,7 +136,7 @@ class Trainer:
         acc.wait_for_everyone()
         prep = prepare(self.config, world=acc.num_processes)
         if acc.is_main_process:
-            ckpt.write_json_atomic(run_file, {"fingerprint": self.config.fingerprint(), "source": self.config.source})
+            atomic_write_json(run_file, {"fingerprint": self.config.fingerprint(), "source": self.config.source})
         torch.manual_seed(self.config.seed)
         return prep
 
@@ -156,12 +157,13 @@ class Trainer:
                 heldout[phase.name], phase_rows[phase.name] = saved["heldout_loss"], saved["phase"]
                 continue
             start = resume_at if resume_at and resume_at[0] == pi else None
-            self.train_phase(prep, pi, start)
-            row = self.evaluate(prep, pi)
+            model = self.train_phase(prep, pi, start)
+            row = self.evaluate(model, prep, pi)
+            del model
             heldout[phase.name] = row
             phase_rows[phase.name] = self._phase_row(prep, pi)
             if acc.is_main_process:
-                ckpt.write_json_atomic(done, {"heldout_loss": row, "phase": phase_rows[phase.name]})
+                atomic_write_json(done, {"heldout_loss": row, "phase": phase_rows[phase.name]})
             acc.wait_for_everyone()
         summary: dict[str, Any] = {}
         if acc.is_main_process:
@@ -182,7 +184,8 @@ class Trainer:
             return self.config.model
         return str(self.config.phase_dir(self.config.phases[pi - 1].name) / "final")
 
-    def train_phase(self, prep: Prepared, pi: int, resume_at: tuple | None) -> None:
+    def train_phase(self, prep: Prepared, pi: int, resume_at: tuple | None) -> Any:
+        """Train phase ``pi`` (from ``resume_at`` when given) and save its final folder; returns the model."""
         cfg, acc = self.config, self.accelerator
         phase = cfg.phases[pi]
         steps = prep.plans[pi]
@@ -252,7 +255,7 @@ class Trainer:
         bar(None, None)
         self.save_final(model, prep, phase.name)
         del opt
-        self._model = model
+        return model
 
     def save_checkpoint(self, pi: int, step: int, global_step: int) -> None:
         acc = self.accelerator
@@ -291,16 +294,12 @@ class Trainer:
             return torch.bfloat16
         return _dtype(self.config.dtype, self.accelerator.device)
 
-    def evaluate(self, prep: Prepared, pi: int) -> dict[str, float]:
+    def evaluate(self, model: Any, prep: Prepared, pi: int) -> dict[str, float]:
         """Held-out loss of every phase up to ``pi`` with ``pi``'s final model."""
-        model = self._model
-        pad_id = prep.tokenizer.pad_token_id or 0
         row = {}
         for qi in range(pi + 1):
-            row[self.config.phases[qi].name] = heldout_loss(model, prep.data[qi].heldout, self.config, pad_id,
-                                                            self.accelerator)
+            row[self.config.phases[qi].name] = heldout_loss(model, prep.data[qi].heldout, self.config, self.accelerator)
         self.accelerator.free_memory()
-        del self._model
         return row
 
     def _bar(self, phase: str, total: int, first: int) -> Callable[[int | None, dict | None], None]:

@@ -23,9 +23,6 @@ class Prepared:
     data: list[PhaseData] = field(default_factory=list)
     plans: list[list[Step]] = field(default_factory=list)
 
-    def lengths(self, phase_index: int) -> list[int]:
-        return [len(s) for s in self.data[phase_index].train]
-
 
 def load_tokenizer(model: str) -> Any:
     from transformers import AutoTokenizer

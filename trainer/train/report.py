@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import write_json_atomic
+from ..atomic import atomic_write_json, atomic_write_jsonl
 
 
 class MetricsLog:
@@ -33,10 +33,7 @@ class MetricsLog:
 
     def truncate_to(self, global_step: int) -> None:
         """Keep the lines of steps up to ``global_step`` (the resumed checkpoint's)."""
-        kept = [r for r in self.records() if r.get("global_step", 0) <= global_step]
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept), encoding="utf-8")
-        os.replace(tmp, self.path)
+        atomic_write_jsonl(self.path, [r for r in self.records() if r.get("global_step", 0) <= global_step])
 
     def append(self, record: dict[str, Any]) -> None:
         with open(self.path, "a", encoding="utf-8") as f:
@@ -54,7 +51,7 @@ def forgetting(heldout: dict[str, dict[str, float]]) -> dict[str, dict[str, floa
 
 def write_summary(path: Path, phases: dict[str, dict[str, Any]], heldout: dict[str, dict[str, float]]) -> dict:
     summary = {"phases": phases, "heldout_loss": heldout, "forgetting": forgetting(heldout)}
-    write_json_atomic(path, summary)
+    atomic_write_json(path, summary)
     return summary
 
 
