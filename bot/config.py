@@ -93,6 +93,13 @@ class BotSettings:
     merges_file: str = ""  # "" = <work_dir>/merges.jsonl
     fetch_max_bytes: int = 512 * 1024 * 1024
     fetch_timeout_s: float = 300.0
+    rate_limit_max_wait_s: float = 300.0  # longest wait for GitHub's rate limit within a job (and its deadline)
+    preview_limit: int = 5  # /lab preview runs per pull request per preview_window_s (0: no limit)
+    preview_window_s: float = 3600.0
+    shutdown_grace_s: float = 8.0  # SIGTERM: finish running jobs for this long, then queue them again
+    git_cache_max_bytes: int = 5 * 1024**3  # the git cache is pruned, least recently used first, to this size
+    git_cache_max_age_days: float = 14.0  # ... and of repositories untouched for this long
+    read_timeout_s: float = 10.0  # a webhook client must send its headers and body within this
     worker_poll_s: float = 0.5  # longest wait between polls of an idle queue (`labrador bot worker --poll-interval`)
     webhook_secret: Secret = field(default_factory=Secret, repr=True)
     private_key: Secret = field(default_factory=Secret, repr=True)

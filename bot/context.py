@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .config import BotSettings
@@ -93,23 +93,37 @@ class JobContext:
     deadline: Deadline
     previewer: Previewer | None = None
     sleep: Callable[[float], None] = time.sleep
+    submit: Callable[[Job], bool] | None = None  # queue more work (a head the bot had missed)
 
     def open_check(self, name: str, sha: str, output: CheckOutput) -> int:
-        """Open (or, on a retry of the same job, reuse) this job's check run, and record it durably."""
+        """Open (or, on a retry of the same job, reuse) this job's check run, and record it in the job's lease.
+
+        On a later attempt, a run whose creation GitHub applied but whose answer was lost is found by its
+        ``external_id`` (the job id) instead of being opened twice."""
         record = self.state.get_check(self.job.id)
-        if record is not None:
+        if record is not None and record.check_id:
             self.forge.update_check_run(record.repo, record.check_id, output)
             return record.check_id
-        check_id = self.forge.create_check_run(self.job.repo, sha, name, output, external_id=self.job.id)
-        self.state.open_check(CheckRecord(job=self.job.to_dict(), repo=self.job.repo, check_id=check_id,
-                                          owner=owner_id(), deadline=time.time() + self.deadline.remaining(),
-                                          heartbeat=time.time()))
+        check_id = 0
+        if record is None or record.attempts > 1 or self.job.rerun:
+            check_id = self.forge.find_check_run(self.job.repo, sha, name, self.job.id)
+            if check_id:
+                self.forge.update_check_run(self.job.repo, check_id, output)
+        if not check_id:
+            check_id = self.forge.create_check_run(self.job.repo, sha, name, output, external_id=self.job.id)
+        now = time.time()
+        lease = CheckRecord(job=self.job.to_dict(), repo=self.job.repo, check_id=check_id, owner=owner_id(),
+                            deadline=now + self.deadline.remaining(), heartbeat=now)
+        self.state.open_check(replace(record, check_id=check_id) if record is not None else lease)
         return check_id
 
     def finish_check(self, check_id: int, conclusion: str, output: CheckOutput) -> None:
-        """Complete the run, then forget it (if completing fails, the record stays for the sweeper)."""
+        """Complete the run, then drop it from the lease (if completing fails, it stays for the sweeper); the
+        lease itself lasts until the whole job is done."""
         self.forge.update_check_run(self.job.repo, check_id, output, conclusion=conclusion)
-        self.state.close_check(self.job.id)
+        record = self.state.get_check(self.job.id)
+        if record is not None:
+            self.state.open_check(replace(record, check_id=0))
 
     def update_sticky(self, **sections: str) -> None:
         """Replace some sections of the PR's one sticky comment (creating it the first time), under a lock so

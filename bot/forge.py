@@ -23,6 +23,10 @@ class ForgeError(Exception):
     """The forge refused or failed; the message is safe to show (no tokens, no URLs with credentials)."""
 
 
+class RateLimited(ForgeError):
+    """GitHub's rate limit is used up for longer than the job may wait (the message says until when)."""
+
+
 class HeadMissing(ForgeError):
     """The commit a job is bound to is no longer reachable from the pull request (force-push)."""
 
@@ -125,6 +129,12 @@ class Forge(Protocol):
     def fetch(self, pr: PullRequest, cache_dir: Path) -> Path:
         """Fetch the PR's head and base into a bare repository under ``cache_dir`` (no checkout, no hooks:
         PR content is data); return its path. Raises :class:`HeadMissing` if ``pr.head_sha`` is not there."""
+
+    def open_pull_requests_for(self, repo: str, sha: str) -> list[int]:
+        """Numbers of the open pull requests whose head is ``sha`` (a fork's check re-run names none)."""
+
+    def find_check_run(self, repo: str, sha: str, name: str, external_id: str) -> int:
+        """The id of the check run ``name`` on ``sha`` we opened for ``external_id``; 0 if there is none."""
 
     def create_check_run(self, repo: str, sha: str, name: str, output: CheckOutput, external_id: str = "") -> int:
         """Open an in-progress check run on ``sha``; returns its id."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -21,10 +23,29 @@ import github3
 from . import gitcache
 from .appauth import InstallationTokens
 from .config import GITHUB_API, BotSettings, Secret
-from .forge import ChangedFile, CheckOutput, Comment, ForgeError, PullRequest, check_payloads
+from .forge import ChangedFile, CheckOutput, Comment, ForgeError, PullRequest, RateLimited, check_payloads
 from .routing import parse_time
 
 ROLES = ("admin", "maintain", "write", "triage", "read")
+SECONDARY_WAIT_S = 60.0  # GitHub's advice for a secondary limit that names no time: wait at least a minute
+
+
+def rate_limit_wait(status: int, headers: Mapping[str, str], body: str, now: float) -> float | None:
+    """Seconds to wait before asking again, when a response is GitHub's rate limit; None otherwise.
+
+    ``Retry-After`` first (secondary limits, 429), then ``X-RateLimit-Remaining: 0`` with ``X-RateLimit-Reset``
+    (the primary limit), then a 403/429 whose message names a secondary limit without a time (a minute)."""
+    if status not in (403, 429):
+        return None
+    retry_after = str(headers.get("retry-after") or "").strip()
+    if retry_after.isdigit():
+        return float(retry_after)
+    reset = str(headers.get("x-ratelimit-reset") or "").strip()
+    if str(headers.get("x-ratelimit-remaining") or "").strip() == "0" and reset.isdigit():
+        return max(0.0, float(reset) - now) + 1.0
+    if status == 429 or "rate limit" in body[:2000].lower():
+        return SECONDARY_WAIT_S
+    return None
 
 
 def _parts(repo: str) -> tuple[str, str]:
@@ -50,7 +71,29 @@ class GitHubForge:
         else:
             self.gh = github3.GitHubEnterprise(self.api.removesuffix("/api/v3"))
         self.gh.session.base_url = self.api  # exactly the configured REST root (GHE or a test server)
+        self.gh.session.hooks["response"].append(self._on_response)
         self._token_value = ""
+        # how long a call may wait for the rate limit; the runner narrows it to the job's remaining time
+        self.time_left: Any = lambda: settings.rate_limit_max_wait_s
+        self.wake = threading.Event()  # set to end a rate-limit wait early (the job was stopped)
+
+    def _on_response(self, response: Any, *args: Any, **kwargs: Any) -> Any:
+        """Every GitHub answer passes here: a rate limit is waited out (once per request, up to the time the
+        job has left) and the request sent again; a longer one becomes :class:`RateLimited`."""
+        wait = rate_limit_wait(response.status_code, response.headers, response.text, time.time())
+        request = response.request
+        if wait is None or getattr(request, "_labrador_waited", False):
+            return response
+        allowed = float(self.time_left())
+        if wait > allowed:
+            until = time.strftime("%H:%M:%S UTC", time.gmtime(time.time() + wait))
+            raise RateLimited(f"GitHub's API rate limit for this app is used up until about {until} "
+                              f"({wait:.0f} s, more than the {allowed:.0f} s this job may wait)")
+        log.warning("GitHub rate limit (HTTP %d): waiting %.0f s before asking again", response.status_code, wait)
+        if self.wake.wait(wait):
+            return response
+        request._labrador_waited = True
+        return self.gh.session.send(request, **kwargs)
 
     # -- plumbing ------------------------------------------------------------------------------------------
     def _token(self, repo: str, org: str = "") -> Secret:
@@ -116,6 +159,23 @@ class GitHubForge:
         refspecs = gitcache.pr_refspecs(pr.number, pr.base_ref)
         return gitcache.fetch(cache_dir, pr.repo, pr.clone_url, refspecs, [pr.head_sha, pr.base_sha], token,
                               self.settings.fetch_max_bytes, self.settings.fetch_timeout_s)
+
+    def open_pull_requests_for(self, repo: str, sha: str) -> list[int]:
+        owner, name = _parts(repo)
+        self._token(repo)
+        return [int(p["number"]) for p in self.gh._iter(-1, self._url("repos", owner, name, "pulls"), dict,
+                                                         params={"state": "open", "per_page": "100"})
+                if str((p.get("head") or {}).get("sha", "")) == sha]
+
+    def find_check_run(self, repo: str, sha: str, name: str, external_id: str) -> int:
+        owner, run = _parts(repo)
+        self._token(repo)
+        url = self._url("repos", owner, run, "commits", sha, "check-runs")
+        for item in self.gh._iter(-1, url, dict, params={"check_name": name, "filter": "all", "per_page": "100"},
+                                  list_key="check_runs"):
+            if external_id and str(item.get("external_id") or "") == external_id:
+                return int(item["id"])
+        return 0
 
     def find_comment(self, repo: str, number: int, marker: str, author: str) -> Comment | None:
         owner, name = _parts(repo)

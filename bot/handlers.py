@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pygit2
@@ -23,6 +24,7 @@ from validators.documents import DocumentError, resolve_documents
 from . import checking, gitcache, render, treediff
 from .context import DeadlineExceeded, JobContext
 from .forge import WRITE_PERMISSIONS, CheckOutput, HeadMissing, PullRequest
+from .heads import Binding, bind, newest
 from .jobs import HELP, MERGED, PREVIEW, RETRY, VALIDATE, Job
 from .merges import leaves_of, record_merge
 from .preview import PreviewResult
@@ -68,33 +70,62 @@ def inspect(ctx: JobContext, pr: PullRequest, sha: str) -> Inspection:
     return Inspection(gitdir, changes, results, skipped)
 
 
+def observe_head(ctx: JobContext, pr: PullRequest) -> None:
+    """Record the head GitHub reports now; one the bot never saw (a lost ``synchronize``) also gets the
+    validation its push should have started."""
+    job = ctx.job
+    seen = ctx.state.heads(job.repo, job.pr)
+    if newest(seen) == pr.head_sha:
+        return
+    ctx.state.record_head(job.repo, job.pr, pr.head_sha, time.time(), exact=False)
+    if pr.state == "open" and ctx.submit is not None and all(s.sha != pr.head_sha for s in seen):
+        log.info("%s#%d: head %s was never announced; validating it", job.repo, job.pr, pr.head_sha[:12])
+        ctx.submit(Job(VALIDATE, job.repo, job.pr, pr.head_sha, job.installation, delivery=job.delivery))
+
+
 def _current(ctx: JobContext, job: Job, need_open: bool = True) -> PullRequest | None:
-    """The PR now, or None (after telling the requester) when the command cannot run on ``job.sha``."""
+    """The PR now, or None (after telling the requester) when the command cannot run on the head its
+    comment was written against: bound again here, from every head sighting the bot has by now."""
     pr = ctx.forge.pull_request(job.repo, job.pr)
+    observe_head(ctx, pr)
     if need_open and pr.state != "open":
         ctx.update_sticky(notice=render.notice(job.requester, job.command, "the pull request is closed."))
         return None
-    if not job.sha:
-        ctx.state.record_head(job.repo, job.pr, pr.head_sha, pr.updated_at or time.time())
+    bound = bind(ctx.state.heads(job.repo, job.pr), job.said_at) if job.said_at else Binding(sha=job.sha)
+    if bound.ambiguous:
+        ctx.update_sticky(notice=render.ambiguous_head(job.requester, job.command, bound.candidates, pr.head_sha))
+        return None
+    if not bound.sha:
         ctx.update_sticky(notice=render.unknown_head(job.requester, job.command, pr.head_sha))
         return None
-    if pr.head_sha != job.sha:
-        ctx.update_sticky(notice=render.head_moved(job.requester, job.command, job.sha, pr.head_sha))
+    if pr.head_sha != bound.sha:
+        ctx.update_sticky(notice=render.head_moved(job.requester, job.command, bound.sha, pr.head_sha))
         return None
     return pr
 
 
 def validate(job: Job, ctx: JobContext, pr: PullRequest | None = None) -> None:
     """A push (or /lab retry): check run on the head, findings as annotations, sticky comment, labels."""
+    if pr is None and not job.pr:  # "Re-run" on a fork's check: GitHub did not say which PR
+        numbers = ctx.forge.open_pull_requests_for(job.repo, job.sha)
+        if not numbers:
+            log.info("skip %s: no open pull request has head %s", job.key, job.sha[:12])
+            return
+        for number in numbers[1:]:
+            if ctx.submit is not None:
+                ctx.submit(replace(job, pr=number, id=uuid.uuid4().hex))
+        job = replace(job, pr=numbers[0])
+        ctx.job = job
     pr = pr or ctx.forge.pull_request(job.repo, job.pr)
-    if pr.state != "open" or pr.head_sha != job.sha:
+    sha = pr.head_sha if job.kind == RETRY else job.sha
+    if pr.state != "open" or pr.head_sha != sha:
         log.info("skip %s: the PR is closed or has a newer head", job.key)  # the newer push has its own job
         return
     settings = ctx.settings
-    check_id = ctx.open_check(settings.check_name, job.sha,
+    check_id = ctx.open_check(settings.check_name, sha,
                               CheckOutput("Validating", "Checking the leaves this pull request changes."))
     try:
-        found = inspect(ctx, pr, job.sha)
+        found = inspect(ctx, pr, sha)
     except HeadMissing:
         ctx.finish_check(check_id, "cancelled", CheckOutput("Superseded", "The pull request head moved on while "
                                                             "this check ran; the newer commit has its own check."))
@@ -105,11 +136,11 @@ def validate(job: Job, ctx: JobContext, pr: PullRequest | None = None) -> None:
     reports = [r for r, _ in found.results]
     prefix = settings.taxonomy_dir.strip("/")
     notes = tuple(checking.annotations(reports, prefix))
-    output = render.check_output(reports, found.changes, job.sha, prefix, notes, found.skipped)
+    output = render.check_output(reports, found.changes, sha, prefix, notes, found.skipped)
     # never green while a leaf went unchecked: a broken one could hide among them
     ok = not any(r.errors for r in reports) and not found.skipped
     ctx.finish_check(check_id, "success" if ok else "failure", output)
-    section = render.validation_section(reports, found.changes, job.sha, prefix, found.skipped)
+    section = render.validation_section(reports, found.changes, sha, prefix, found.skipped)
     ctx.update_sticky(validation=section, notice="")
     labels = checking.labels_for(found.changes.changed + found.changes.deleted)
     if labels:
@@ -137,11 +168,18 @@ def preview(job: Job, ctx: JobContext) -> None:
     pr = _current(ctx, job)
     if pr is None:
         return
+    if not _preview_allowed(ctx, job):
+        ctx.update_sticky(notice=render.notice(job.requester, job.command, f"this pull request already had "
+                                               f"{ctx.settings.preview_limit} previews in the last "
+                                               f"{ctx.settings.preview_window_s / 60:.0f} minutes; try again "
+                                               "later."))
+        return
     if ctx.previewer is None:
         ctx.update_sticky(notice=render.notice(job.requester, job.command, "previews are not configured on this "
                                                "bot (no teacher); ask a maintainer."))
         return
     settings = ctx.settings
+    job = replace(job, sha=pr.head_sha)  # the head the command was bound to, now checked against GitHub's
     check_id = ctx.open_check(settings.preview_check_name, job.sha,
                               CheckOutput("Generating a preview", "Asking the teacher for a few samples."))
     try:
@@ -159,6 +197,15 @@ def preview(job: Job, ctx: JobContext) -> None:
     title = f"{sum(leaf.result.kept for leaf in ran)} sample(s) kept from {len(ran)} leaf(s)"
     ctx.finish_check(check_id, conclusion, CheckOutput(title, section))
     ctx.update_sticky(preview=section, notice="")
+
+
+def _preview_allowed(ctx: JobContext, job: Job) -> bool:
+    """Take one of the PR's ``preview_limit`` slots for the window (atomic claims, shared by every worker)."""
+    limit = ctx.settings.preview_limit
+    if limit <= 0:
+        return True
+    window = ctx.settings.preview_window_s
+    return any(ctx.state.claim("preview", f"{job.repo}#{job.pr}:{slot}", window) for slot in range(limit))
 
 
 def _previews(ctx: JobContext, found: Inspection) -> list[render.LeafPreview]:

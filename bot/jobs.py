@@ -21,7 +21,9 @@ KINDS = (VALIDATE, RETRY, PREVIEW, HELP, MERGED)
 
 @dataclass(frozen=True)
 class Job:
-    """One unit of work. ``sha`` is the head the job is bound to ("" when the bot could not tell)."""
+    """One unit of work. ``sha`` is the head the job is bound to ("" when the bot could not tell); a command
+    is bound again when it runs, from everything the bot has seen of the PR's heads by then (``said_at``).
+    ``pr`` 0: a re-run of a fork's check, whose pull request the worker finds by ``sha``."""
 
     kind: str
     repo: str  # owner/name
@@ -33,6 +35,7 @@ class Job:
     command: str = ""  # the command line as typed (for the notice), trimmed
     delivery: str = ""
     rerun: int = 0  # how many times the orphan sweep queued this work again
+    said_at: float = 0.0  # a command: when its comment was written (GitHub's created_at, whole seconds)
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created: float = field(default_factory=time.time)
 

@@ -122,6 +122,14 @@ def unknown_head(requester: str, command: str, current: str) -> str:
                   "run the command there.")
 
 
+def ambiguous_head(requester: str, command: str, candidates: tuple[str, ...], current: str) -> str:
+    shas = " or ".join(md.sha(c) for c in candidates) or "an earlier commit"
+    return notice(requester, command, f"I cannot tell whether your command was written for {shas}: the pull "
+                  "request's head changed around the time of your comment (GitHub's times are whole seconds, "
+                  f"and I may have missed a push), so I did not guess. The head is now {md.sha(current)}; comment "
+                  "again to run the command there.")
+
+
 def help_text(requester: str, command: str) -> str:
     return notice(requester, command, HELP)
 

@@ -151,7 +151,9 @@ def _rerun(check: dict[str, Any], repo: str, installation: int, delivery: str) -
     if not _is_sha(sha):
         return Routed(reason="ignored: malformed check event")
     jobs = [Job(VALIDATE, repo, n, sha, installation, delivery=delivery) for n in numbers if isinstance(n, int)]
-    return Routed(jobs, reason="" if jobs else "ignored: no pull request")
+    if not numbers:  # GitHub leaves pull_requests empty for a fork's head: the worker finds the PR by its SHA
+        jobs = [Job(VALIDATE, repo, 0, sha, installation, delivery=delivery)]
+    return Routed(jobs)
 
 
 def _pull_request(payload: dict[str, Any], repo: str, installation: int, delivery: str) -> Routed:
@@ -191,9 +193,9 @@ def _comment(payload: dict[str, Any], repo: str, installation: int, delivery: st
         return Routed(reason="ignored: no command")
     kind, line = parsed
     sha = ""
+    when = parse_time(comment.get("created_at"))
     if kind != HELP:
-        when = parse_time(comment.get("created_at"))
         sha = head_at(repo, number, when) if when is not None else ""
     job = Job(kind, repo, number, sha, installation, comment_id=int(comment.get("id") or 0), requester=login,
-              command=line, delivery=delivery)
+              command=line, delivery=delivery, said_at=when or 0.0)
     return Routed([job])

@@ -14,17 +14,19 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
+from validators.gitfetch import FetchBudget, fetch_budget
 from validators.procs import pid_alive
 
 from .config import BotSettings
 from .context import Deadline, DeadlineExceeded, GuardedForge, JobContext, owner_id
-from .forge import CheckOutput, Forge
+from .forge import CheckOutput, Forge, RateLimited
 from .gitcache import redact
 from .handlers import handle
 from .jobs import Job
 from .preview import Previewer
-from .state import CheckRecord, State
+from .state import QUEUED, CheckRecord, State
 
 log = logging.getLogger("labrador.bot.runner")
 
@@ -44,44 +46,57 @@ class Runner:
         self.previewer = previewer
         self.submit = submit
         self.handler = handler
-        self._running: set[str] = set()
+        self._running: dict[str, tuple[Job, Deadline, FetchBudget, Forge]] = {}
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
 
     def __call__(self, job: Job, retries_left: int = 0) -> None:
         self.run(job, retries_left)
 
     def run(self, job: Job, retries_left: int = 0) -> None:
-        """Run ``job`` in a thread; beat while it runs; on the deadline, block its writes and time it out.
-        Raises the job's error when retries are left (huey retries it; its check run stays open and reused)."""
+        """Run ``job`` in a thread; beat while it runs; on the deadline, block its writes, cancel its fetches
+        and time it out. Raises the job's error when retries are left (huey retries it; its lease and check run
+        stay and are reused)."""
         settings = self.settings
         deadline = Deadline(settings.job_deadline_s)
+        budget = FetchBudget(settings.job_deadline_s, settings.fetch_max_bytes, settings.fetch_timeout_s)
         forge = self.forge_for(job)
-        ctx = JobContext(job, GuardedForge(forge, deadline), self.state, settings, deadline, self.previewer)
+        if hasattr(forge, "time_left"):  # a rate-limit wait never outlives the job
+            forge.time_left = lambda: min(settings.rate_limit_max_wait_s, deadline.remaining())
+        self._take(job, deadline)
+        ctx = JobContext(job, GuardedForge(forge, deadline), self.state, settings, deadline, self.previewer,
+                         submit=self.submit)
         outcome: dict[str, BaseException] = {}
 
         def body() -> None:
             try:
-                self.handler(job, ctx)
+                with fetch_budget(budget):
+                    self.handler(job, ctx)
             except BaseException as exc:  # noqa: BLE001 - reported below, whatever it is
                 outcome["error"] = exc
 
         thread = threading.Thread(target=body, name=f"labrador-job-{job.id[:8]}", daemon=True)
         with self._lock:
-            self._running.add(job.id)
+            self._running[job.id] = (job, deadline, budget, forge)
         try:
             thread.start()
-            while thread.is_alive() and not deadline.expired:
+            while thread.is_alive() and not deadline.expired and not self._stopping.is_set():
                 thread.join(min(settings.heartbeat_s, max(0.01, deadline.remaining())))
                 self.state.beat(job.id, time.time())
+            if self._stopping.is_set() and thread.is_alive():
+                return  # shutdown() hands it back to the queue
             error = outcome.get("error")
             if thread.is_alive() or isinstance(error, DeadlineExceeded) or (error is not None and deadline.expired):
-                deadline.expire()
+                self._stop(job.id)
                 log.warning("job %s (%s) ran past its %.0f s deadline", job.id, job.key, settings.job_deadline_s)
                 self._end(forge, job, "timed_out", CheckOutput(
                     "Timed out", f"The job did not finish within {settings.job_deadline_s:.0f} seconds. "
                     "Comment `/lab retry` to try again."))
                 return
             if error is None:
+                self._end(forge, job, "failure", CheckOutput(
+                    "Internal error", "The job ended without completing this check run. Comment `/lab retry` to "
+                    "try again."), unfinished_only=True)
                 return
             if retries_left > 0:
                 self.state.beat(job.id, time.time() + settings.retry_delay_s)  # alive until the retry starts
@@ -89,17 +104,68 @@ class Runner:
                 raise error
             log.error("job %s failed: %s", job.id, redact(repr(error)))
             self._end(forge, job, "failure", CheckOutput(
-                "Internal error", f"The bot failed while running this check ({type(error).__name__}). "
+                "Internal error", f"The bot failed while running this check ({_why(error)}). "
                 "Maintainers can find the details in the worker log; comment `/lab retry` to try again."))
         finally:
             with self._lock:
-                self._running.discard(job.id)
+                self._running.pop(job.id, None)
 
-    def _end(self, forge: Forge, job: Job, conclusion: str, output: CheckOutput) -> None:
-        """Complete this job's open check run, if it opened one; leave the record if GitHub refuses."""
+    def _take(self, job: Job, deadline: Deadline) -> None:
+        """Write (or take over) the job's lease before any work: from here on a crash loses nothing."""
+        now = time.time()
+        record = self.state.get_check(job.id)
+        lease = CheckRecord(job=job.to_dict(), repo=job.repo, check_id=record.check_id if record else 0,
+                            owner=owner_id(), deadline=now + deadline.remaining(), heartbeat=now,
+                            attempts=record.attempts + 1 if record else 1)
+        self.state.open_check(lease)
+
+    def _stop(self, job_id: str) -> None:
+        """Stop a job's side effects: no forge write and no fetch from now on, no more rate-limit waiting."""
+        with self._lock:
+            entry = self._running.get(job_id)
+        if entry is None:
+            return
+        _, deadline, budget, forge = entry
+        budget.cancelled.set()
+        if hasattr(forge, "wake"):
+            forge.wake.set()
+        deadline.expire(wait_s=min(30.0, self.settings.shutdown_grace_s))
+
+    def shutdown(self) -> list[Job]:
+        """The worker is stopping (SIGTERM after the grace period): stop every job still running and hand it
+        back to the queue under the same id, so the next worker reuses its check run. Returns those jobs."""
+        self._stopping.set()
+        with self._lock:
+            entries = list(self._running.values())
+        handed: list[Job] = []
+        for job, *_ in entries:
+            self._stop(job.id)
+            record = self.state.get_check(job.id)
+            if record is not None:
+                self.state.open_check(replace(record, owner=QUEUED, heartbeat=time.time()))
+            if self.submit is not None and self.submit(job):
+                handed.append(job)
+                log.warning("job %s (%s) was still running at shutdown: queued again", job.id, job.key)
+                continue
+            # the same work is already pending under another id: that job does it, with its own check run
+            forge = self.forge_for(job)
+            self._end(forge, job, "cancelled", CheckOutput("Superseded", "The worker stopped; the same work is "
+                                                           "queued and will report in a new check run."))
+        return handed
+
+    def _end(self, forge: Forge, job: Job, conclusion: str, output: CheckOutput, unfinished_only: bool = False
+             ) -> None:
+        """Release the job's lease, completing its check run if it opened one (``unfinished_only``: the job
+        returned normally, so its handler completed the run unless it forgot); leave the lease if GitHub
+        refuses, for the sweep to try again."""
         record = self.state.get_check(job.id)
         if record is None:
             return
+        if not record.check_id:
+            self.state.close_check(job.id)
+            return
+        if unfinished_only:
+            log.error("job %s returned without completing its check run %s", job.id, record.check_id)
         try:
             forge.update_check_run(record.repo, record.check_id, output, conclusion=conclusion)
         except Exception as exc:  # the sweep will try again
@@ -113,6 +179,10 @@ class Runner:
         with self._lock:
             if record.job_id in self._running:
                 return False
+        if record.heartbeat > now:
+            return False  # waiting for its retry: huey's schedule holds it, durably
+        if record.queued:  # handed back at shutdown: whoever dequeues it takes it over
+            return now - record.heartbeat > self.settings.pending_ttl_s
         stale = self.settings.stale_after_s
         if now - record.heartbeat > stale or now > record.deadline + stale:
             return True
@@ -122,13 +192,21 @@ class Runner:
         return False
 
     def sweep(self, now: float | None = None) -> list[CheckRecord]:
-        """End every orphaned check run as ``timed_out`` and queue its job again (bounded); returns them."""
+        """End every orphaned check run as ``timed_out`` and queue its job again (bounded); returns the
+        orphaned leases (with or without a check run)."""
         ended = []
         for record in self.state.open_checks():
             if not self.is_orphan(record, now) or not self.state.close_check(record.job_id):
                 continue  # alive, or another sweeper got it first
             job = Job.from_dict(record.job)
             rerun = self.submit is not None and job.rerun < self.settings.orphan_reruns
+            if not record.check_id:  # lost before it opened a check run: nothing to end on GitHub
+                log.warning("job %s (%s) lost its worker %s before opening a check run%s", job.id, job.key,
+                            record.owner, ": queued again" if rerun else "")
+                ended.append(record)
+                if rerun and self.submit is not None:
+                    self.submit(job.again())
+                continue
             summary = "The worker running this check stopped before it finished."
             summary += " It has been queued again." if rerun else " Comment `/lab retry` to run it again."
             try:
@@ -143,6 +221,11 @@ class Runner:
             if rerun and self.submit is not None:
                 self.submit(job.again())
         return ended
+
+
+def _why(error: BaseException) -> str:
+    """What a contributor may read about a failure: the type, and the message of our own rate-limit error."""
+    return str(error)[:300] if isinstance(error, RateLimited) else type(error).__name__
 
 
 __all__ = ["Runner", "owner_id"]

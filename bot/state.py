@@ -18,21 +18,34 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from .heads import Sighting, bind
+
+QUEUED = "queued"  # the owner of a lease handed back to the queue
+HEAD_TTL_S = 90 * 24 * 3600.0  # heads of a PR nobody touched for 90 days are forgotten
+HEAD_LOG = 200  # sightings kept per PR (the newest)
 
 @dataclass(frozen=True)
 class CheckRecord:
-    """An open check run and the job that owns it (so a sweeper can end it, or run the job again)."""
+    """A job's lease, from the moment a worker takes it until it is done: who runs it, until when, and its
+    check run once it has one (``check_id`` 0 before). A sweeper ends the run of a lease whose owner is gone
+    and queues the job again, so no job is lost between dequeue and completion."""
 
     job: dict[str, Any]
     repo: str
-    check_id: int
+    check_id: int  # 0: no check run opened yet
     owner: str  # host:pid of the worker
     deadline: float  # epoch seconds
     heartbeat: float = 0.0
+    attempts: int = 1  # starts of this job (huey retries and restarts keep its id)
 
     @property
     def job_id(self) -> str:
         return str(self.job["id"])
+
+    @property
+    def queued(self) -> bool:
+        """Handed back to the queue by a worker that stopped (SIGTERM); whoever dequeues it takes it over."""
+        return self.owner == QUEUED
 
 
 class State(Protocol):
@@ -41,10 +54,14 @@ class State(Protocol):
 
     def release(self, kind: str, key: str) -> None: ...
 
-    def record_head(self, repo: str, pr: int, sha: str, when: float) -> None: ...
+    def record_head(self, repo: str, pr: int, sha: str, when: float, exact: bool = True) -> None:
+        """Append a sighting of the PR's head (see :mod:`bot.heads`)."""
+
+    def heads(self, repo: str, pr: int) -> list[Sighting]:
+        """The PR's head sightings, oldest first (insertion order for equal times)."""
 
     def head_at(self, repo: str, pr: int, when: float) -> str:
-        """The newest head recorded at or before ``when``; "" if none."""
+        """The head a comment written at ``when`` binds to; "" if unknown or ambiguous."""
 
     def open_check(self, record: CheckRecord) -> None: ...
 
@@ -57,12 +74,16 @@ class State(Protocol):
 
     def open_checks(self) -> list[CheckRecord]: ...
 
+    def prune(self, now: float) -> int:
+        """Drop expired claims and old head sightings; returns how many records went."""
+
 
 _DDL = (
     "create table if not exists labrador_claim (kind text not null, key text not null, expires real not null, "
     "primary key (kind, key))",
-    "create table if not exists labrador_head (repo text not null, pr integer not null, sha text not null, "
-    "seen real not null, primary key (repo, pr, sha))",
+    "create table if not exists labrador_heads (id integer primary key autoincrement, repo text not null, "
+    "pr integer not null, sha text not null, seen real not null, exact integer not null)",
+    "create index if not exists labrador_heads_pr on labrador_heads (repo, pr)",
     "create table if not exists labrador_check (job_id text primary key, data text not null, "
     "heartbeat real not null)",
 )
@@ -109,17 +130,23 @@ class SqliteState:
         with self._db() as db:
             db.execute("delete from labrador_claim where kind = ? and key = ?", (kind, key))
 
-    def record_head(self, repo: str, pr: int, sha: str, when: float) -> None:
+    def record_head(self, repo: str, pr: int, sha: str, when: float, exact: bool = True) -> None:
         with self._db() as db:
-            db.execute("insert into labrador_head (repo, pr, sha, seen) values (?, ?, ?, ?) "
-                       "on conflict (repo, pr, sha) do update set seen = min(seen, excluded.seen)",
-                       (repo, pr, sha, when))
+            db.execute("insert into labrador_heads (repo, pr, sha, seen, exact) select ?, ?, ?, ?, ? where not "
+                       "exists (select 1 from labrador_heads where repo = ? and pr = ? and sha = ? and seen = ? "
+                       "and exact = ?)", (repo, pr, sha, when, int(exact), repo, pr, sha, when, int(exact)))
+            db.execute("delete from labrador_heads where repo = ? and pr = ? and id not in (select id from "
+                       "labrador_heads where repo = ? and pr = ? order by id desc limit ?)",
+                       (repo, pr, repo, pr, HEAD_LOG))
+
+    def heads(self, repo: str, pr: int) -> list[Sighting]:
+        with self._db() as db:
+            rows = db.execute("select sha, seen, exact from labrador_heads where repo = ? and pr = ? order by id",
+                              (repo, pr)).fetchall()
+        return [Sighting(sha, seen, bool(exact)) for sha, seen, exact in rows]
 
     def head_at(self, repo: str, pr: int, when: float) -> str:
-        with self._db() as db:
-            row = db.execute("select sha from labrador_head where repo = ? and pr = ? and seen <= ? "
-                             "order by seen desc limit 1", (repo, pr, when)).fetchone()
-        return row[0] if row else ""
+        return bind(self.heads(repo, pr), when).sha
 
     def open_check(self, record: CheckRecord) -> None:
         data = json.dumps(asdict(record))
@@ -145,6 +172,14 @@ class SqliteState:
             rows = db.execute("select data, heartbeat from labrador_check").fetchall()
         return [_record(data, beat) for data, beat in rows]
 
+    def prune(self, now: float) -> int:
+        with self._db() as db:
+            gone = db.execute("delete from labrador_claim where expires < ?", (now,)).rowcount
+            # a PR's log goes whole, once its newest sighting is old (so an old PR never loses its last head)
+            gone += db.execute("delete from labrador_heads where (repo, pr) in (select repo, pr from labrador_heads "
+                               "group by repo, pr having max(seen) < ?)", (now - HEAD_TTL_S,)).rowcount
+        return gone
+
 
 def _record(data: str, heartbeat: float) -> CheckRecord:
     fields = json.loads(data)
@@ -152,9 +187,9 @@ def _record(data: str, heartbeat: float) -> CheckRecord:
     return CheckRecord(**fields)
 
 
-_KEEP_EARLIEST = """
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-if not old or tonumber(old) > tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+_APPEND_HEAD = """
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 """
 _BEAT_IF_OPEN = """
@@ -164,8 +199,6 @@ if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then redis.call('HSET', KEYS[2],
 
 class RedisState:
     """State in Redis, beside RedisHuey's keys: SET NX EX for claims, hashes for heads and check runs."""
-
-    HEAD_TTL = 90 * 24 * 3600
 
     def __init__(self, client: Any, prefix: str = "labrador:") -> None:
         self.r = client
@@ -177,14 +210,20 @@ class RedisState:
     def release(self, kind: str, key: str) -> None:
         self.r.delete(f"{self.p}{kind}:{key}")
 
-    def record_head(self, repo: str, pr: int, sha: str, when: float) -> None:
-        # one script, so two web processes seeing the same head keep the earlier time (no read-then-write race)
-        self.r.eval(_KEEP_EARLIEST, 1, f"{self.p}head:{repo}#{pr}", sha, repr(when), self.HEAD_TTL)
+    def record_head(self, repo: str, pr: int, sha: str, when: float, exact: bool = True) -> None:
+        # one script: append, keep the newest HEAD_LOG, renew the TTL (the log of an idle PR expires whole)
+        entry = json.dumps([sha, when, bool(exact)])
+        self.r.eval(_APPEND_HEAD, 1, f"{self.p}heads:{repo}#{pr}", entry, HEAD_LOG, int(HEAD_TTL_S))
+
+    def heads(self, repo: str, pr: int) -> list[Sighting]:
+        out = []
+        for raw in self.r.lrange(f"{self.p}heads:{repo}#{pr}", 0, -1):
+            sha, seen, exact = json.loads(raw)
+            out.append(Sighting(str(sha), float(seen), bool(exact)))
+        return out
 
     def head_at(self, repo: str, pr: int, when: float) -> str:
-        heads = self.r.hgetall(f"{self.p}head:{repo}#{pr}")
-        best = max(((float(seen), sha) for sha, seen in heads.items() if float(seen) <= when), default=None)
-        return best[1].decode() if best else ""
+        return bind(self.heads(repo, pr), when).sha
 
     def open_check(self, record: CheckRecord) -> None:
         pipe = self.r.pipeline()
@@ -210,3 +249,6 @@ class RedisState:
         beats = self.r.hgetall(f"{self.p}beats")
         return [_record(data.decode(), float(beats.get(job_id, 0) or 0))
                 for job_id, data in self.r.hgetall(f"{self.p}checks").items()]
+
+    def prune(self, now: float) -> int:
+        return 0  # every claim and head log carries a Redis TTL: Redis drops them itself

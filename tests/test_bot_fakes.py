@@ -111,6 +111,16 @@ class MemoryForge:
         refspecs = gitcache.pr_refspecs(pr.number, pr.base_ref)
         return gitcache.fetch(cache_dir, pr.repo, url, refspecs, [pr.head_sha, pr.base_sha], Secret("unused"))
 
+    def open_pull_requests_for(self, repo: str, sha: str) -> list[int]:
+        with self._tx("open_pull_requests_for") as d:
+            return sorted(p["number"] for p in d["prs"].values()
+                          if p["repo"] == repo and p["head_sha"] == sha and p["state"] == "open")
+
+    def find_check_run(self, repo: str, sha: str, name: str, external_id: str) -> int:
+        with self._tx("find_check_run") as d:
+            return next((int(k) for k, r in d["checks"].items() if (r["repo"], r["sha"], r["name"], r["external_id"])
+                         == (repo, sha, name, external_id) and external_id), 0)
+
     def create_check_run(self, repo: str, sha: str, name: str, output: CheckOutput, external_id: str = "") -> int:
         with self._tx("create_check_run") as d:
             check_id = self._id(d)

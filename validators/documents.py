@@ -20,7 +20,7 @@ import pygit2
 
 from .config import Config
 from .findings import Finding, Report
-from .gitfetch import BoundedFetch, bare_repository, bound_network_waits, file_lock
+from .gitfetch import BoundedFetch, FetchCancelled, bare_repository, bound_network_waits, file_lock
 
 MAX_FILES = 100_000  # tree entries walked per commit
 MAX_PATH = 1024  # longer paths (tree bombs) are skipped
@@ -242,6 +242,8 @@ def _fetch_once(gitdir: Path, url: str, sha: str) -> None:
             found = _fetch_into_cache(gitdir, url, sha)
         except DocumentError as exc:
             err = exc
+        except FetchCancelled:
+            raise  # not an answer about the repository: never remembered
         except (pygit2.GitError, OSError, ValueError) as exc:
             err = DocumentError(f"could not fetch {_redact(url)}: {_redact(str(exc))}")
         _MEMO[(gitdir, sha)] = (time.monotonic(), err, found)
@@ -405,6 +407,8 @@ def check_documents(report: Report, config: Config, local_repo: Path | None = No
         return []  # the schema check reports a missing or malformed block
     try:
         problems = _examine(doc, config, local_repo)[0]
+    except FetchCancelled:
+        raise  # the caller stopped the work: no verdict at all, rather than a wrong one
     except Exception as exc:
         problems = [DocumentError(f"could not check the documents: {_redact(str(exc)) or type(exc).__name__}")]
     found = []
@@ -433,7 +437,7 @@ def resolve_documents(document: dict, config: Config, local_repo: Path | None = 
                                     f" per file, {MAX_TOTAL_BYTES:,} in all)", "document-patterns",
                                     "Split the document or narrow the patterns.", _KEY_PATTERNS)
             out.append((path, repo[oid].data))
-    except DocumentError:
+    except (DocumentError, FetchCancelled):
         raise
     except Exception as exc:
         raise DocumentError(f"could not resolve the documents: {_redact(str(exc)) or type(exc).__name__}") from None

@@ -8,11 +8,14 @@ only through ``validators.documents``, and only when a document is checked).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pygit2
@@ -37,16 +40,64 @@ def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
+class FetchCancelled(Exception):
+    """The caller's budget ran out or it was cancelled (a bot job past its deadline): not a verdict on the
+    repository, so callers pass it on instead of reporting or remembering it."""
+
+
+@dataclass
+class FetchBudget:
+    """Bounds over every fetch made in one context (a bot job): a wall-clock end, a byte cap per fetch, and
+    a cancel switch that stops fetches in flight at their next progress report and refuses new ones."""
+
+    seconds: float
+    max_bytes: int
+    fetch_seconds: float = float("inf")  # one fetch, at most
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    end: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.end = self.end or time.monotonic() + self.seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self.end - time.monotonic())
+
+    def check(self) -> None:
+        if self.cancelled.is_set() or self.remaining() <= 0:
+            raise FetchCancelled("the job's time is up: the fetch was stopped")
+
+
+_BUDGET: contextvars.ContextVar[FetchBudget | None] = contextvars.ContextVar("labrador_fetch_budget", default=None)
+
+
+@contextlib.contextmanager
+def fetch_budget(budget: FetchBudget) -> Iterator[FetchBudget]:
+    """Apply ``budget`` to every :class:`BoundedFetch` made inside the block (this thread or task)."""
+    token = _BUDGET.set(budget)
+    try:
+        yield budget
+    finally:
+        _BUDGET.reset(token)
+
+
 class BoundedFetch(pygit2.RemoteCallbacks):
     """Fetch callbacks that abort once more than ``max_bytes`` arrived or ``seconds`` passed, raising
-    ``error(message)`` (pygit2 re-raises it from ``Remote.fetch``)."""
+    ``error(message)`` (pygit2 re-raises it from ``Remote.fetch``). Inside :func:`fetch_budget` the tighter
+    of the two bounds applies, and the budget's end or cancellation raises :class:`FetchCancelled`."""
 
     def __init__(self, max_bytes: int, seconds: float, error: Callable[[str], Exception] = RuntimeError) -> None:
         super().__init__()
+        self.budget = _BUDGET.get()
+        if self.budget is not None:
+            self.budget.check()  # no new fetch once the job's time is up
+            max_bytes = min(max_bytes, self.budget.max_bytes)
+            seconds = min(seconds, self.budget.fetch_seconds)
         self.max_bytes, self.seconds, self.error = max_bytes, seconds, error
         self.deadline = time.monotonic() + seconds
 
     def transfer_progress(self, stats: pygit2.remotes.TransferProgress) -> None:
+        if self.budget is not None:
+            self.budget.check()
         if stats.received_bytes > self.max_bytes:
             raise self.error(f"the fetch is larger than {self.max_bytes >> 20:,} MiB")
         if time.monotonic() > self.deadline:
