@@ -71,14 +71,14 @@ def inspect(ctx: JobContext, pr: PullRequest, sha: str) -> Inspection:
 
 
 def observe_head(ctx: JobContext, pr: PullRequest) -> None:
-    """Record the head GitHub reports now; one the bot never saw (a lost ``synchronize``) also gets the
-    validation its push should have started."""
+    """Record the head GitHub reports now; a new head of a PR the bot knows (a lost ``synchronize``) also
+    gets the validation its push should have started."""
     job = ctx.job
     seen = ctx.state.heads(job.repo, job.pr)
     if newest(seen) == pr.head_sha:
         return
     ctx.state.record_head(job.repo, job.pr, pr.head_sha, time.time(), exact=False)
-    if pr.state == "open" and ctx.submit is not None and all(s.sha != pr.head_sha for s in seen):
+    if pr.state == "open" and ctx.submit is not None and seen and all(s.sha != pr.head_sha for s in seen):
         log.info("%s#%d: head %s was never announced; validating it", job.repo, job.pr, pr.head_sha[:12])
         ctx.submit(Job(VALIDATE, job.repo, job.pr, pr.head_sha, job.installation, delivery=job.delivery))
 

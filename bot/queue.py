@@ -99,7 +99,7 @@ class JobQueue:
             done += 1
         return done
 
-    def consumer(self, workers: int = 1, worker_type: str = "thread", poll_s: float = 0.5) -> Any:
+    def consumer(self, workers: int = 1, worker_type: str = "thread", poll_s: float = 0.5, **options: Any) -> Any:
         """A huey consumer for these tasks; ``.run()`` blocks and must be called from the main thread.
 
         An idle worker polls again after 0.1 s, backing off to one poll every ``poll_s`` seconds at most
@@ -107,4 +107,4 @@ class JobQueue:
         """
         return self.huey.create_consumer(workers=workers, worker_type=worker_type, initial_delay=min(0.1, poll_s),
                                          backoff=1.5, max_delay=poll_s, periodic=True,
-                                         check_worker_health=True)
+                                         check_worker_health=True, **options)

@@ -48,9 +48,14 @@ class Disconnected(Exception):
     pass
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+class TooSlow(Exception):
+    pass
+
+
+async def read_body(request: Request, limit: int, timeout_s: float = 10.0) -> bytes:
     """The raw body, refusing more than ``limit`` bytes whatever Content-Length claims; a client that goes
-    away mid-body raises :class:`Disconnected` (one log line, not a traceback)."""
+    away mid-body raises :class:`Disconnected`, one that takes over ``timeout_s`` :class:`TooSlow` (each one
+    log line, not a traceback)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise TooLarge
@@ -58,13 +63,16 @@ async def read_body(request: Request, limit: int) -> bytes:
 
     chunks, size = [], 0
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise TooLarge
-            chunks.append(chunk)
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge
+                chunks.append(chunk)
     except ClientDisconnect:
         raise Disconnected from None
+    except TimeoutError:
+        raise TooSlow from None
     return b"".join(chunks)
 
 
@@ -106,12 +114,15 @@ def create_app(settings: BotSettings, queue: JobQueue) -> Starlette:
 
     async def webhook(request: Request) -> JSONResponse | PlainTextResponse:
         try:
-            body = await read_body(request, settings.max_body_bytes)
+            body = await read_body(request, settings.max_body_bytes, settings.read_timeout_s)
         except TooLarge:
             return PlainTextResponse("payload too large", status_code=413)
         except Disconnected:
             log.info("a client disconnected before sending the whole body")
             return PlainTextResponse("incomplete body", status_code=400)
+        except TooSlow:
+            log.info("a client took more than %.0f s to send its body: answered 408", settings.read_timeout_s)
+            return PlainTextResponse("request body too slow", status_code=408, headers={"Connection": "close"})
         if not verify_signature(secret, body, request.headers.get("x-hub-signature-256")):
             log.warning("rejected a webhook with a bad or missing signature")
             return PlainTextResponse("bad signature", status_code=401)

@@ -57,13 +57,21 @@ def run_worker(settings: BotSettings, workers: int = 1, worker_type: str = "thre
     queue, runner = build_worker(settings, forge_for, previewer)
     ended = runner.sweep()
     if ended:
-        log.warning("ended %d orphaned check run(s) at start-up", len(ended))
-    queue.consumer(workers=workers, worker_type=worker_type, poll_s=poll_s).run()
+        log.warning("ended %d orphaned job(s) at start-up", len(ended))
+    # SIGTERM (systemd, docker stop) is the graceful signal: running jobs get shutdown_grace_s to finish,
+    # then go back to the queue under their own ids (a second SIGTERM, or SIGINT, stops at once: same hand-back)
+    queue.consumer(workers=workers, worker_type=worker_type, poll_s=poll_s, graceful_signal="TERM",
+                   shutdown_timeout=settings.shutdown_grace_s).run()
+    handed = runner.shutdown()
+    if handed:
+        log.warning("handed %d running job(s) back to the queue", len(handed))
 
 
 def serve(settings: BotSettings, host: str = "127.0.0.1", port: int = 8080, log_level: str = "info") -> None:
     """Run the webhook app with uvicorn (blocking)."""
     import uvicorn
 
-    uvicorn.run(build_app(settings), host=host, port=port, log_level=log_level, access_log=False,
-                proxy_headers=False)
+    from .httpserver import server_config
+
+    config = server_config(build_app(settings), settings.read_timeout_s, host=host, port=port, log_level=log_level)
+    uvicorn.Server(config).run()

@@ -39,7 +39,7 @@ def test_secrets_never_print_and_never_pickle(tmp_path: Path) -> None:
         pickle.dumps(settings.webhook_secret)
     job = Job(PREVIEW, "acme/t", 1, "a" * 40, requester="maria")
     assert set(json.loads(json.dumps(job.to_dict()))) == {"kind", "repo", "pr", "sha", "installation", "comment_id",
-                                                          "requester", "command", "delivery", "rerun", "id",
+                                                          "requester", "command", "delivery", "rerun", "said_at", "id",
                                                           "created"}
 
 

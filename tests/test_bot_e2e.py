@@ -34,6 +34,7 @@ from tinymodel import tiny_model_dir  # noqa: F401 - pytest fixture
 
 from bot.config import BotSettings, Secret
 from bot.forge import STICKY_MARKER
+from bot.httpserver import server_config
 from bot.merges import read_merges
 from bot.preview import PreviewResult, TrainerPreviewer
 from bot.queue import JobQueue
@@ -108,8 +109,8 @@ class Bot:
         self.web_queue = JobQueue(self.settings)
         sock = loopback_socket()
         self.url = f"http://127.0.0.1:{sock.getsockname()[1]}/webhook"
-        config = uvicorn.Config(build_app(self.settings, self.web_queue), log_level="warning", lifespan="off",
-                                access_log=False, timeout_graceful_shutdown=1)
+        config = server_config(build_app(self.settings, self.web_queue), self.settings.read_timeout_s,
+                               log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
         self.thread.start()
@@ -132,6 +133,12 @@ class Bot:
         if self._worker is None:
             self._worker = build_worker(self.settings, previewer=self.previewer)
         return self._worker[0]
+
+    @property
+    def runner(self) -> Any:
+        _ = self.worker
+        assert self._worker is not None
+        return self._worker[1]
 
     def work(self) -> int:
         """Run every queued job (and retries due now); returns how many tasks ran."""
@@ -362,11 +369,11 @@ def test_forged_signature_is_refused_and_a_replayed_delivery_runs_once(gh: GitHu
 # -- 5: a worker process killed mid-job -----------------------------------------------------------------------------
 
 
-def start_worker(gh: GitHubServer, bot: Bot, log: Path) -> subprocess.Popen:
+def start_worker(gh: GitHubServer, bot: Bot, log: Path, extra: str = "") -> subprocess.Popen:
     """``labrador bot worker`` as a separate process: settings from a file, secrets from the environment."""
     config = log.with_suffix(".toml")
     config.write_text(f'[bot]\nbot_login = "{gh.state.bot_login}"\nheartbeat_s = 0.2\nretries = 0\n'
-                      'job_deadline_s = 60\nstale_after_s = 60\n', encoding="utf-8")
+                      f'job_deadline_s = 60\nstale_after_s = 60\n{extra}', encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABRADOR_")}
     env.update(LABRADOR_API_URL=gh.api_url, LABRADOR_APP_ID=str(gh.app_id),
                LABRADOR_APP_PRIVATE_KEY=gh.private_key_pem.decode(), LABRADOR_QUEUE_URL=bot.settings.queue_url,

@@ -28,14 +28,17 @@ class Recorder:
         method: str | None = None,
         body: Any = None,
         mutate: Callable[[Any], Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Fault:
         """Misbehave on the next `times` requests whose path fully matches the regex `path`.
 
         The path is the URL path without `/api/v3` and without the query (`/repos/o/r/pulls/1`, or
         `/o/r.git/git-upload-pack` for git). `status=None` + `delay` = slow but correct answer;
-        `mutate(body)` corrupts a correct JSON body (then validated: proves the spec check bites).
+        `mutate(body)` corrupts a correct JSON body (then validated: proves the spec check bites);
+        `headers` go with a `status` answer (`Retry-After`, `X-RateLimit-Reset`...).
         """
-        fault = Fault(re.compile(path), method.upper() if method else None, status, delay, times, body, mutate)
+        fault = Fault(re.compile(path), method.upper() if method else None, status, delay, times, body, mutate,
+                      headers=headers)
         with self.lock:
             self.faults.append(fault)
         return fault

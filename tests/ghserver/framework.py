@@ -224,7 +224,8 @@ def make_endpoint(backend: Backend, template: str, methods: dict[str, tuple[Hand
         raw = await request.body()
         if fault is not None and fault.status is not None:
             default = {"message": "Server Error", "documentation_url": DOCS}
-            return respond(Reply(fault.status, default if fault.body is None else fault.body))
+            body = default if fault.body is None else fault.body
+            return respond(Reply(fault.status, body, dict(fault.headers or {})))
         if method not in methods:
             return respond(Reply(404, ApiError(404, "Not Found").body()))
         handler, kind = methods[method]

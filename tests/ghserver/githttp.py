@@ -71,8 +71,11 @@ def git_routes(backend: Backend) -> list[Route]:
         repo = state.repos.get(f"{owner}/{name}")
         if "receive-pack" in service or "receive-pack" in request.url.query:
             return log_response(state, request.method, path, None, Response(b"Permission denied\n", 403))
-        if _token_owner(backend, request) != owner or repo is None or repo.git is None:
-            # GitHub answers 401 for both "bad credentials" and "no such (private) repo"
+        granted = _token_owner(backend, request) == owner
+        anonymous = "authorization" not in request.headers
+        if repo is None or repo.git is None or not (granted or (anonymous and not repo.private)):
+            # GitHub answers 401 for both "bad credentials" and "no such (private) repo"; a public one can be
+            # fetched without credentials
             return log_response(state, request.method, path, None, Response(b"Unauthorized\n", 401, _UNAUTHORIZED))
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),

@@ -152,6 +152,7 @@ class Fault:
     body: Any = None
     mutate: Callable[[Any], Any] | None = None
     hits: int = 0
+    headers: dict[str, str] | None = None  # sent with a `status` answer (rate-limit headers, say)
 
 
 @dataclass

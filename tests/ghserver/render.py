@@ -28,7 +28,7 @@ def label_json(label: Label, repo: Repo, urls: Urls) -> dict[str, Any]:
         "url": f"{urls.api}/repos/{repo.full_name}/labels/{label.name}",
         "name": label.name,
         "color": label.color,
-        "description": label.description,
+        "description": label.description or "",  # the simple pull-request schema has no null here
         "default": label.default,
     }
 
@@ -228,7 +228,8 @@ def check_run_json(state: State, run: CheckRun, urls: Urls, app: dict[str, Any])
             "base": {"ref": pr.base_ref, "sha": _tip(state, pr), "repo": _mini_repo(state, pr.repo, urls)},
         }
         for pr in state.pulls.values()
-        if pr.repo == run.repo and pr.state == "open" and pr.head_sha == run.head_sha
+        # GitHub lists only pull requests whose head is in the same repository: never a fork's
+        if pr.repo == run.repo and pr.head_repo == pr.repo and pr.state == "open" and pr.head_sha == run.head_sha
     ]
     return {
         "id": run.id,

@@ -184,6 +184,20 @@ class State(Recorder):
             pr.updated_at = time.time()
             return pr
 
+    def force_push_pr(self, full_name: str, number: int, sha: str) -> Pull:
+        """Point the PR head at an existing commit (`git push --force`), e.g. back to an earlier head."""
+        with self.lock:
+            pr = self.pulls[(full_name, number)]
+            git = self.repos[full_name].git
+            assert git is not None
+            git.set_ref(f"refs/pull/{number}/head", sha)
+            if pr.head_repo == full_name:
+                git.set_ref(f"refs/heads/{pr.head_ref}", sha)
+            pr.head_sha = sha
+            pr.head_history.append(sha)
+            pr.updated_at = time.time()
+            return pr
+
     def close_pr(self, full_name: str, number: int, *, merge: bool = False, merged_by: str = "maintainer") -> Pull:
         """Close the PR; with `merge` create a real merge commit on the base branch."""
         with self.lock:
