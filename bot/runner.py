@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from validators.gitfetch import FetchBudget, fetch_budget
+from validators.gitfetch import FetchBudget, fetch_budget, prune_cache
 from validators.procs import pid_alive
 
 from .config import BotSettings
@@ -30,6 +30,7 @@ from .state import QUEUED, CheckRecord, State
 
 log = logging.getLogger("labrador.bot.runner")
 
+MAINTENANCE_S = 3600.0  # how often the caches and the state are pruned
 ForgeFactory = Callable[[Job], Forge]
 Handler = Callable[[Job, JobContext], None]
 
@@ -220,7 +221,24 @@ class Runner:
             ended.append(record)
             if rerun and self.submit is not None:
                 self.submit(job.again())
+        self.maintain()
         return ended
+
+    def maintain(self, now: float | None = None, force: bool = False) -> dict[str, int]:
+        """At most once an hour across all workers: drop expired delivery ids, claims and old head logs, and
+        prune the git caches (the bot's and the document checker's) by age and size. Returns what went."""
+        now = time.time() if now is None else now
+        if not force and not self.state.claim("maintenance", "prune", MAINTENANCE_S):
+            return {}
+        settings = self.settings
+        max_age = settings.git_cache_max_age_days * 86400
+        caches = (settings.work_path / "git", settings.checker.repo_cache_dir() / "repos")
+        done = {"records": self.state.prune(now),
+                "repositories": sum(len(prune_cache(c, settings.git_cache_max_bytes, max_age, now)) for c in caches)}
+        if any(done.values()):
+            log.info("maintenance: dropped %(records)d expired record(s), pruned %(repositories)d cached "
+                     "repositor(ies)", done)
+        return done
 
 
 def _why(error: BaseException) -> str:

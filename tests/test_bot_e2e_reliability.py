@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import signal
 import socket
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -355,3 +357,35 @@ def test_slow_clients_are_cut_off_and_a_vanishing_one_is_one_log_line(make_bot: 
     assert sum("no complete request within 1 s" in m for m in messages) == 10
     assert sum("took more than 1 s to send its body" in m for m in messages) == 1
     assert not any(r.exc_info for r in caplog.records) and not any("Traceback" in m for m in messages)
+
+
+# -- pruning -----------------------------------------------------------------------------------------------------
+
+
+def test_git_caches_and_expired_delivery_ids_are_pruned(gh: GitHubServer, make_bot: Callable[..., Bot]) -> None:
+    bot = make_bot(delivery_ttl_s=1.0, git_cache_max_bytes=1)
+    pr = open_pr(gh, TWO_LEAVES)
+    bot.deliver("pull_request", gh.pull_request_event(REPO, pr.number, "opened"))
+    assert bot.work() == 1
+    [gitdir] = (bot.settings.work_path / "git").glob("*.git")
+    lock = gitdir.with_name(gitdir.name + ".lock")
+    db = sqlite3.connect(bot.settings.resolved_queue_url.removeprefix("sqlite:///"))
+
+    def claims(kind: str) -> int:
+        return db.execute("select count(*) from labrador_claim where kind = ?", (kind,)).fetchone()[0]
+
+    assert claims("delivery") == claims("body") == 1
+    assert bot.runner.maintain(force=True)["repositories"] == 0  # over the size, but used a moment ago
+    assert gitdir.is_dir()
+    time.sleep(1.1)  # the delivery id expires
+    hour_ago = time.time() - 2 * 3600
+    os.utime(lock, (hour_ago, hour_ago))
+    done = bot.runner.maintain(force=True)
+    assert done == {"records": done["records"], "repositories": 1} and done["records"] >= 2
+    assert not gitdir.exists() and claims("delivery") == claims("body") == 0
+
+    gh.state.push_to_pr(REPO, pr.number, {NEW_PATH: FIXED})  # the bot fetches afresh
+    bot.deliver("pull_request", gh.pull_request_event(REPO, pr.number, "synchronize"))
+    assert bot.work() == 1
+    assert runs(gh, gh.state.pull(REPO, pr.number).head_sha)[0].conclusion == "success"
+    db.close()

@@ -70,11 +70,17 @@ def test_heads_are_looked_up_by_time(make_queue) -> None:
     state = make_queue().state
     state.record_head("acme/t", 1, "a" * 40, 100.0)
     state.record_head("acme/t", 1, "b" * 40, 200.0)
-    state.record_head("acme/t", 1, "a" * 40, 300.0)  # a redelivery keeps the first sighting
+    state.record_head("acme/t", 1, "a" * 40, 300.0)  # force-pushed back: a sighting of its own
+    state.record_head("acme/t", 1, "a" * 40, 300.0)  # the same sighting again adds nothing (SQLite) or is harmless
     assert state.head_at("acme/t", 1, 150.0) == "a" * 40
     assert state.head_at("acme/t", 1, 250.0) == "b" * 40
+    assert state.head_at("acme/t", 1, 350.0) == "a" * 40
+    assert state.head_at("acme/t", 1, 300.0) == ""  # pushed in the comment's second: not guessed
     assert state.head_at("acme/t", 1, 50.0) == ""
     assert state.head_at("acme/t", 2, 250.0) == ""
+    state.record_head("acme/t", 1, "c" * 40, 500.0, exact=False)  # seen at job time, pushed at some point before
+    assert state.head_at("acme/t", 1, 400.0) == "" and state.head_at("acme/t", 1, 501.0) == "c" * 40
+    assert [s.exact for s in state.heads("acme/t", 1)][-1] is False
 
 
 def test_retries_are_run_by_huey(make_queue) -> None:

@@ -29,15 +29,72 @@ _TIMEOUTS_MS = (("server_connect_timeout", 30_000), ("server_timeout", 120_000))
 
 
 @contextlib.contextmanager
-def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on the file ``path`` (created, mode 0o600) for the ``with`` block."""
+def file_lock(path: str | os.PathLike[str], wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive ``flock`` on the file ``path`` (created, mode 0o600) for the ``with`` block; with
+    ``wait=False`` yield False at once when another holds it. Taking it marks the file as used now."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+        os.utime(fd)  # the cache's "last used" time, read by prune_cache
+        yield True
     finally:
         os.close(fd)  # closing releases the lock
+
+
+RECENT_S = 3600.0  # a repository used within this is never pruned for size
+
+
+def _tree_bytes(path: Path) -> int:
+    total = 0
+    for root, _, names in os.walk(path):
+        for name in names:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+    return total
+
+
+def prune_cache(cache_dir: Path, max_bytes: int, max_age_s: float, now: float | None = None) -> list[str]:
+    """Delete cached bare repositories (``*.git`` beside their ``.lock``) unused for ``max_age_s``, then the
+    least recently used until the rest fit in ``max_bytes``; one in use is skipped. Returns the names removed.
+
+    A repository goes by rename then delete, so a fetch starting meanwhile makes a fresh one; leftovers of a
+    crash (half-made or half-deleted folders) older than an hour go too."""
+    now = time.time() if now is None else now
+    cache_dir = Path(cache_dir)
+    if not cache_dir.is_dir():
+        return []
+    for junk in [*cache_dir.glob("*.git.tmp*"), *cache_dir.glob("*.git.gone-*")]:
+        with contextlib.suppress(OSError):
+            if now - junk.stat().st_mtime > 3600:
+                shutil.rmtree(junk, ignore_errors=True)
+    entries = []
+    for gitdir in cache_dir.glob("*.git"):
+        if not gitdir.is_dir():
+            continue
+        lock = gitdir.with_name(gitdir.name + ".lock")
+        with contextlib.suppress(OSError):
+            used = (lock if lock.exists() else gitdir).stat().st_mtime
+            entries.append((used, _tree_bytes(gitdir), gitdir, lock))
+    entries.sort(key=lambda e: e[0])  # least recently used first
+    total = sum(size for _, size, _, _ in entries)
+    removed: list[str] = []
+    for used, size, gitdir, lock in entries:
+        if now - used <= max_age_s and (total <= max_bytes or now - used < RECENT_S):
+            break  # young enough, and within the size (or used too recently to pull from under a job)
+        with file_lock(lock, wait=False) as free:
+            if not free:
+                continue  # a fetch or a check is using it
+            gone = gitdir.with_name(f"{gitdir.name}.gone-{os.getpid()}")
+            os.rename(gitdir, gone)
+        shutil.rmtree(gone, ignore_errors=True)
+        total -= size
+        removed.append(gitdir.name)
+    return removed
 
 
 class FetchCancelled(Exception):
