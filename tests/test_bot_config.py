@@ -206,3 +206,21 @@ def test_a_corrupt_bot_db_is_one_line_naming_the_file(tmp_path: Path, command: s
     proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert str(work / "bot.db") in proc.stderr and "move it aside" in proc.stderr
+
+
+def test_the_readme_settings_block_is_the_defaults(tmp_path: Path) -> None:
+    """The `[bot]` block the README documents loads, and every value it shows is the real default."""
+    import re
+
+    from bot.config import BotSettings
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```toml\n(\[bot\].*?)```", readme, re.S)
+    assert block is not None
+    path = tmp_path / "labrador.toml"
+    path.write_text(block.group(1), encoding="utf-8")
+    documented = load_settings(path, env={})
+    defaults = BotSettings()
+    shown = [k for k in re.findall(r"^(\w+) = ", block.group(1), re.M) if k != "work_dir"]  # (made absolute)
+    assert len(shown) > 20 and documented.work_path == tmp_path / defaults.work_dir
+    assert {k: getattr(documented, k) for k in shown} == {k: getattr(defaults, k) for k in shown}

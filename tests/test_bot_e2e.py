@@ -421,7 +421,7 @@ def test_a_worker_killed_mid_job_leaves_no_check_run_in_progress(gh: GitHubServe
         done = wait_for(lambda: (rs := runs(gh, pr.head_sha)) and len(rs) == 2 and all(r.status == "completed"
                         for r in rs) and not bot.web_queue.state.open_checks() and rs, what="both check runs to end")
     finally:
-        stop(recovered, signal.SIGINT)  # huey: SIGINT finishes running jobs, SIGTERM does not wait
+        stop(recovered, signal.SIGINT)  # hands a running job back to the queue at once (SIGTERM: after a grace)
     first, second = done
     assert (first.id, first.conclusion, first.title) == (orphan.id, "timed_out", "Worker lost")
     assert "queued again" in first.summary
