@@ -8,7 +8,9 @@ redelivery or a repeated command adds nothing. The "pending" marks live in the s
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,7 +20,7 @@ from huey.api import Huey
 
 from .config import BotSettings, mask_url
 from .jobs import Job
-from .state import RedisState, SqliteState, State
+from .state import QUEUED, CheckRecord, RedisState, SqliteState, State
 
 log = logging.getLogger("labrador.bot.queue")
 PENDING = "pending"
@@ -61,17 +63,32 @@ class JobQueue:
                                     name=TASK_NAME)(self._execute)
         self.huey.periodic_task(crontab(minute="*"), name=SWEEP_NAME)(self._sweep)
 
-    def submit(self, job: Job) -> bool:
-        """Queue ``job`` unless the same work is already pending; True when queued."""
+    def submit(self, job: Job, lease: CheckRecord | None = None) -> bool:
+        """Queue ``job`` unless the same work is already pending; True when queued.
+
+        The job's lease is written first (owner "queued"; ``lease``: the one a stopping worker hands back, with
+        its check run), so from this call on the job is on record until a worker completes it, even if it is
+        lost between the queue and a worker: the sweep queues such a lease again once it is stale and no
+        longer in the queue."""
         if not self.state.claim(PENDING, job.key, self.settings.pending_ttl_s):
             log.info("coalesced %s into a pending job", job.key)
             return False
+        now = time.time()
+        self.state.open_check(replace(lease, owner=QUEUED, heartbeat=now) if lease is not None else
+                              CheckRecord(job.to_dict(), job.repo, 0, QUEUED, deadline=now, heartbeat=now))
         try:
             self._task(job.to_dict())
         except Exception:
             self.state.release(PENDING, job.key)
+            if lease is None:
+                self.state.close_check(job.id)
             raise
         return True
+
+    def queued_ids(self) -> set[str]:
+        """Ids of the jobs waiting in the queue or scheduled for a retry (the sweep's "still queued" test)."""
+        tasks = [*self.huey.pending(), *self.huey.scheduled()]
+        return {str(t.args[0].get("id")) for t in tasks if t.name.endswith(TASK_NAME) and t.args}
 
     def pending(self) -> list[Job]:
         """Jobs waiting in the queue (not scheduled retries), oldest first."""

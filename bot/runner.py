@@ -14,7 +14,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 from validators.gitfetch import FetchBudget, fetch_budget, prune_cache
 from validators.procs import pid_alive
@@ -26,7 +25,8 @@ from .gitcache import redact
 from .handlers import handle
 from .jobs import Job
 from .preview import Previewer
-from .state import QUEUED, CheckRecord, State
+from .queue import PENDING
+from .state import CheckRecord, State
 
 log = logging.getLogger("labrador.bot.runner")
 
@@ -39,7 +39,7 @@ class Runner:
     """Executes jobs for a queue (``queue.runner = runner``); one per worker process."""
 
     def __init__(self, settings: BotSettings, state: State, forge_for: ForgeFactory,
-                 previewer: Previewer | None = None, submit: Callable[[Job], bool] | None = None,
+                 previewer: Previewer | None = None, submit: Callable[..., bool] | None = None,
                  handler: Handler = handle) -> None:
         self.settings = settings
         self.state = state
@@ -47,6 +47,8 @@ class Runner:
         self.previewer = previewer
         self.submit = submit
         self.handler = handler
+        self.queued_ids: Callable[[], set[str]] | None = None  # ids still in the queue (set by build_worker)
+        self._queued_cache: set[str] | None = None
         self._running: dict[str, tuple[Job, Deadline, FetchBudget, Forge]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -141,10 +143,7 @@ class Runner:
         handed: list[Job] = []
         for job, *_ in entries:
             self._stop(job.id)
-            record = self.state.get_check(job.id)
-            if record is not None:
-                self.state.open_check(replace(record, owner=QUEUED, heartbeat=time.time()))
-            if self.submit is not None and self.submit(job):
+            if self.submit is not None and self.submit(job, self.state.get_check(job.id)):  # lease and check run kept
                 handed.append(job)
                 log.warning("job %s (%s) was still running at shutdown: queued again", job.id, job.key)
                 continue
@@ -182,8 +181,8 @@ class Runner:
                 return False
         if record.heartbeat > now:
             return False  # waiting for its retry: huey's schedule holds it, durably
-        if record.queued:  # handed back at shutdown: whoever dequeues it takes it over
-            return now - record.heartbeat > self.settings.pending_ttl_s
+        if record.queued:  # waiting in the queue: whoever dequeues it takes it over
+            return now - record.heartbeat > self.settings.stale_after_s and record.job_id not in self._queued()
         stale = self.settings.stale_after_s
         if now - record.heartbeat > stale or now > record.deadline + stale:
             return True
@@ -192,15 +191,24 @@ class Runner:
             return int(pid) == os.getpid() or not pid_alive(int(pid))
         return False
 
+    def _queued(self) -> set[str]:
+        """Job ids in the queue, read once per sweep (only when a stale queued lease asks)."""
+        if self._queued_cache is None:
+            self._queued_cache = self.queued_ids() if self.queued_ids is not None else set()
+        return self._queued_cache
+
     def sweep(self, now: float | None = None) -> list[CheckRecord]:
         """End every orphaned check run as ``timed_out`` and queue its job again (bounded); returns the
         orphaned leases (with or without a check run)."""
         ended = []
+        self._queued_cache = None
         for record in self.state.open_checks():
             if not self.is_orphan(record, now) or not self.state.close_check(record.job_id):
                 continue  # alive, or another sweeper got it first
             job = Job.from_dict(record.job)
             rerun = self.submit is not None and job.rerun < self.settings.orphan_reruns
+            if record.queued:  # lost on its way from the queue: its pending mark would swallow the new one
+                self.state.release(PENDING, job.key)
             if not record.check_id:  # lost before it opened a check run: nothing to end on GitHub
                 log.warning("job %s (%s) lost its worker %s before opening a check run%s", job.id, job.key,
                             record.owner, ": queued again" if rerun else "")

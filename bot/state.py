@@ -132,12 +132,14 @@ class SqliteState:
 
     def record_head(self, repo: str, pr: int, sha: str, when: float, exact: bool = True) -> None:
         with self._db() as db:
-            db.execute("insert into labrador_heads (repo, pr, sha, seen, exact) select ?, ?, ?, ?, ? where not "
-                       "exists (select 1 from labrador_heads where repo = ? and pr = ? and sha = ? and seen = ? "
-                       "and exact = ?)", (repo, pr, sha, when, int(exact), repo, pr, sha, when, int(exact)))
-            db.execute("delete from labrador_heads where repo = ? and pr = ? and id not in (select id from "
-                       "labrador_heads where repo = ? and pr = ? order by id desc limit ?)",
-                       (repo, pr, repo, pr, HEAD_LOG))
+            cur = db.execute("insert into labrador_heads (repo, pr, sha, seen, exact) select ?, ?, ?, ?, ? where "
+                             "not exists (select 1 from labrador_heads where repo = ? and pr = ? and sha = ? and "
+                             "seen = ? and exact = ?)", (repo, pr, sha, when, int(exact), repo, pr, sha, when,
+                                                         int(exact)))
+            if cur.lastrowid and cur.lastrowid % 32 == 0:  # now and then, keep the newest HEAD_LOG of this PR
+                db.execute("delete from labrador_heads where repo = ? and pr = ? and id not in (select id from "
+                           "labrador_heads where repo = ? and pr = ? order by id desc limit ?)",
+                           (repo, pr, repo, pr, HEAD_LOG))
 
     def heads(self, repo: str, pr: int) -> list[Sighting]:
         with self._db() as db:

@@ -39,6 +39,7 @@ def build_worker(settings: BotSettings, forge_for: ForgeFactory | None = None, p
     if previewer is None:
         previewer = make_previewer(settings.teacher, settings.preview_samples, settings.checker)
     runner = Runner(settings, queue.state, forge_for, previewer, submit=queue.submit)
+    runner.queued_ids = queue.queued_ids
     queue.runner = runner
     queue.sweeper = runner.sweep
     return queue, runner

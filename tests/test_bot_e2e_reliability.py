@@ -231,6 +231,22 @@ def test_sigterm_mid_validation_reuses_the_check_run(gh: GitHubServer, bot: Bot,
     time.sleep(max(0.0, slow_until - time.monotonic()))
 
 
+def test_a_job_lost_between_the_queue_and_a_worker_is_queued_again(gh: GitHubServer, bot: Bot) -> None:
+    """A worker that dies right after taking a job off the queue (before writing anything) loses nothing: the
+    job's lease was written when it was accepted."""
+    pr = open_pr(gh, TWO_LEAVES)
+    bot.deliver("pull_request", gh.pull_request_event(REPO, pr.number, "opened"))
+    assert bot.worker.huey.dequeue() is not None  # taken, then the worker is gone
+    assert bot.worker.huey.pending_count() == 0
+    assert bot.runner.sweep() == []  # a fresh queued lease is left alone
+    [lost] = bot.runner.sweep(time.time() + bot.settings.stale_after_s + 1)
+    assert lost.queued and lost.check_id == 0
+    assert bot.work() == 1
+    [run] = runs(gh, pr.head_sha)
+    assert (run.status, run.conclusion) == ("completed", "failure")
+    assert bot.worker.state.open_checks() == []
+
+
 # -- the deadline stops the work ----------------------------------------------------------------------------------
 
 
