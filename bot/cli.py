@@ -26,7 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve = bot_sub.add_parser("serve", help="answer GitHub webhooks (verify, dedupe, enqueue)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
-    worker = bot_sub.add_parser("worker", help="run queued jobs (validation, previews, merges)")
+    worker = bot_sub.add_parser("worker", help="run queued jobs (validation, previews, merges)",
+                                description="Run queued jobs. SIGTERM lets running jobs finish for shutdown_grace_s "
+                                "(default 8 s), then hands the rest back to the queue; SIGINT hands them back at "
+                                "once. Every worker also sweeps jobs whose worker died and prunes caches hourly.")
     worker.add_argument("--workers", type=int, default=2, help="jobs at a time in this process (default: 2)")
     worker.add_argument("--worker-type", choices=("thread", "process"), default="thread",
                         help="run jobs in threads or forked processes (default: thread)")

@@ -75,7 +75,8 @@ class JobQueue:
             return False
         now = time.time()
         self.state.open_check(replace(lease, owner=QUEUED, heartbeat=now) if lease is not None else
-                              CheckRecord(job.to_dict(), job.repo, 0, QUEUED, deadline=now, heartbeat=now))
+                              CheckRecord(job.to_dict(), job.repo, 0, QUEUED, deadline=now, heartbeat=now,
+                                          attempts=0))
         try:
             self._task(job.to_dict())
         except Exception:

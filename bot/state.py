@@ -36,7 +36,7 @@ class CheckRecord:
     owner: str  # host:pid of the worker
     deadline: float  # epoch seconds
     heartbeat: float = 0.0
-    attempts: int = 1  # starts of this job (huey retries and restarts keep its id)
+    attempts: int = 1  # starts of this job (huey retries and restarts keep its id); 0 while queued
 
     @property
     def job_id(self) -> str:

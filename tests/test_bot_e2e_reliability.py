@@ -148,6 +148,8 @@ def test_a_check_run_whose_creation_answer_was_lost_is_found_again(gh: GitHubSer
     assert (run.status, run.conclusion) == ("completed", "failure")
     assert annotated(run) == {(NEW_PATH, line, "failure") for line in BROKEN_LINES}
     assert bot.worker.state.open_checks() == []
+    # looked up once, by the retry: a first attempt has nothing to find and does not ask
+    assert len(gh.state.calls("GET /repos/{owner}/{repo}/commits/{ref}/check-runs")) == 1
 
 
 def test_the_sweep_spares_a_job_waiting_for_its_retry(gh: GitHubServer, make_bot: Callable[..., Bot]) -> None:
