@@ -261,3 +261,21 @@ def test_replay_keeps_the_first_task_that_plain_sequential_training_forgets(tmp_
           f"phase1 held-out after phase1 {s_plain['heldout_loss']['phase1']['phase1']:.3f}")
     assert plain > 0.5  # the first task is clearly forgotten
     assert replayed < plain / 4
+
+
+def test_a_checkpoint_half_deleted_by_a_kill_is_cleaned_up_and_never_resumed(tmp_path):
+    """A kill inside the pruning's delete used to leave a folder under a checkpoint's name without its
+    state.json: never resumed from, but never removed either (one checkpoint too many, forever)."""
+    from trainer.train import checkpoint as ckpt
+
+    root = tmp_path / "checkpoints"
+    for step in (1, 2, 3):
+        ckpt.save_checkpoint(root, 0, "phase1", step, {"step": step}, lambda tmp: tmp.mkdir(parents=True), keep=9)
+    half = root / ckpt.checkpoint_name(0, "phase1", 1)
+    (half / ckpt.STATE).unlink()  # what rmtree had done when the kill came
+    (root / ".00-phase1-step0000002.old77").mkdir()
+    assert [s for _, s, _ in ckpt.checkpoints(root)] == [2, 3]  # the half-deleted one is never resumed from
+    ckpt.clean_temporaries(root)
+    ckpt.prune(root, keep=1)
+    assert sorted(p.name for p in root.iterdir()) == [ckpt.checkpoint_name(0, "phase1", 3)]
+    assert ckpt.latest(root)[3] == {"step": 3}

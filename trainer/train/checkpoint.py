@@ -89,14 +89,20 @@ def save_checkpoint(
 
 def prune(root: Path, keep: int) -> None:
     """All but the newest ``keep`` complete checkpoints removed (also on resume: a kill between a checkpoint's
-    rename and the pruning after it leaves one too many)."""
+    rename and the pruning after it leaves one too many). Each is renamed out of the way first, so a kill in
+    the middle of deleting leaves a ``.old`` folder for :func:`clean_temporaries`, never a half-deleted one
+    under a checkpoint's name."""
     for _, _, old in checkpoints(root)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        doomed = old.with_name(f".{old.name}.old{os.getpid()}")
+        os.replace(old, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
 
 
 def clean_temporaries(root: Path) -> None:
-    """Remove what a killed run left half-written (never read, only removed)."""
+    """Remove what a killed run left half-written or half-deleted (never read, only removed): temporary and
+    ``.old`` folders, and a checkpoint-named folder without its ``state.json``."""
     if root.is_dir():
         for d in root.iterdir():
-            if d.name.startswith(".tmp-") or ".old" in d.name:
+            broken = _NAME.match(d.name) is not None and not (d / STATE).is_file()
+            if d.name.startswith(".tmp-") or ".old" in d.name or broken:
                 shutil.rmtree(d, ignore_errors=True) if d.is_dir() else d.unlink(missing_ok=True)
