@@ -21,7 +21,7 @@ from rich.markup import escape
 from validators import Config
 from validators.config import ConfigError, find_config, load_config
 from validators.findings import Report
-from validators.tree import SelectionError, check_tree, find_taxonomy, select_leaves, walk
+from validators.tree import SelectionError, check_tree, find_taxonomy, repo_root, select_leaves, walk
 
 from .settings import HOW_TO_CONFIGURE, GenerateSettings, SettingsError, build_teacher, load_settings
 from .teachers import Teacher, TeacherError
@@ -89,15 +89,6 @@ def settings_for(args: argparse.Namespace, taxonomy: Path) -> tuple[Config, Gene
     if settings.max_concurrency < 1:
         raise UsageError("--max-concurrency must be at least 1")
     return config, settings, path
-
-
-def repo_root(start: Path) -> Path | None:
-    """The git work tree holding ``start`` (knowledge documents may live in this repository)."""
-    import pygit2
-
-    found = pygit2.discover_repository(str(start.resolve()))
-    workdir = pygit2.Repository(found).workdir if found else None
-    return Path(workdir) if workdir else None
 
 
 def select(taxonomy: Path, wanted: Sequence[Path]) -> list[str]:

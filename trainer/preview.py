@@ -119,8 +119,8 @@ def check_hook(args: argparse.Namespace, reports: Sequence[Any]) -> int:
     if not leaves or os.environ.get(NO_PREVIEW_ENV):
         return 0
     from validators.config import find_config, load_config
+    from validators.tree import repo_root
 
-    from .cli import repo_root
     from .settings import build_teacher, load_settings
 
     taxonomy = args.taxonomy or (Path("taxonomy") if Path("taxonomy").is_dir() else Path("."))

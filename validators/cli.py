@@ -15,7 +15,7 @@ from .cache import CheckCache, default_cache_path
 from .checks import REGISTRY
 from .config import Config, ConfigError, find_config, load_config
 from .findings import Finding, Report
-from .tree import SelectionError, check_tree, find_taxonomy, select_leaves
+from .tree import SelectionError, check_tree, find_taxonomy, repo_root, select_leaves
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -81,18 +81,9 @@ def _config(args: argparse.Namespace, taxonomy: Path) -> Config:
         raise UsageError(str(exc)) from exc
 
 
-def _repo_root(start: Path) -> Path | None:
-    """The work tree holding ``start``: the nearest folder with a ``.git`` (no pygit2 import on the fast path)."""
-    start = start.resolve()
-    for d in (start, *start.parents):
-        if (d / ".git").exists():
-            return d
-    return None
-
-
 def _prefix(taxonomy: Path) -> str:
     """How to print taxonomy-relative paths so they are relative to the repository (for annotations)."""
-    root = _repo_root(taxonomy) or Path.cwd()
+    root = repo_root(taxonomy) or Path.cwd()
     try:
         rel = taxonomy.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
@@ -108,7 +99,7 @@ def _selected(paths: list[Path], taxonomy: Path) -> list[str]:
 
 
 def _document_checker(config: Config, taxonomy: Path) -> Callable[[Report], list[Finding]]:
-    local = _repo_root(taxonomy)
+    local = repo_root(taxonomy)
 
     def extra(report: Report) -> list[Finding]:
         if report.branch != "knowledge" or not isinstance(report.data, dict):
@@ -130,7 +121,7 @@ def validate(args: argparse.Namespace, base: str | None
     if base is not None:
         from .changes import ChangeError, changed_leaves
 
-        root = _repo_root(taxonomy)
+        root = repo_root(taxonomy)
         if root is None:
             raise UsageError(f"--base needs a git repository, and {taxonomy} is not in one")
         sub = taxonomy.resolve().relative_to(root.resolve()).as_posix()
@@ -216,7 +207,7 @@ def run_check(args: argparse.Namespace) -> int:
     if base is None and not args.all:
         from .changes import default_base
 
-        root = _repo_root(_taxonomy_dir(args))
+        root = repo_root(_taxonomy_dir(args))
         base = default_base(root) if root is not None else None
     reports, deleted, prefix, renamed = validate(args, base)
     if base is None and not args.all and not args.quiet and _fmt(args) == "human":
@@ -225,7 +216,7 @@ def run_check(args: argparse.Namespace) -> int:
             and _fmt(args) == "human":
         from .changes import same_commit
 
-        root = _repo_root(_taxonomy_dir(args))
+        root = repo_root(_taxonomy_dir(args))
         if root is not None and same_commit(root, base):
             print(f"HEAD is the same commit as {base}: only uncommitted changes could differ, and there are none, "
                   "so nothing was checked; `labrador check --all` checks the whole taxonomy, --base REF compares "

@@ -142,6 +142,16 @@ def select_leaves(root: Path, wanted: Iterable[Path]) -> list[str]:
     return sorted(chosen)
 
 
+def repo_root(start: Path) -> Path | None:
+    """The git work tree holding ``start``: the nearest folder with a ``.git`` (a folder, or the file of a
+    linked worktree or submodule); found without pygit2, so the checker's fast path stays light."""
+    start = Path(start).resolve()
+    for d in (start, *start.parents):
+        if (d / ".git").exists():
+            return d
+    return None
+
+
 def find_taxonomy(start: Path) -> Path:
     """The taxonomy folder for a command run in ``start``: ``./taxonomy``; else the nearest enclosing folder
     named ``taxonomy``; else the nearest folder at or above ``start`` holding a branch folder (InstructLab's

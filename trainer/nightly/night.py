@@ -20,7 +20,7 @@ import pygit2
 from validators import Config
 from validators.changes import ChangeError
 from validators.commits import changed_leaves
-from validators.tree import check_tree, walk
+from validators.tree import check_tree, repo_root, walk
 
 from ..atomic import atomic_write_json, atomic_write_jsonl
 from ..settings import GenerateSettings
@@ -198,7 +198,7 @@ def _validate(night: Night) -> dict[str, Any]:
 def _generate(night: Night, record: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """Every current leaf through the generator: unchanged ones are answered by the leaf cache (no teacher
     call); only added or changed leaves cost requests. Tonight's new data: the changed leaves' samples."""
-    from ..cli import prepare, repo_root, run_leaves
+    from ..cli import prepare, run_leaves
     from ..sdg import Limits
     from ..settings import build_teacher
 
