@@ -77,7 +77,9 @@ def observe_head(ctx: JobContext, pr: PullRequest) -> None:
     seen = ctx.state.heads(job.repo, job.pr)
     if newest(seen) == pr.head_sha:
         return
-    ctx.state.record_head(job.repo, job.pr, pr.head_sha, time.time(), exact=False)
+    # GitHub's clock, like the comments' times: the head was this when the PR was last updated (a push
+    # updates it), if not earlier
+    ctx.state.record_head(job.repo, job.pr, pr.head_sha, pr.updated_at or time.time(), exact=False)
     if pr.state == "open" and ctx.submit is not None and seen and all(s.sha != pr.head_sha for s in seen):
         log.info("%s#%d: head %s was never announced; validating it", job.repo, job.pr, pr.head_sha[:12])
         ctx.submit(Job(VALIDATE, job.repo, job.pr, pr.head_sha, job.installation, delivery=job.delivery))

@@ -86,8 +86,8 @@ class Runner:
             while thread.is_alive() and not deadline.expired and not self._stopping.is_set():
                 thread.join(min(settings.heartbeat_s, max(0.01, deadline.remaining())))
                 self.state.beat(job.id, time.time())
-            if self._stopping.is_set() and thread.is_alive():
-                return  # shutdown() hands it back to the queue
+            if self._stopping.is_set():
+                return  # shutdown() hands it back to the queue (at least once: never lost, perhaps run again)
             error = outcome.get("error")
             if thread.is_alive() or isinstance(error, DeadlineExceeded) or (error is not None and deadline.expired):
                 self._stop(job.id)
