@@ -67,12 +67,13 @@ def redis_bot(gh: GitHubServer, tmp_path: Path, redis_url: str) -> Iterator[Bot]
     bot.close()
 
 
-def start_worker(gh: GitHubServer, queue_url: str, work: Path, threads: int = 2) -> subprocess.Popen:  # noqa: F811
+def start_worker(gh: GitHubServer, queue_url: str, work: Path, threads: int = 2,  # noqa: F811
+                 extra: str = "") -> subprocess.Popen:
     """``labrador bot worker`` as its own process with its own work dir (another machine, the same Redis)."""
     work.mkdir(parents=True, exist_ok=True)
     config = work / "labrador.toml"
     config.write_text(f'[bot]\nbot_login = "{gh.state.bot_login}"\nheartbeat_s = 0.2\nretries = 0\n'
-                      'job_deadline_s = 60\nstale_after_s = 60\nworker_poll_s = 0.1\n', encoding="utf-8")
+                      f'job_deadline_s = 60\nstale_after_s = 60\nworker_poll_s = 0.1\n{extra}', encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABRADOR_")}
     env.update(LABRADOR_API_URL=gh.api_url, LABRADOR_APP_ID=str(gh.app_id),
                LABRADOR_APP_PRIVATE_KEY=gh.private_key_pem.decode(), LABRADOR_QUEUE_URL=queue_url,
@@ -147,7 +148,7 @@ def test_two_worker_processes_share_the_redis_queue_and_run_each_job_once(
         time.sleep(0.5)  # a job run twice would show up here as a second check run
     finally:
         for proc in workers:
-            stop(proc, 2)  # SIGINT: huey finishes running jobs
+            stop(proc, 2)  # SIGINT (every job is done by now)
     logs = [(tmp_path / f"worker-{i}" / "worker.log").read_text() for i in (1, 2)]
     assert all(proc.returncode == 0 for proc in workers), logs
     assert not any("Traceback" in log for log in logs), logs
@@ -172,3 +173,34 @@ def test_two_worker_processes_share_the_redis_queue_and_run_each_job_once(
     assert sum(executed) == BURST, executed  # every job ran once, in one of the two processes
     assert all(executed), executed  # and both processes took work
 
+
+
+# -- 3: a worker stopped mid-job on one machine, finished on another ----------------------------------------------
+
+
+def test_a_job_handed_back_at_sigterm_is_finished_by_another_machines_worker(
+        gh: GitHubServer, redis_bot: Bot, redis_url: str, tmp_path: Path) -> None:  # noqa: F811
+    bot = redis_bot
+    pr = open_pr(gh, TWO_LEAVES)
+    slow = gh.state.inject_fault(r"/org/taxonomy\.git/.*", status=None, delay=4.0)
+    first = start_worker(gh, redis_url, tmp_path / "worker-1", threads=1, extra="shutdown_grace_s = 0.5\n")
+    try:
+        bot.deliver("pull_request", gh.pull_request_event(REPO, pr.number, "opened"))
+        wait_for(lambda: slow.hits == 1, 30, "the first worker to be mid-fetch")
+        slow_until = time.monotonic() + 4.0
+        first.send_signal(15)  # SIGTERM
+        first.wait(20)
+    finally:
+        stop(first, 9)
+    assert "queued again" in (tmp_path / "worker-1" / "worker.log").read_text()
+    [run] = runs(gh, pr.head_sha)
+    assert run.status == "in_progress"
+    second = start_worker(gh, redis_url, tmp_path / "worker-2", threads=1)
+    try:
+        wait_for(lambda: runs(gh, pr.head_sha)[0].status == "completed", 30, "the other worker to finish it")
+    finally:
+        stop(second, 2)
+    [run] = runs(gh, pr.head_sha)  # the same check run, taken over through the lease in Redis
+    assert run.conclusion == "failure" and annotated(run) == {(NEW_PATH, n, "failure") for n in BROKEN_LINES}
+    assert bot.web_queue.state.open_checks() == []
+    time.sleep(max(0.0, slow_until - time.monotonic()))
