@@ -83,9 +83,13 @@ class Runner:
             self._running[job.id] = (job, deadline, budget, forge)
         try:
             thread.start()
-            while thread.is_alive() and not deadline.expired and not self._stopping.is_set():
-                thread.join(min(settings.heartbeat_s, max(0.01, deadline.remaining())))
-                self.state.beat(job.id, time.time())
+            try:
+                while thread.is_alive() and not deadline.expired and not self._stopping.is_set():
+                    thread.join(min(settings.heartbeat_s, max(0.01, deadline.remaining())))
+                    self.state.beat(job.id, time.time())
+            except KeyboardInterrupt:  # a forked worker (--worker-type process) told to stop now: hand it back
+                self.shutdown()
+                raise
             if self._stopping.is_set():
                 return  # shutdown() hands it back to the queue (at least once: never lost, perhaps run again)
             error = outcome.get("error")

@@ -369,7 +369,8 @@ def test_forged_signature_is_refused_and_a_replayed_delivery_runs_once(gh: GitHu
 # -- 5: a worker process killed mid-job -----------------------------------------------------------------------------
 
 
-def start_worker(gh: GitHubServer, bot: Bot, log: Path, extra: str = "") -> subprocess.Popen:
+def start_worker(gh: GitHubServer, bot: Bot, log: Path, extra: str = "", worker_type: str = "thread"
+                 ) -> subprocess.Popen:
     """``labrador bot worker`` as a separate process: settings from a file, secrets from the environment."""
     config = log.with_suffix(".toml")
     config.write_text(f'[bot]\nbot_login = "{gh.state.bot_login}"\nheartbeat_s = 0.2\nretries = 0\n'
@@ -382,7 +383,8 @@ def start_worker(gh: GitHubServer, bot: Bot, log: Path, extra: str = "") -> subp
     argv = [str(script)] if script.exists() else [sys.executable, "-c", "import sys; from validators.cli import main; "
                                                   "sys.exit(main())"]
     with open(log, "w") as out:
-        return subprocess.Popen([*argv, "bot", "worker", "--workers", "1", "--config", str(config)],
+        return subprocess.Popen([*argv, "bot", "worker", "--workers", "1", "--worker-type", worker_type,
+                                 "--config", str(config)],
                                 stdout=out, stderr=subprocess.STDOUT, env=env, cwd=log.parent)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from ghserver import GitHubServer, github_server  # noqa: F401 - pytest fixture
 from test_bot_e2e import (  # noqa: F401 - fixtures
     ATTRIBUTION,
@@ -180,11 +181,12 @@ def test_the_sweep_spares_a_job_waiting_for_its_retry(gh: GitHubServer, make_bot
 SLOW_S = 4.0
 
 
-def sigterm_mid_job(gh: GitHubServer, bot: Bot, tmp_path: Path, slow_path: str, event: dict[str, Any]) -> float:
+def sigterm_mid_job(gh: GitHubServer, bot: Bot, tmp_path: Path, slow_path: str, event: dict[str, Any],
+                    worker_type: str = "thread") -> float:
     """Start a worker, deliver ``event``, SIGTERM the worker while GitHub answers ``slow_path`` slowly; returns
     when that slow answer will have been sent (the test waits for it before the server stops)."""
     slow = gh.state.inject_fault(slow_path, status=None, delay=SLOW_S)
-    first = start_worker(gh, bot, tmp_path / "w1.log", extra="shutdown_grace_s = 0.5\n")
+    first = start_worker(gh, bot, tmp_path / "w1.log", extra="shutdown_grace_s = 0.5\n", worker_type=worker_type)
     try:
         bot.deliver("pull_request", event)
         wait_for(lambda: slow.hits == 1, what="the worker to be mid-job")
@@ -217,10 +219,12 @@ def test_sigterm_hands_a_running_job_back_and_the_next_worker_finishes_it(gh: Gi
     time.sleep(max(0.0, slow_until - time.monotonic()))  # let the server answer the stopped worker's request
 
 
-def test_sigterm_mid_validation_reuses_the_check_run(gh: GitHubServer, bot: Bot, tmp_path: Path) -> None:
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+def test_sigterm_mid_validation_reuses_the_check_run(gh: GitHubServer, bot: Bot, tmp_path: Path,
+                                                     worker_type: str) -> None:
     pr = open_pr(gh, TWO_LEAVES)
     slow_until = sigterm_mid_job(gh, bot, tmp_path, r"/org/taxonomy\.git/.*",
-                                 gh.pull_request_event(REPO, pr.number, "opened"))
+                                 gh.pull_request_event(REPO, pr.number, "opened"), worker_type)
     [run] = runs(gh, pr.head_sha)
     assert run.status == "in_progress"
     second = start_worker(gh, bot, tmp_path / "w2.log")
