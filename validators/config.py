@@ -48,6 +48,10 @@ class Config:
     def _fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
 
+    def enabled(self, findings: list) -> list:
+        """``findings`` without those of ``disabled_checks``: the one place that rule is applied."""
+        return [f for f in findings if f.check not in self.disabled_checks] if self.disabled_checks else findings
+
     def fingerprint(self) -> str:
         """A stable hash of every setting, so cached verdicts die when settings change (computed once)."""
         return self._fingerprint

@@ -415,7 +415,7 @@ def check_documents(report: Report, config: Config, local_repo: Path | None = No
     for p in problems:
         line, col = report.marks.get(p.key) or report.marks.get(p.key[:2]) or report.marks.get(("document",), (0, 0))
         found.append(Finding(p.check, "error", p.message, line, col, p.hint, report.path))
-    return [f for f in found if f.check not in config.disabled_checks]
+    return config.enabled(found)
 
 
 def resolve_documents(document: dict, config: Config, local_repo: Path | None = None) -> list[tuple[str, bytes]]:

@@ -58,6 +58,5 @@ def check_leaf_folder(
     attr = files.get(ATTRIBUTION)
     if (LEAF_FILE in files or ATTRIBUTION in files) and not isinstance(attr, Finding):
         found.extend(attribution.check(f"{rel}/{ATTRIBUTION}", attr, config))
-    if config.disabled_checks:
-        report.findings = [f for f in report.findings if f.check not in config.disabled_checks]
+    report.findings = config.enabled(report.findings)
     return report

@@ -35,9 +35,7 @@ def check_file(relpath: str, data: bytes, config: Config | None = None, *, requi
     text = _decode(data, config, found)
     if text is not None:
         _check_text(text, report, config, require_latest)
-    if config.disabled_checks:
-        report.findings = [f for f in found if f.check not in config.disabled_checks]
-    report.findings = [f if f.path else _with_path(f, relpath) for f in report.findings]
+    report.findings = [f if f.path else _with_path(f, relpath) for f in config.enabled(found)]
     return report
 
 
