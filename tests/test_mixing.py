@@ -187,3 +187,15 @@ def test_unreadable_recipe_file(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("version: [1\n")
     with pytest.raises(RecipeError, match="not valid YAML"):
         load_recipe(tmp_path / "bad.yaml")
+
+
+@pytest.mark.parametrize(("line", "what"), [("{oops", "not a JSON object ("), ("[1, 2]", "not a JSON object but list")])
+def test_a_bad_line_in_a_dataset_names_file_and_line(tmp_path: Path, line: str, what: str) -> None:
+    """The one JSONL reader (trainer/jsonl.py) behind replay sets, mixes and a night's data."""
+    from trainer.mixing import read_jsonl
+
+    path = tmp_path / "replay.jsonl"
+    path.write_text('{"messages": []}\n\n' + line + "\n", encoding="utf-8")
+    with pytest.raises(RecipeError) as exc:
+        read_jsonl(path)
+    assert f"{path}:3: {what}" in str(exc.value)

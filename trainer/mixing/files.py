@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from trainer import jsonl
 from trainer.atomic import atomic_write
 from trainer.sdg.output import samples_bytes
 
@@ -23,19 +24,7 @@ MANIFEST = "mix_manifest.json"
 
 def read_jsonl(path: Path) -> list[Row]:
     """Rows of a JSON Lines file; a line that is not a JSON object is an error naming file and line."""
-    rows: list[Row] = []
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as exc:
-                raise RecipeError(f"{path}:{number}: not valid JSON: {exc}") from None
-            if not isinstance(row, dict):
-                raise RecipeError(f"{path}:{number}: each line must be a JSON object")
-            rows.append(row)
-    return rows
+    return jsonl.read_jsonl(path, RecipeError)
 
 
 def dataset_path(recipe: Recipe, dataset: str) -> Path:

@@ -56,9 +56,9 @@ class Night:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """A night's JSONL data (a night that wrote none has none)."""
-    from ..mixing.files import read_jsonl as read
+    from ..jsonl import read_jsonl as read
 
-    return read(path) if path.is_file() else []
+    return read(path, NightError) if path.is_file() else []
 
 
 def repo_and_prefix(taxonomy: Path) -> tuple[pygit2.Repository, str]:

@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..atomic import atomic_write
+from ..jsonl import read_jsonl
 from .results import LeafResult
 from .stats import REASONS
 
@@ -31,8 +32,8 @@ def write_leaf(folder: Path, samples: Sequence[dict[str, Any]], manifest: dict[s
 
 
 def read_samples(folder: Path) -> list[dict[str, Any]]:
-    with open(folder / "samples.jsonl", encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    """A leaf's kept samples (written by :func:`write_leaf`)."""
+    return read_jsonl(folder / "samples.jsonl")
 
 
 def summary_table(results: Sequence[LeafResult], title: str = "Synthetic data") -> Table:

@@ -21,6 +21,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from ..jsonl import iter_jsonl
+
 IGNORE = -100
 _OPEN, _CLOSE = "\ue000", "\ue001"  # private-use code points: never in real text, one char each
 
@@ -84,21 +86,14 @@ def is_heldout(key: str, fraction: float) -> bool:
 def read_samples(path: Path) -> list[dict[str, Any]]:
     """The JSONL lines of ``path``; a bad line is an error naming the file and line (nothing is skipped silently)."""
     samples = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                sample = json.loads(line)
-            except ValueError as exc:
-                raise DataError(f"{path}:{n}: not a JSON object ({exc.msg}); each line must be one sample") from None
-            messages = sample.get("messages") if isinstance(sample, dict) else None
-            if not isinstance(messages, list) or not messages or not all(
-                isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-                for m in messages
-            ):
-                raise DataError(f'{path}:{n}: expected {{"messages": [{{"role": ..., "content": ...}}, ...]}}')
-            samples.append(sample)
+    for n, sample in iter_jsonl(path, DataError):
+        messages = sample.get("messages")
+        if not isinstance(messages, list) or not messages or not all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+            for m in messages
+        ):
+            raise DataError(f'{path}:{n}: expected {{"messages": [{{"role": ..., "content": ...}}, ...]}}')
+        samples.append(sample)
     return samples
 
 
