@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -19,6 +18,8 @@ from typing import Any
 from urllib.parse import quote
 
 import github3
+
+from validators.gitfetch import current_budget
 
 from . import gitcache
 from .appauth import InstallationTokens
@@ -73,25 +74,28 @@ class GitHubForge:
         self.gh.session.base_url = self.api  # exactly the configured REST root (GHE or a test server)
         self.gh.session.hooks["response"].append(self._on_response)
         self._token_value = ""
-        # how long a call may wait for the rate limit; the runner narrows it to the job's remaining time
-        self.time_left: Any = lambda: settings.rate_limit_max_wait_s
-        self.wake = threading.Event()  # set to end a rate-limit wait early (the job was stopped)
 
     def _on_response(self, response: Any, *args: Any, **kwargs: Any) -> Any:
-        """Every GitHub answer passes here: a rate limit is waited out (once per request, up to the time the
-        job has left) and the request sent again; a longer one becomes :class:`RateLimited`."""
+        """Every GitHub answer passes here: a rate limit is waited out (once per request, never past the end
+        of the running job's budget, and not at all once the job is stopped) and the request sent again; a
+        longer one becomes :class:`RateLimited`."""
         wait = rate_limit_wait(response.status_code, response.headers, response.text, time.time())
         request = response.request
         if wait is None or getattr(request, "_labrador_waited", False):
             return response
-        allowed = float(self.time_left())
+        budget = current_budget()  # the job's (its time left and its stop switch); None outside a job
+        allowed = self.settings.rate_limit_max_wait_s
+        if budget is not None:
+            allowed = min(allowed, budget.remaining())
         if wait > allowed:
             until = time.strftime("%H:%M:%S UTC", time.gmtime(time.time() + wait))
             raise RateLimited(f"GitHub's API rate limit for this app is used up until about {until} "
                               f"({wait:.0f} s, more than the {allowed:.0f} s this job may wait)")
         log.warning("GitHub rate limit (HTTP %d): waiting %.0f s before asking again", response.status_code, wait)
-        if self.wake.wait(wait):
+        if budget is not None and budget.cancelled.wait(wait):
             return response
+        if budget is None:
+            time.sleep(wait)
         request._labrador_waited = True
         return self.gh.session.send(request, **kwargs)
 

@@ -24,7 +24,7 @@ from validators.documents import DocumentError, resolve_documents
 from . import checking, gitcache, render, treediff
 from .context import DeadlineExceeded, JobContext
 from .forge import WRITE_PERMISSIONS, CheckOutput, HeadMissing, PullRequest
-from .heads import Binding, bind, newest
+from .heads import Binding, Sighting, bind, newest
 from .jobs import HELP, MERGED, PREVIEW, RETRY, VALIDATE, Job
 from .merges import leaves_of, record_merge
 from .preview import PreviewResult
@@ -70,30 +70,32 @@ def inspect(ctx: JobContext, pr: PullRequest, sha: str) -> Inspection:
     return Inspection(gitdir, changes, results, skipped)
 
 
-def observe_head(ctx: JobContext, pr: PullRequest) -> None:
-    """Record the head GitHub reports now; a new head of a PR the bot knows (a lost ``synchronize``) also
-    gets the validation its push should have started."""
+def observe_head(ctx: JobContext, pr: PullRequest) -> list[Sighting]:
+    """Record the head GitHub reports now, and return the PR's head log with it; a new head of a PR the bot
+    knows (a lost ``synchronize``) also gets the validation its push should have started."""
     job = ctx.job
     seen = ctx.state.heads(job.repo, job.pr)
     if newest(seen) == pr.head_sha:
-        return
+        return seen
     # GitHub's clock, like the comments' times: the head was this when the PR was last updated (a push
     # updates it), if not earlier
-    ctx.state.record_head(job.repo, job.pr, pr.head_sha, pr.updated_at or time.time(), exact=False)
+    sighting = Sighting(pr.head_sha, pr.updated_at or time.time(), exact=False)
+    ctx.state.record_head(job.repo, job.pr, sighting.sha, sighting.seen, exact=False)
     if pr.state == "open" and ctx.submit is not None and seen and all(s.sha != pr.head_sha for s in seen):
         log.info("%s#%d: head %s was never announced; validating it", job.repo, job.pr, pr.head_sha[:12])
         ctx.submit(Job(VALIDATE, job.repo, job.pr, pr.head_sha, job.installation, delivery=job.delivery))
+    return [*seen, sighting]
 
 
 def _current(ctx: JobContext, job: Job, need_open: bool = True) -> PullRequest | None:
     """The PR now, or None (after telling the requester) when the command cannot run on the head its
     comment was written against: bound again here, from every head sighting the bot has by now."""
     pr = ctx.forge.pull_request(job.repo, job.pr)
-    observe_head(ctx, pr)
+    heads = observe_head(ctx, pr)
     if need_open and pr.state != "open":
         ctx.update_sticky(notice=render.notice(job.requester, job.command, "the pull request is closed."))
         return None
-    bound = bind(ctx.state.heads(job.repo, job.pr), job.said_at) if job.said_at else Binding(sha=job.sha)
+    bound = bind(heads, job.said_at) if job.said_at else Binding(sha=job.sha)
     if bound.ambiguous:
         ctx.update_sticky(notice=render.ambiguous_head(job.requester, job.command, bound.candidates, pr.head_sha))
         return None

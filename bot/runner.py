@@ -8,6 +8,7 @@ work again a bounded number of times.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -49,7 +50,7 @@ class Runner:
         self.handler = handler
         self.queued_ids: Callable[[], set[str]] | None = None  # ids still in the queue (set by build_worker)
         self._queued_cache: set[str] | None = None
-        self._running: dict[str, tuple[Job, Deadline, FetchBudget, Forge]] = {}
+        self._running: dict[str, tuple[Job, Deadline, FetchBudget]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
 
@@ -64,8 +65,6 @@ class Runner:
         deadline = Deadline(settings.job_deadline_s)
         budget = FetchBudget(settings.job_deadline_s, settings.fetch_max_bytes, settings.fetch_timeout_s)
         forge = self.forge_for(job)
-        if hasattr(forge, "time_left"):  # a rate-limit wait never outlives the job
-            forge.time_left = lambda: min(settings.rate_limit_max_wait_s, deadline.remaining())
         self._take(job, deadline)
         ctx = JobContext(job, GuardedForge(forge, deadline), self.state, settings, deadline, self.previewer,
                          submit=self.submit)
@@ -80,7 +79,7 @@ class Runner:
 
         thread = threading.Thread(target=body, name=f"labrador-job-{job.id[:8]}", daemon=True)
         with self._lock:
-            self._running[job.id] = (job, deadline, budget, forge)
+            self._running[job.id] = (job, deadline, budget)
         try:
             thread.start()
             try:
@@ -98,12 +97,12 @@ class Runner:
                 log.warning("job %s (%s) ran past its %.0f s deadline", job.id, job.key, settings.job_deadline_s)
                 self._end(forge, job, "timed_out", CheckOutput(
                     "Timed out", f"The job did not finish within {settings.job_deadline_s:.0f} seconds. "
-                    "Comment `/lab retry` to try again."))
+                    "Comment `/lab retry` to try again."), budget)
                 return
             if error is None:
                 self._end(forge, job, "failure", CheckOutput(
                     "Internal error", "The job ended without completing this check run. Comment `/lab retry` to "
-                    "try again."), unfinished_only=True)
+                    "try again."), budget, unfinished_only=True)
                 return
             if retries_left > 0:
                 self.state.beat(job.id, time.time() + settings.retry_delay_s)  # alive until the retry starts
@@ -112,7 +111,7 @@ class Runner:
             log.error("job %s failed: %s", job.id, redact(repr(error)))
             self._end(forge, job, "failure", CheckOutput(
                 "Internal error", f"The bot failed while running this check ({_why(error)}). "
-                "Maintainers can find the details in the worker log; comment `/lab retry` to try again."))
+                "Maintainers can find the details in the worker log; comment `/lab retry` to try again."), budget)
         finally:
             with self._lock:
                 self._running.pop(job.id, None)
@@ -132,10 +131,8 @@ class Runner:
             entry = self._running.get(job_id)
         if entry is None:
             return
-        _, deadline, budget, forge = entry
-        budget.cancelled.set()
-        if hasattr(forge, "wake"):
-            forge.wake.set()
+        _, deadline, budget = entry
+        budget.cancelled.set()  # (a rate-limit wait in the job ends too)
         deadline.expire(wait_s=min(30.0, self.settings.shutdown_grace_s))
 
     def shutdown(self) -> list[Job]:
@@ -157,11 +154,12 @@ class Runner:
                                                            "queued and will report in a new check run."))
         return handed
 
-    def _end(self, forge: Forge, job: Job, conclusion: str, output: CheckOutput, unfinished_only: bool = False
-             ) -> None:
+    def _end(self, forge: Forge, job: Job, conclusion: str, output: CheckOutput, budget: FetchBudget | None = None,
+             unfinished_only: bool = False) -> None:
         """Release the job's lease, completing its check run if it opened one (``unfinished_only``: the job
         returned normally, so its handler completed the run unless it forgot); leave the lease if GitHub
-        refuses, for the sweep to try again."""
+        refuses, for the sweep to try again. Under the job's ``budget``, a rate limit is waited out only as
+        long as the job itself could have (not at all once it was stopped)."""
         record = self.state.get_check(job.id)
         if record is None:
             return
@@ -171,7 +169,8 @@ class Runner:
         if unfinished_only:
             log.error("job %s returned without completing its check run %s", job.id, record.check_id)
         try:
-            forge.update_check_run(record.repo, record.check_id, output, conclusion=conclusion)
+            with fetch_budget(budget) if budget is not None else contextlib.nullcontext():
+                forge.update_check_run(record.repo, record.check_id, output, conclusion=conclusion)
         except Exception as exc:  # the sweep will try again
             log.error("could not end check run %s: %s", record.check_id, redact(str(exc)))
             return

@@ -89,10 +89,20 @@ _DDL = (
 )
 
 
+class _HeadLookup:
+    """``head_at`` from ``heads``, the same for every storage (the webhook binds commands with it)."""
+
+    def heads(self, repo: str, pr: int) -> list[Sighting]:
+        raise NotImplementedError
+
+    def head_at(self, repo: str, pr: int, when: float) -> str:
+        return bind(self.heads(repo, pr), when).sha
+
+
 _INHERITED: list[sqlite3.Connection] = []
 
 
-class SqliteState:
+class SqliteState(_HeadLookup):
     """State in the SqliteHuey database file; a connection per call keeps it safe across threads."""
 
     def __init__(self, path: str | Path) -> None:
@@ -147,8 +157,6 @@ class SqliteState:
                               (repo, pr)).fetchall()
         return [Sighting(sha, seen, bool(exact)) for sha, seen, exact in rows]
 
-    def head_at(self, repo: str, pr: int, when: float) -> str:
-        return bind(self.heads(repo, pr), when).sha
 
     def open_check(self, record: CheckRecord) -> None:
         data = json.dumps(asdict(record))
@@ -199,7 +207,7 @@ if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then redis.call('HSET', KEYS[2],
 """
 
 
-class RedisState:
+class RedisState(_HeadLookup):
     """State in Redis, beside RedisHuey's keys: SET NX EX for claims, hashes for heads and check runs."""
 
     def __init__(self, client: Any, prefix: str = "labrador:") -> None:
@@ -224,8 +232,6 @@ class RedisState:
             out.append(Sighting(str(sha), float(seen), bool(exact)))
         return out
 
-    def head_at(self, repo: str, pr: int, when: float) -> str:
-        return bind(self.heads(repo, pr), when).sha
 
     def open_check(self, record: CheckRecord) -> None:
         pipe = self.r.pipeline()

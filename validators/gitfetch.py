@@ -127,6 +127,11 @@ class FetchBudget:
 _BUDGET: contextvars.ContextVar[FetchBudget | None] = contextvars.ContextVar("labrador_fetch_budget", default=None)
 
 
+def current_budget() -> FetchBudget | None:
+    """The budget of the work running in this thread or task (a bot job's), if any."""
+    return _BUDGET.get()
+
+
 @contextlib.contextmanager
 def fetch_budget(budget: FetchBudget) -> Iterator[FetchBudget]:
     """Apply ``budget`` to every :class:`BoundedFetch` made inside the block (this thread or task)."""
@@ -144,7 +149,7 @@ class BoundedFetch(pygit2.RemoteCallbacks):
 
     def __init__(self, max_bytes: int, seconds: float, error: Callable[[str], Exception] = RuntimeError) -> None:
         super().__init__()
-        self.budget = _BUDGET.get()
+        self.budget = current_budget()
         if self.budget is not None:
             self.budget.check()  # no new fetch once the job's time is up
             max_bytes = min(max_bytes, self.budget.max_bytes)
