@@ -144,3 +144,44 @@ def test_derived_student_keeps_the_chosen_layers_and_the_tokenizer(tmp_path):
     model = AutoModelForCausalLM.from_pretrained(out)
     assert model.config.num_hidden_layers == 2
     assert AutoTokenizer.from_pretrained(out).get_vocab() == AutoTokenizer.from_pretrained(teacher).get_vocab()
+
+
+def _derive_cli(source: Path, out: Path, layers: str = "0") -> subprocess.CompletedProcess:
+    labrador = str(Path(sys.executable).with_name("labrador"))
+    return subprocess.run([labrador, "models", "derive", "--from", str(source), "--layers", layers, "--out", str(out)],
+                          capture_output=True, text=True)
+
+
+def test_derive_refuses_a_folder_it_did_not_write_and_keeps_its_files(tmp_path):
+    teacher = build_tiny_model(tmp_path / "teacher", layers=2, tie=True)
+    thesis = tmp_path / "p" / "thesis.txt"
+    thesis.parent.mkdir()
+    thesis.write_text("x")
+    proc = _derive_cli(teacher, thesis.parent)
+    assert proc.returncode == 2 and "not empty" in proc.stderr and "Traceback" not in proc.stderr
+    assert [p.name for p in thesis.parent.iterdir()] == ["thesis.txt"] and thesis.read_text() == "x"
+
+
+@pytest.mark.parametrize("where", ["same", "inside", "above"])
+def test_derive_refuses_out_overlapping_the_source_model(tmp_path, where):
+    teacher = build_tiny_model(tmp_path / "m" / "teacher", layers=2, tie=True)
+    before = {p.name: p.read_bytes() for p in teacher.iterdir() if p.is_file()}
+    out = {"same": teacher, "inside": teacher / "student", "above": tmp_path / "m"}[where]
+    proc = _derive_cli(teacher, out)
+    assert proc.returncode == 2 and "overlaps" in proc.stderr and "Traceback" not in proc.stderr
+    assert {p.name: p.read_bytes() for p in teacher.iterdir() if p.is_file()} == before
+
+
+def test_derive_replaces_its_own_student_atomically_and_leaves_no_temporary(tmp_path):
+    from trainer.models.store import MARKER
+
+    teacher = build_tiny_model(tmp_path / "teacher", layers=3, tie=True)
+    out = tmp_path / "student"
+    assert _derive_cli(teacher, out, "0").returncode == 0
+    assert (out / MARKER).is_file()
+    proc = _derive_cli(teacher, out, "0,2")  # our own marker: replacing it is allowed
+    assert proc.returncode == 0, proc.stderr
+    import json as _json
+
+    assert _json.loads((out / "config.json").read_text())["num_hidden_layers"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["student", "teacher"]

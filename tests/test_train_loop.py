@@ -152,17 +152,24 @@ def test_outputs_metrics_summary_and_heldout_never_trained(tmp_path, task_model)
     assert (out / "metrics.jsonl").read_bytes() == before
 
 
-def test_dry_run_plans_without_loading_weights(tmp_path, task_model):
+def test_dry_run_plans_without_loading_weights_but_checks_they_are_whole(tmp_path, task_model):
     import shutil
 
     model = tmp_path / "model"
     shutil.copytree(task_model, model)
-    (model / "model.safetensors").write_bytes(b"not weights")  # a dry run must never read them
     task_file(tmp_path / "p1.jsonl", "reverse", 40)
     cfg = write_config(tmp_path, model, [{"name": "phase1", "data": "p1.jsonl"}])
     proc = run_train(cfg, "--dry-run")
     assert "phase1" in proc.stdout and "parameters" in proc.stdout and "GiB" in proc.stdout
     assert not (tmp_path / "out").exists()
+    weights = model / "model.safetensors"
+    for damaged in (b"not weights", weights.read_bytes()[:-100], b""):
+        weights.write_bytes(damaged)
+        proc = run_train(cfg, "--dry-run", check=False)
+        assert proc.returncode == 2 and "model.safetensors" in proc.stderr and "Traceback" not in proc.stderr
+    weights.unlink()
+    proc = run_train(cfg, "--dry-run", check=False)
+    assert proc.returncode == 2 and "no safetensors weights" in proc.stderr
 
 
 def test_bad_data_line_is_one_clear_error(tmp_path, task_model):
@@ -263,19 +270,27 @@ def test_replay_keeps_the_first_task_that_plain_sequential_training_forgets(tmp_
     assert replayed < plain / 4
 
 
-def test_a_checkpoint_half_deleted_by_a_kill_is_cleaned_up_and_never_resumed(tmp_path):
-    """A kill inside the pruning's delete used to leave a folder under a checkpoint's name without its
-    state.json: never resumed from, but never removed either (one checkpoint too many, forever)."""
+def test_pruning_and_cleanup_touch_only_the_checkpoints_this_trainer_wrote(tmp_path):
+    """A kill inside the pruning's delete leaves a ``.old`` folder (pruning renames first): cleaned up. A
+    folder we cannot prove ours (no state.json of ours, under a checkpoint's name or not) is never resumed
+    from and never deleted."""
     from trainer.train import checkpoint as ckpt
 
     root = tmp_path / "checkpoints"
     for step in (1, 2, 3):
-        ckpt.save_checkpoint(root, 0, "phase1", step, {"step": step}, lambda tmp: tmp.mkdir(parents=True), keep=9)
+        ckpt.save_checkpoint(root, 0, "phase1", step, {"step": step, "fingerprint": "f"},
+                             lambda tmp: tmp.mkdir(parents=True), keep=9)
     half = root / ckpt.checkpoint_name(0, "phase1", 1)
-    (half / ckpt.STATE).unlink()  # what rmtree had done when the kill came
+    (half / ckpt.STATE).unlink()
+    (half / "notes.txt").write_text("mine")
+    foreign = root / ckpt.checkpoint_name(0, "phase1", 9)
+    foreign.mkdir()
+    (foreign / ckpt.STATE).write_text('{"step": 9}')  # not written by us: no fingerprint
+    (root / "results.csv").write_text("a,b")
     (root / ".00-phase1-step0000002.old77").mkdir()
-    assert [s for _, s, _ in ckpt.checkpoints(root)] == [2, 3]  # the half-deleted one is never resumed from
+    assert [s for _, s, _ in ckpt.checkpoints(root)] == [2, 3]
     ckpt.clean_temporaries(root)
     ckpt.prune(root, keep=1)
-    assert sorted(p.name for p in root.iterdir()) == [ckpt.checkpoint_name(0, "phase1", 3)]
-    assert ckpt.latest(root)[3] == {"step": 3}
+    assert sorted(p.name for p in root.iterdir()) == sorted(
+        [ckpt.checkpoint_name(0, "phase1", 3), half.name, foreign.name, "results.csv"])
+    assert ckpt.latest(root)[3]["step"] == 3

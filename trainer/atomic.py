@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -51,3 +52,17 @@ def atomic_write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     """One JSON object per line, written with :func:`atomic_write`."""
     text = "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in rows)
     atomic_write(Path(path), text.encode("utf-8"))
+
+
+def publish_dir(tmp: Path, final: Path) -> None:
+    """Move a fully written folder ``tmp`` to ``final`` (same file system), replacing an older ``final`` that
+    the caller has checked is its own: the old one is renamed aside first, so readers see one or the other."""
+    tmp, final = Path(tmp), Path(final)
+    if final.exists():
+        old = final.with_name(f".{final.name}.old{os.getpid()}")
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+    _fsync_dir(final.parent)

@@ -64,7 +64,7 @@ def run_pull(args: argparse.Namespace) -> int:
 
 
 def run_derive(args: argparse.Namespace) -> int:
-    from .derive import derive_student, parse_layers
+    from .derive import check_out, derive_student, parse_layers
     from .store import pull
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -72,6 +72,7 @@ def run_derive(args: argparse.Namespace) -> int:
         source = Path(args.source)
         if not source.is_dir():
             source = pull(args.source)
+        check_out(source, args.out)  # before any weights load
         import json
 
         total = json.loads((source / "config.json").read_text())["num_hidden_layers"]

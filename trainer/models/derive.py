@@ -4,9 +4,13 @@ trains at usable speed on a CPU."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import tempfile
 from pathlib import Path
+
+from ..atomic import publish_dir
 
 _LAYER = re.compile(r"^(model\.layers\.)(\d+)(\..*)$")
 
@@ -31,14 +35,41 @@ def parse_layers(text: str, total: int) -> list[int]:
     return sorted(picked)
 
 
+def check_out(source: Path, out: Path) -> None:
+    """Refuse an ``out`` that would destroy something we did not write: the source model itself (or a folder
+    inside or above it), or a non-empty folder without our marker (``labrador-model.json``)."""
+    from .store import MARKER
+
+    src, dst = Path(source).resolve(), Path(out).resolve()
+    if dst == src or src in dst.parents or dst in src.parents:
+        raise ValueError(f"--out {out} is the source model's folder or overlaps it ({source}); choose a folder "
+                         "outside it (nothing was changed)")
+    if dst.exists() and not dst.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder (nothing was changed)")
+    if dst.is_dir() and any(dst.iterdir()) and not _derived_here(dst / MARKER):
+        raise ValueError(f"--out {out} is not empty and is not a student Labrador derived (no {MARKER} from "
+                         "`models derive`); choose an empty or new folder (nothing was changed)")
+
+
+def _derived_here(marker: Path) -> bool:
+    try:
+        return "derived_from" in json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return False
+
+
 def derive_student(source: Path, layers: list[int], out: Path) -> Path:
-    """Write the student into ``out`` (built in a temporary folder, then renamed): config with
-    ``num_hidden_layers = len(layers)``, weights of the chosen layers renumbered 0..n-1, tokenizer copied."""
+    """Write the student into ``out``: config with ``num_hidden_layers = len(layers)``, weights of the chosen
+    layers renumbered 0..n-1, tokenizer copied, and a ``labrador-model.json`` marker; built in a temporary
+    folder beside ``out`` and renamed into place. ``out`` must pass :func:`check_out`."""
     import torch
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    from .store import MARKER
+
     source, out = Path(source), Path(out)
+    check_out(source, out)
     config = AutoConfig.from_pretrained(source)
     total = config.num_hidden_layers
     if any(i < 0 or i >= total for i in layers):
@@ -64,11 +95,16 @@ def derive_student(source: Path, layers: list[int], out: Path) -> Path:
         raise ValueError(f"cannot map the teacher's weights onto the student (missing {missing[:3]}, "
                          f"unexpected {unexpected[:3]})")
     model.tie_weights()
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    AutoTokenizer.from_pretrained(source).save_pretrained(tmp)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        AutoTokenizer.from_pretrained(source).save_pretrained(tmp)
+        marker = {"derived_from": str(source.resolve()), "layers": layers}
+        (tmp / MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
+        check_out(source, out)  # still ours: nothing appeared there while we worked
+        publish_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return out

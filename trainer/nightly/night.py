@@ -23,9 +23,9 @@ from validators.commits import changed_leaves
 from validators.tree import check_tree, repo_root, walk
 
 from ..atomic import atomic_write_json, atomic_write_jsonl
+from ..lock import PidLock
 from ..settings import GenerateSettings
 from .evaluate import evaluate_night
-from .lock import NightLock
 from .registry import Registry
 from .report import write_report
 from .settings import NightlySettings
@@ -98,7 +98,7 @@ class Steps:
 def run_night(night: Night) -> dict[str, Any]:
     """Run (or resume) tonight; returns the registry record."""
     night.state.mkdir(parents=True, exist_ok=True)
-    with NightLock(night.state / "nightly.lock"):
+    with PidLock(night.state / "nightly.lock", "another nightly run"):
         registry = night.registry
         repo, prefix = repo_and_prefix(night.taxonomy)
         head = head_commit(repo)

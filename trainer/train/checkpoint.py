@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trainer.atomic import atomic_write_json
+from trainer.atomic import atomic_write_json, publish_dir
 
 STATE = "state.json"
 _NAME = re.compile(r"^(?P<phase>\d{2})-(?P<name>[A-Za-z0-9_-]+)-step(?P<step>\d{7})$")
@@ -26,35 +26,66 @@ def checkpoint_name(phase_index: int, phase: str, step: int) -> str:
     return f"{phase_index:02d}-{phase}-step{step:07d}"
 
 
+def _ours(folder: Path) -> bool:
+    """A complete checkpoint this trainer wrote: its ``state.json`` parses and names the run's fingerprint."""
+    try:
+        return "fingerprint" in json.loads((folder / STATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return False
+
+
 def checkpoints(root: Path) -> list[tuple[int, int, Path]]:
-    """Complete checkpoints under ``root`` as (phase index, step, folder), oldest first."""
+    """Complete checkpoints under ``root`` as (phase index, step, folder), oldest first; folders we did not
+    write (no ``state.json`` of ours) are neither resumed from nor deleted."""
     found = []
     if root.is_dir():
         for d in root.iterdir():
             m = _NAME.match(d.name)
-            if m and (d / STATE).is_file():
+            if m and d.is_dir() and _ours(d):
                 found.append((int(m["phase"]), int(m["step"]), d))
     return sorted(found)
 
 
+class DamagedCheckpoint(RuntimeError):
+    """A checkpoint whose files do not match what was written, or that cannot be loaded."""
+
+
+def damage(folder: Path) -> str | None:
+    """Why ``folder`` cannot be resumed from (a file missing, cut short, or with a broken safetensors header),
+    or ``None`` when its files are as written. Sizes come from the manifest in ``state.json``."""
+    from .config import safetensors_problem
+
+    state = json.loads((folder / STATE).read_text(encoding="utf-8"))
+    for rel, size in (state.get("files") or {}).items():
+        f = folder / rel
+        if not f.is_file():
+            return f"{rel} is missing"
+        if f.stat().st_size != size:
+            return f"{rel} has {f.stat().st_size} bytes, {size} were written"
+    for f in sorted(folder.rglob("*.safetensors")):
+        problem = safetensors_problem(f)
+        if problem:
+            return problem
+    return None
+
+
+def usable(root: Path, say: Callable[[str], None] = lambda text: None) -> list[tuple[int, int, Path, dict]]:
+    """Complete, undamaged checkpoints, newest first, as (phase index, step, folder, state); a damaged one is
+    skipped with a message (the previous one is used instead)."""
+    out = []
+    for pi, step, d in reversed(checkpoints(root)):
+        problem = damage(d)
+        if problem:
+            say(f"checkpoint {d.name} is damaged ({problem}); falling back to the previous one")
+            continue
+        out.append((pi, step, d, json.loads((d / STATE).read_text(encoding="utf-8"))))
+    return out
+
+
 def latest(root: Path) -> tuple[int, int, Path, dict[str, Any]] | None:
-    """The newest complete checkpoint and its state, or ``None``."""
-    found = checkpoints(root)
-    if not found:
-        return None
-    pi, step, d = found[-1]
-    return pi, step, d, json.loads((d / STATE).read_text(encoding="utf-8"))
-
-
-def publish(tmp: Path, final: Path) -> None:
-    """Move a fully written folder to its final name (replacing an older one with that name)."""
-    if final.exists():
-        old = final.with_name(f".{final.name}.old{os.getpid()}")
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
+    """The newest complete, undamaged checkpoint and its state, or ``None``."""
+    found = usable(root)
+    return found[0] if found else None
 
 
 def save_checkpoint(
@@ -80,8 +111,9 @@ def save_checkpoint(
     write(tmp)
     barrier()
     if is_main:
-        atomic_write_json(tmp / STATE, state)
-        publish(tmp, final)
+        files = {f.relative_to(tmp).as_posix(): f.stat().st_size for f in sorted(tmp.rglob("*")) if f.is_file()}
+        atomic_write_json(tmp / STATE, {**state, "files": files})
+        publish_dir(tmp, final)
         prune(root, keep)
     barrier()
     return final
@@ -98,11 +130,13 @@ def prune(root: Path, keep: int) -> None:
         shutil.rmtree(doomed, ignore_errors=True)
 
 
+_TEMP = re.compile(r"^\.tmp-\d{2}-[A-Za-z0-9_-]+-step\d{7}$|^\.\d{2}-[A-Za-z0-9_-]+-step\d{7}\.old\d+$")
+
+
 def clean_temporaries(root: Path) -> None:
-    """Remove what a killed run left half-written or half-deleted (never read, only removed): temporary and
-    ``.old`` folders, and a checkpoint-named folder without its ``state.json``."""
+    """Remove what a killed run left half-written or half-deleted (never read, only removed): the temporary
+    and ``.old`` folders this module names. Nothing else under ``root`` is touched."""
     if root.is_dir():
         for d in root.iterdir():
-            broken = _NAME.match(d.name) is not None and not (d / STATE).is_file()
-            if d.name.startswith(".tmp-") or ".old" in d.name or broken:
-                shutil.rmtree(d, ignore_errors=True) if d.is_dir() else d.unlink(missing_ok=True)
+            if _TEMP.match(d.name) and d.is_dir():
+                shutil.rmtree(d, ignore_errors=True)

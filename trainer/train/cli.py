@@ -14,7 +14,7 @@ from rich.table import Table
 
 from .config import TrainConfigError, check_inputs, load_config
 
-EXIT_OK, EXIT_USAGE = 0, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +44,9 @@ def run_train(args: argparse.Namespace) -> int:
         err.print("labrador train needs the [train] extra: pip install 'labrador[train]' (install torch first)")
         return EXIT_USAGE
     from trainer.distill.cache import CacheError
+    from trainer.lock import Busy
 
+    from .config import TrainFailed
     from .data import DataError
 
     try:
@@ -66,6 +68,9 @@ def run_train(args: argparse.Namespace) -> int:
     except (TrainConfigError, DataError, CacheError) as exc:
         err.print(f"error: {exc}", markup=False, soft_wrap=True)
         return EXIT_USAGE
+    except (TrainFailed, Busy) as exc:
+        err.print(f"error: {exc}", markup=False, soft_wrap=True)
+        return EXIT_FAILED
     if summary:
         out = Console(highlight=False)
         out.print(heldout_table(summary))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,10 @@ DEFAULT_BETAS = (0.9, 0.95)
 
 class TrainConfigError(ValueError):
     """A config that cannot be used; the message names the file, the key and the fix."""
+
+
+class TrainFailed(RuntimeError):
+    """A run that stopped (a non-finite loss or gradient); the message says where and what to change."""
 
 
 @dataclass(frozen=True)
@@ -70,15 +75,32 @@ class TrainConfig:
         return self.heldout_fraction if phase.heldout_fraction is None else phase.heldout_fraction
 
     def fingerprint(self) -> str:
-        """What must not change between a run and its ``--resume`` (everything that decides the weights)."""
+        """What must not change between a run and its ``--resume``: everything that decides the weights, the
+        phase files' content included (the same path with new data must not be mixed into a resumed run)."""
         import hashlib
 
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("source", "trackers")}
         d["phases"] = [{f.name: getattr(p, f.name) for f in fields(p)} for p in self.phases]
+        d["data_sha256"] = [_sha256(Path(p.data)) for p in self.phases]
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _sha256(path: Path) -> str | None:
+    import hashlib
+
+    if not path.is_file():
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
+# accelerate's built-in trackers (accelerate.tracking.LOGGER_TYPE_TO_CLASS)
+TRACKERS = ("aim", "clearml", "comet_ml", "dvclive", "mlflow", "swanlab", "tensorboard", "trackio", "wandb")
+MAX_LR = 1.0  # above this AdamW diverges on any model: a typo (1e-2 for 1e-5), refused before any work
 _ATTN = ("auto", "sdpa", "sdpa_varlen", "eager", "flash_attention_2", "flex_attention")
 
 
@@ -109,10 +131,14 @@ def _coerce(source: str, where: str, value: Any, default: Any, annotation: str) 
             raise _err(source, where, f"expected a whole number, got {value!r}")
         if value < 0:
             raise _err(source, where, f"must be 0 or more, got {value}")
+        if value >= 2**63:
+            raise _err(source, where, f"{value} is too large")
         return value
     if base == "float":
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _err(source, where, f"expected a number, got {value!r} (write 2.0e-5, not 2e-5 in quotes)")
+        if not math.isfinite(value):
+            raise _err(source, where, f"must be a finite number, got {value}")
         if value < 0:
             raise _err(source, where, f"must be 0 or more, got {value}")
         return float(value)
@@ -178,6 +204,15 @@ def parse_config(data: Any, source: str = "<config>", base: Path | None = None) 
         hf = p.heldout_fraction
         if hf is not None and not 0 <= hf < 1:
             raise _err(source, f"phases[{i}].heldout_fraction", "must be in [0, 1)")
+        if not 0 < p.lr <= MAX_LR:
+            raise _err(source, f"phases[{i}].lr", f"must be above 0 and at most {MAX_LR}, got {p.lr} "
+                       "(LAB's defaults: 2.0e-5 for knowledge, 6.0e-6 for skills)")
+        if not all(0 <= b < 1 for b in p.betas):
+            raise _err(source, f"phases[{i}].betas", f"each must be in [0, 1), got {list(p.betas)} (default 0.9, 0.95)")
+        if p.max_grad_norm <= 0:
+            raise _err(source, f"phases[{i}].max_grad_norm", "must be above 0 (1.0 clips as LAB does)")
+        if p.min_lr_ratio > 1:
+            raise _err(source, f"phases[{i}].min_lr_ratio", "must be in [0, 1]")
     if not 0 <= values.get("heldout_fraction", 0.05) < 1:
         raise _err(source, "heldout_fraction", "must be in [0, 1)")
     if values.get("max_tokens_per_batch", 1) < 1 or values.get("max_seq_len", 1) < 1:
@@ -189,6 +224,11 @@ def parse_config(data: Any, source: str = "<config>", base: Path | None = None) 
         raise _err(source, "dtype", f"one of {', '.join(_DTYPES)}")
     if values.get("attn_implementation", "auto") not in _ATTN:
         raise _err(source, "attn_implementation", f"one of {', '.join(_ATTN)}")
+    if values.get("seed", 0) >= 2**32:
+        raise _err(source, "seed", f"must be below 2**32, got {values['seed']}")
+    unknown = [t for t in values.get("trackers", ()) if t not in TRACKERS]
+    if unknown:
+        raise _err(source, "trackers", f"unknown tracker {unknown[0]!r}; one of {', '.join(TRACKERS)}")
     if values.get("keep_checkpoints", 2) < 1:
         raise _err(source, "keep_checkpoints", "must be at least 1 (resume needs one)")
     for key in ("model", "output_dir"):
@@ -227,6 +267,64 @@ def check_inputs(config: TrainConfig) -> None:
     if not _has_chat_template(model):
         raise TrainConfigError(f"{config.source}: model: {model} has no chat template; add one "
                                "(chat_template.jinja, or chat_template in tokenizer_config.json)")
+    check_weights(model, config.source)
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """Why ``path`` is not a whole safetensors file (missing, cut short, a broken header), or ``None``. Reads
+    the header only: 8 bytes of length, the JSON header, and the size the tensors' offsets need."""
+    import struct
+
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                return f"{path} is cut short ({size} bytes)"
+            (n,) = struct.unpack("<Q", head)
+            if n > size - 8 or n > 100 << 20:
+                return f"{path} has an invalid header length ({n} bytes in a {size}-byte file)"
+            header = json.loads(f.read(n))
+    except FileNotFoundError:
+        return f"{path} is missing"
+    except (OSError, ValueError) as exc:
+        return f"{path} has a broken header ({exc})"
+    if not isinstance(header, dict):
+        return f"{path} has a broken header (not a JSON object)"
+    end = 0
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            end = max(end, int(t["data_offsets"][1]))
+        except (KeyError, TypeError, ValueError, IndexError):
+            return f"{path} has a broken header (tensor {name!r} has no data_offsets)"
+    if 8 + n + end > size:
+        return f"{path} is cut short: its tensors need {8 + n + end} bytes, the file has {size}"
+    return None
+
+
+def check_weights(model: Path, source: str) -> None:
+    """The model folder's safetensors weights are there and whole (headers and sizes; no tensor is read)."""
+    files = sorted(model.glob("*.safetensors"))
+    if not files and any(model.glob("pytorch_model*.bin")):
+        return  # pickled weights: torch reads and checks them
+    if not files:
+        raise TrainConfigError(f"{source}: model: {model} has no safetensors weights (model.safetensors); save "
+                               "the model with save_pretrained(safe_serialization=True)")
+    index = model / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            wanted = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise TrainConfigError(f"{source}: model: {index} cannot be read ({exc})") from None
+        missing = sorted(wanted - {f.name for f in files})
+        if missing:
+            raise TrainConfigError(f"{source}: model: {model / missing[0]} is missing (named by {index.name})")
+    for f in files:
+        problem = safetensors_problem(f)
+        if problem:
+            raise TrainConfigError(f"{source}: model: {problem}; copy or pull the model again")
 
 
 def _has_chat_template(model: Path) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -83,17 +84,32 @@ def is_heldout(key: str, fraction: float) -> bool:
     return fraction > 0 and int(key[:12], 16) / float(16**12) < fraction
 
 
-def read_samples(path: Path) -> list[dict[str, Any]]:
-    """The JSONL lines of ``path``; a bad line is an error naming the file and line (nothing is skipped silently)."""
+ROLES = ("system", "user", "assistant")
+BYTES_PER_TOKEN = 64  # a JSON line longer than max_seq_len * this cannot fit: skipped unread (never tokenised)
+
+
+def line_limit(max_seq_len: int) -> int:
+    """Bytes beyond which a sample's line is too long to be read (generous: JSON escapes, long tokens)."""
+    return max(1 << 16, max_seq_len * BYTES_PER_TOKEN)
+
+
+def read_samples(path: Path, *, max_line_bytes: int | None = None,
+                 on_long: Callable[[int, int], None] | None = None) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, sample) for each sample of ``path``; a bad line is an error naming the file and line
+    (nothing is skipped silently: over-long lines go to ``on_long``)."""
     samples = []
-    for n, sample in iter_jsonl(path, DataError):
+    for n, sample in iter_jsonl(path, DataError, max_line_bytes=max_line_bytes, on_long=on_long):
         messages = sample.get("messages")
         if not isinstance(messages, list) or not messages or not all(
             isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
             for m in messages
         ):
             raise DataError(f'{path}:{n}: expected {{"messages": [{{"role": ..., "content": ...}}, ...]}}')
-        samples.append(sample)
+        for i, m in enumerate(messages):
+            if m["role"] not in ROLES:
+                raise DataError(f"{path}:{n}: message {i + 1} has role {m['role']!r}; only "
+                                f"{', '.join(ROLES)} are trained (fix or remove the sample)")
+        samples.append((n, sample))
     return samples
 
 
@@ -173,7 +189,12 @@ def load_phase(
     ``never_train`` keys (every phase's held-out samples) go to no training split."""
     out = PhaseData(name)
     seen: set[str] = set()
-    for n, sample in enumerate(read_samples(path), 1):
+
+    def too_long(line: int, size: int) -> None:
+        out.read += 1
+        out.drop("longer_than_max_seq_len")
+
+    for n, sample in read_samples(path, max_line_bytes=line_limit(max_seq_len), on_long=too_long):
         out.read += 1
         if not any(m["role"] == "assistant" for m in sample["messages"]):
             out.drop("no_assistant_turn")
@@ -203,6 +224,7 @@ def load_phase(
     return out
 
 
-def heldout_keys(path: Path, fraction: float) -> set[str]:
+def heldout_keys(path: Path, fraction: float, max_line_bytes: int | None = None) -> set[str]:
     """The held-out keys of a phase file, from content alone (no tokenizer needed)."""
-    return {k for s in read_samples(path) if is_heldout(k := content_key(s["messages"]), fraction)}
+    return {k for _, s in read_samples(path, max_line_bytes=max_line_bytes, on_long=lambda n, size: None)
+            if is_heldout(k := content_key(s["messages"]), fraction)}

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -20,15 +21,17 @@ from typing import Any
 
 import torch
 
-from ..atomic import atomic_write_json
+from ..atomic import atomic_write_json, publish_dir
 from . import checkpoint as ckpt
 from .batch import collate_packed, collate_padded
-from .config import PhaseConfig, TrainConfig, TrainConfigError
+from ..lock import PidLock
+from .config import PhaseConfig, TrainConfig, TrainConfigError, TrainFailed
 from .data import Encoded
 from .loss import LossStep, StepLoss, sft_loss
 from .prepare import Prepared, prepare
 from .report import MetricsLog, plot_losses, write_summary
 
+LOCK = ".lock"  # in output_dir while a run writes there
 LossStepFactory = Callable[[TrainConfig, Any], LossStep]  # (config, accelerator) -> loss step
 
 
@@ -116,54 +119,84 @@ class Trainer:
         self.progress = progress
         self.accelerator = make_accelerator(config)
         self.metrics = MetricsLog(self.out / "metrics.jsonl")
+        self.fingerprint = config.fingerprint()  # hashes the phase files once
+
+    def say(self, text: str) -> None:
+        if self.accelerator.is_main_process:
+            print(text, file=sys.stderr, flush=True)
 
     # ---- setup -------------------------------------------------------------------------------------
+    def claim(self) -> None:
+        """Make ``output_dir`` this run's, or refuse with nothing changed: it must be empty (or new), or hold our
+        own run (``run.json``) — continued with ``--resume`` and the same settings, or restarted when it made no
+        progress yet (no checkpoint, no finished phase)."""
+        run_file = self.out / "run.json"
+        if not run_file.is_file():
+            others = sorted(p.name for p in self.out.iterdir() if p.name != LOCK) if self.out.is_dir() else []
+            if others:
+                raise TrainConfigError(f"{self.out} is not empty and holds no Labrador training run (no run.json; "
+                                       f"found {', '.join(others[:3])}); choose an empty or new output_dir "
+                                       "(nothing was changed)")
+            return
+        try:
+            old = json.loads(run_file.read_text(encoding="utf-8")).get("fingerprint")
+        except (OSError, ValueError, AttributeError):
+            old = None
+        progress = ckpt.checkpoints(self.out / "checkpoints") or any(
+            (self.config.phase_dir(p.name) / "eval.json").is_file() for p in self.config.phases)
+        if not progress:
+            return  # an earlier start that failed before its first checkpoint: nothing to keep
+        if not self.resume:
+            raise TrainConfigError(f"{self.out} already holds a run; pass --resume to continue it, or choose "
+                                   "another output_dir (nothing was changed)")
+        if old != self.fingerprint:
+            raise TrainConfigError(f"{self.config.source}: the settings or the data changed since this run started "
+                                   f"in {self.out}; --resume needs the same settings and phase files (or use a new "
+                                   "output_dir)")
+
     def setup(self) -> Prepared:
         acc = self.accelerator
-        run_file = self.out / "run.json"
         if acc.is_main_process:
-            if run_file.is_file() and not self.resume:
-                raise TrainConfigError(f"{self.out} already holds a run; pass --resume to continue it, or choose "
-                                       "another output_dir (nothing was changed)")
+            self.claim()
             self.out.mkdir(parents=True, exist_ok=True)
-            if run_file.is_file():
-                old = json.loads(run_file.read_text(encoding="utf-8")).get("fingerprint")
-                if old != self.config.fingerprint():
-                    raise TrainConfigError(f"{self.config.source}: the settings changed since this run started in "
-                                           f"{self.out}; --resume needs the same settings (or use a new output_dir)")
+            atomic_write_json(self.out / "run.json", {"fingerprint": self.fingerprint, "source": self.config.source})
             ckpt.clean_temporaries(self.out / "checkpoints")
             ckpt.prune(self.out / "checkpoints", self.config.keep_checkpoints)
         acc.wait_for_everyone()
         prep = prepare(self.config, world=acc.num_processes)
-        if acc.is_main_process:
-            atomic_write_json(run_file, {"fingerprint": self.config.fingerprint(), "source": self.config.source})
         torch.manual_seed(self.config.seed)
         return prep
 
     # ---- the run -----------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
+        """The whole run, holding ``output_dir``'s lock (the main process) so no second run writes there."""
+        if not self.accelerator.is_main_process:
+            return self._run()
+        with PidLock(self.out / LOCK, "another `labrador train`"):
+            return self._run()
+
+    def _run(self) -> dict[str, Any]:
         prep = self.setup()
         acc = self.accelerator
         if self.config.trackers:
             acc.init_trackers("labrador")
-        resume_at = ckpt.latest(self.out / "checkpoints") if self.resume else None
+        resumable = ckpt.usable(self.out / "checkpoints", self.say) if self.resume else []
         heldout: dict[str, dict[str, float]] = {}
         phase_rows: dict[str, dict[str, Any]] = {}
         for pi, phase in enumerate(self.config.phases):
             done = self.config.phase_dir(phase.name) / "eval.json"
-            if done.is_file():
-
-                saved = json.loads(done.read_text(encoding="utf-8"))
+            saved = _read_json(done)
+            if saved is not None and saved.get("fingerprint") == self.fingerprint:
                 heldout[phase.name], phase_rows[phase.name] = saved["heldout_loss"], saved["phase"]
                 continue
-            start = resume_at if resume_at and resume_at[0] == pi else None
-            model = self.train_phase(prep, pi, start)
+            model = self.train_phase_resuming(prep, pi, [c for c in resumable if c[0] == pi])
             row = self.evaluate(model, prep, pi)
             del model
             heldout[phase.name] = row
             phase_rows[phase.name] = self._phase_row(prep, pi)
             if acc.is_main_process:
-                atomic_write_json(done, {"heldout_loss": row, "phase": phase_rows[phase.name]})
+                atomic_write_json(done, {"heldout_loss": row, "phase": phase_rows[phase.name],
+                                         "fingerprint": self.fingerprint})
             acc.wait_for_everyone()
         summary: dict[str, Any] = {}
         if acc.is_main_process:
@@ -173,6 +206,16 @@ class Trainer:
             acc.end_training()
         acc.wait_for_everyone()
         return summary
+
+    def train_phase_resuming(self, prep: Prepared, pi: int, candidates: list[tuple]) -> Any:
+        """Phase ``pi`` from its newest checkpoint that loads; one that fails to load is reported and the
+        previous one tried, down to the phase's start."""
+        for candidate in candidates:
+            try:
+                return self.train_phase(prep, pi, candidate)
+            except ckpt.DamagedCheckpoint as exc:
+                self.say(f"{exc}; falling back to the previous checkpoint")
+        return self.train_phase(prep, pi, None)
 
     def _phase_row(self, prep: Prepared, pi: int) -> dict[str, Any]:
         data = prep.data[pi]
@@ -200,7 +243,11 @@ class Trainer:
         global_base = sum(len(p) for p in prep.plans[:pi])
         if resume_at is not None:
             _, first, folder, _ = resume_at
-            acc.load_state(str(folder))
+            try:
+                acc.load_state(str(folder))
+            except Exception as exc:  # noqa: BLE001 - any unreadable part: fall back, never a traceback
+                raise ckpt.DamagedCheckpoint(f"checkpoint {folder.name} cannot be loaded "
+                                             f"({type(exc).__name__}: {str(exc)[:200]})") from None
         if acc.is_main_process:  # a resumed run's log ends where its weights come from
             self.metrics.truncate_to(global_base + first)
         bar = self._bar(phase.name, len(steps), first)
@@ -229,6 +276,11 @@ class Trainer:
                     real += sum(len(s) for s in batch_samples)
                     padding += batch["input_ids"].numel() - sum(len(s) for s in batch_samples)
             grad_norm = acc.clip_grad_norm_(model.parameters(), phase.max_grad_norm)
+            if not math.isfinite(float(grad_norm)):  # the same (reduced) value on every rank
+                raise TrainFailed(f"phase {phase.name}, step {k + 1}: the gradient norm is {float(grad_norm)} "
+                                  f"(loss {sums.get('loss', float('nan')) / max(1, loss_tokens):.4g}); training "
+                                  f"stopped before the update, and nothing of this step was saved. Lower lr "
+                                  f"({phase.lr}) or check the data")
             opt.step()
             opt.zero_grad(set_to_none=True)
             totals = torch.tensor([real, padding, *[sums.get(n, 0.0) for n in sorted(sums)]],
@@ -243,6 +295,10 @@ class Trainer:
             }
             for n, v in zip(sorted(sums), totals[2:].tolist(), strict=True):
                 record[n] = v / max(1, loss_tokens)
+            if not all(math.isfinite(record[n]) for n in sums):
+                raise TrainFailed(f"phase {phase.name}, step {k + 1}: the loss is {record.get('loss')}; training "
+                                  f"stopped and nothing of this step was saved. Lower lr ({phase.lr}) or check "
+                                  "the data")
             t_last = now
             if acc.is_main_process:
                 self.metrics.append(record)
@@ -260,7 +316,7 @@ class Trainer:
     def save_checkpoint(self, pi: int, step: int, global_step: int) -> None:
         acc = self.accelerator
         state = {"phase_index": pi, "phase": self.config.phases[pi].name, "step": step, "global_step": global_step,
-                 "fingerprint": self.config.fingerprint()}
+                 "fingerprint": self.fingerprint}
         ckpt.save_checkpoint(self.out / "checkpoints", pi, self.config.phases[pi].name, step, state,
                              lambda tmp: acc.save_state(str(tmp)), keep=self.config.keep_checkpoints,
                              is_main=acc.is_main_process, barrier=acc.wait_for_everyone)
@@ -284,7 +340,7 @@ class Trainer:
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
             final.parent.mkdir(parents=True, exist_ok=True)
-            ckpt.publish(tmp, final)
+            publish_dir(tmp, final)
         acc.wait_for_everyone()
 
     def _save_dtype(self) -> torch.dtype:
@@ -320,6 +376,14 @@ class Trainer:
             prog.update(task, completed=k, loss=f"{rec['loss']:.4f}", tps=f"{rec['tokens_per_s']:.0f}")
 
         return update
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def train(config: TrainConfig, *, resume: bool = False, loss_factory: LossStepFactory | None = None,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import TrainConfig, TrainConfigError
-from .data import DataError, PhaseData, heldout_keys, load_phase
+from .data import DataError, PhaseData, heldout_keys, line_limit, load_phase
 from .packing import Step, padding_of, plan
 
 
@@ -44,7 +44,7 @@ def prepare(config: TrainConfig, *, world: int = 1, tokenizer: Any = None) -> Pr
     tok = tokenizer if tokenizer is not None else load_tokenizer(config.model)
     never = set()
     for p in config.phases:
-        never |= heldout_keys(Path(p.data), config.heldout_for(p))
+        never |= heldout_keys(Path(p.data), config.heldout_for(p), line_limit(config.max_seq_len))
     out = Prepared(config, tok)
     for p in config.phases:
         try:
