@@ -87,9 +87,9 @@ def test_missing_inputs_reported_before_loading(tmp_path):
     header = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
     whole = struct.pack("<Q", len(header)) + header + bytes(16)
     weights = tmp_path / "m" / "model.safetensors"
+    broken = whole[:8] + b"{not json" + bytes(len(header) + 7)
     for damaged, message in ((b"", "cut short"), (b"\xff" * 8 + header, "invalid header length"),
-                             (whole[:-4], "cut short: its tensors need"), (whole[:8] + b"{not json" + bytes(len(header) + 7),
-                                                                           "broken header")):
+                             (whole[:-4], "cut short: its tensors need"), (broken, "broken header")):
         weights.write_bytes(damaged)
         with pytest.raises(TrainConfigError, match=message) as info:
             check_inputs(cfg)

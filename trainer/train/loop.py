@@ -22,9 +22,9 @@ from typing import Any
 import torch
 
 from ..atomic import atomic_write_json, publish_dir
+from ..lock import PidLock
 from . import checkpoint as ckpt
 from .batch import collate_packed, collate_padded
-from ..lock import PidLock
 from .config import PhaseConfig, TrainConfig, TrainConfigError, TrainFailed
 from .data import Encoded
 from .loss import LossStep, StepLoss, sft_loss
@@ -143,7 +143,8 @@ class Trainer:
         except (OSError, ValueError, AttributeError):
             old = None
         progress = ckpt.checkpoints(self.out / "checkpoints") or any(
-            (self.config.phase_dir(p.name) / "eval.json").is_file() for p in self.config.phases)
+            (_read_json(self.config.phase_dir(p.name) / "eval.json") or {}).get("fingerprint") == old
+            for p in self.config.phases)
         if not progress:
             return  # an earlier start that failed before its first checkpoint: nothing to keep
         if not self.resume:
