@@ -10,6 +10,7 @@ theirs as entry points (``labrador.settings``), whose *names* are read without i
 from __future__ import annotations
 
 import difflib
+import math
 import tomllib
 from collections.abc import Iterable
 from dataclasses import MISSING, fields
@@ -79,8 +80,12 @@ def coerce(where: str, key: str, value: Any, default: Any, *, from_text: bool = 
         if isinstance(value, bool) or not isinstance(value, int | float) or (
                 isinstance(default, int) and not isinstance(value, int)):
             raise _type_error(where, key, "a whole number" if isinstance(default, int) else "a number", value)
+        if not math.isfinite(value):
+            raise _type_error(where, key, "a finite number", value)
         if value < 0:
             raise _type_error(where, key, "0 or more", value)
+        if isinstance(value, int) and value >= 2**63:
+            raise _type_error(where, key, "below 2**63", value)
         return type(default)(value)
     if isinstance(default, tuple):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):

@@ -127,16 +127,20 @@ def summary_table(record: dict) -> Table:
 
 
 def run_runs(args: argparse.Namespace) -> int:
-    from .registry import Registry
+    from .registry import Registry, RegistryError
 
     state = getattr(args, "show_state_dir", None) or args.state_dir or default_state_dir(Path("."))
     db = state / "registry.db"
     if not db.is_file():
         Console(stderr=True).print(f"no runs yet ({db} does not exist)")
         return EXIT_OK if args.runs_command is None else EXIT_USAGE
-    registry = Registry(db)
+    try:
+        runs = Registry(db).runs()
+    except RegistryError as exc:
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"error: {exc}", markup=False)
+        return EXIT_FAILED
     if args.runs_command == "show":
-        run = registry.get(args.id)
+        run = next((r for r in runs if r["id"] == args.id), None)
         if run is None:
             Console(stderr=True).print(f"no run {args.id!r}; `labrador runs` lists them")
             return EXIT_USAGE
@@ -145,7 +149,6 @@ def run_runs(args: argparse.Namespace) -> int:
         else:
             Console(highlight=False).print(summary_table(run))
         return EXIT_OK
-    runs = registry.runs()
     if args.format == "json":
         json.dump(runs, sys.stdout, indent=1, sort_keys=True)
         print()

@@ -4,11 +4,13 @@ held-out data (forgetting = the rise), and on the seed examples of the changed l
 
 from __future__ import annotations
 
-import json
+import math
 from pathlib import Path
 from typing import Any
 
 from validators import check_file
+
+from ..atomic import atomic_write_json
 
 
 def _heldout(rows: list[dict[str, Any]], fraction: float) -> list[dict[str, Any]]:
@@ -38,7 +40,7 @@ def evaluate_night(night: Any, record: dict[str, Any], run_dir: Path, start: str
 
     from ..train.data import encode
     from ..train.evaluate import mean_loss
-    from .night import read_jsonl
+    from .night import current_rows, read_jsonl
 
     s = night.settings
     tok = AutoTokenizer.from_pretrained(record["model"])
@@ -54,8 +56,8 @@ def evaluate_night(night: Any, record: dict[str, Any], run_dir: Path, start: str
     sets: dict[str, list] = {"tonight": enc([r["messages"] for r in _heldout(read_jsonl(run_dir / "new.jsonl"),
                                                                               s.heldout_fraction)])}
     for run in promoted:
-        if run["id"] != record["id"]:
-            rows = _heldout(read_jsonl(Path(run["datasets"]["new"])), s.heldout_fraction)
+        if run["id"] != record["id"] and (run.get("datasets") or {}).get("new"):
+            rows = _heldout(current_rows(run, record["leaf_hashes"]), s.heldout_fraction)
             sets[run["id"]] = enc([r["messages"] for r in rows])
     seeds = []
     for leaf in record["leaves_regenerated"]:
@@ -65,29 +67,38 @@ def evaluate_night(night: Any, record: dict[str, Any], run_dir: Path, start: str
             if isinstance(report.data, dict):
                 seeds += seed_messages(report.data)
     sets["seeds"] = enc(seeds)
-    losses: dict[str, dict[str, float]] = {}
+    losses: dict[str, dict[str, float | None]] = {}
+    vocab = 0
     for name, path in (("new", record["model"]), ("parent", start)):
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-        losses[name] = {k: mean_loss(model, v, s.max_tokens_per_batch) for k, v in sets.items()}
+        vocab = vocab or model.config.vocab_size
+        losses[name] = {k: mean_loss(model, v, s.max_tokens_per_batch) if v else None for k, v in sets.items()}
         del model
+    non_finite = sorted(k for k, v in losses["new"].items() if v is not None and not math.isfinite(v))
     earlier = [k for k in sets if k not in ("tonight", "seeds")]
     metrics = {
         "heldout_loss": {"tonight": losses["new"]["tonight"], "tonight_parent": losses["parent"]["tonight"],
                          **{k: losses["new"][k] for k in earlier}},
         "parent_loss": {k: losses["parent"][k] for k in earlier},
-        "forgetting": {k: losses["new"][k] - losses["parent"][k] for k in earlier if sets[k]},
+        "forgetting": {k: _minus(losses["new"][k], losses["parent"][k]) for k in earlier if sets[k]},
         "seed_loss": {"new": losses["new"]["seeds"], "parent": losses["parent"]["seeds"]},
         "sizes": {k: len(v) for k, v in sets.items()},
+        "uniform_loss": math.log(vocab) if vocab else None,
     }
     metrics = _finite(metrics)
-    (run_dir / "eval.json").write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    metrics["non_finite"] = non_finite  # measured and not finite: a broken model, never "nothing to compare"
+    atomic_write_json(run_dir / "eval.json", metrics)
     return metrics
 
 
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
 def _finite(obj: Any) -> Any:
-    """NaN (an empty set) is not JSON: write null."""
+    """Non-finite numbers are not JSON: written as null, and named in ``non_finite`` by the caller."""
     if isinstance(obj, dict):
         return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, float) and obj != obj:
+    if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj

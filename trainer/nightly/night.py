@@ -46,6 +46,9 @@ class Night:
     checker: Config
     say: Say = lambda text: None
 
+    def __post_init__(self) -> None:  # the registry records paths: absolute, so `labrador runs` works anywhere
+        self.taxonomy, self.state = Path(self.taxonomy).resolve(), Path(self.state).resolve()
+
     @property
     def registry(self) -> Registry:
         return Registry(self.state / "registry.db")
@@ -80,72 +83,176 @@ def head_commit(repo: pygit2.Repository) -> str:
 
 
 class Steps:
-    """Markers of finished steps for one run."""
+    """Markers of finished steps for one run, each stamped with the run's identity: a marker left by another
+    run under the same id (a registry moved aside or emptied) is never taken as done."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, identity: str) -> None:
         self.dir = run_dir / "steps"
+        self.identity = identity
         self.dir.mkdir(parents=True, exist_ok=True)
 
     def done(self, name: str) -> dict[str, Any] | None:
         p = self.dir / f"{name}.json"
-        return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
+        try:
+            data = json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) and data.get("identity") == self.identity else None
 
     def mark(self, name: str, data: dict[str, Any]) -> dict[str, Any]:
-        atomic_write_json(self.dir / f"{name}.json", data)
+        atomic_write_json(self.dir / f"{name}.json", {**data, "identity": self.identity})
         return data
 
 
+def settings_hash(night: Night) -> str:
+    """What decides a night's outputs besides the commit: its settings and the teacher's."""
+    import hashlib
+    from dataclasses import asdict
+
+    text = json.dumps({"nightly": asdict(night.settings), "teacher": night.generate.teacher,
+                       "profile": night.generate.profile}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def claim_run_dir(night: Night, record: dict[str, Any]) -> Path:
+    """``runs/<id>/`` for this record. A folder of that name left by another run (its registry was moved
+    aside or emptied) is moved to ``runs/.stale/`` — kept, never reused, never deleted."""
+    import time
+    import uuid
+
+    run_dir = night.state / "runs" / record["id"]
+    mine = run_dir / "identity.json"
+    if run_dir.exists():
+        try:
+            found = json.loads(mine.read_text(encoding="utf-8")).get("uid")
+        except (OSError, ValueError, AttributeError):
+            found = None
+        if found != record["uid"]:
+            aside = night.state / "runs" / ".stale" / f"{record['id']}-{time.strftime('%Y%m%d-%H%M%S')}-" \
+                f"{uuid.uuid4().hex[:6]}"
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            run_dir.rename(aside)
+            night.say(f"{run_dir} belonged to another run (not in this registry): moved to {aside}")
+    if not run_dir.exists():
+        run_dir.mkdir(parents=True)
+        atomic_write_json(mine, {"uid": record["uid"], "taxonomy_commit": record["taxonomy_commit"]})
+    return run_dir
+
+
+def on_main(repo: pygit2.Repository, commit: str, head: str) -> bool:
+    """``commit`` still exists and is ``head`` or one of its ancestors (main was not rewritten past it)."""
+    try:
+        if repo.get(commit) is None:
+            return False
+        return commit == head or repo.descendant_of(head, commit)
+    except (ValueError, KeyError, pygit2.GitError):
+        return False
+
+
+def current_rows(run: dict[str, Any], tonight: dict[str, str]) -> list[dict[str, Any]]:
+    """An earlier night's samples whose leaf exists tonight with the content it had that night (a removed or
+    rewritten contribution is never trained or measured again, however main got there)."""
+    path = (run.get("datasets") or {}).get("new")
+    if not path:
+        return []
+    then = run.get("leaf_hashes") or {}
+    return [r for r in read_jsonl(Path(path))
+            if tonight.get(r.get("leaf", "")) is not None and then.get(r.get("leaf", "")) == tonight[r["leaf"]]]
+
+
 def run_night(night: Night) -> dict[str, Any]:
-    """Run (or resume) tonight; returns the registry record."""
+    """Run (or resume) tonight; returns the registry record. Whatever stops a night (but a kill) ends its row
+    as ``failed`` with the reason."""
     night.state.mkdir(parents=True, exist_ok=True)
     with PidLock(night.state / "nightly.lock", "another nightly run"):
         registry = night.registry
         repo, prefix = repo_and_prefix(night.taxonomy)
         head = head_commit(repo)
+        settings = settings_hash(night)
         record = registry.unfinished()
-        if record is not None and record["taxonomy_commit"] != head:
-            record.update(status="failed", reason=f"main moved from {record['taxonomy_commit'][:12]} to {head[:12]} "
-                          "while this night was interrupted; the next night starts from the new commit")
-            registry.update(record)
-            record = None
-        parent = registry.last_promoted()
+        if record is not None:
+            why = ""
+            if record["taxonomy_commit"] != head:
+                why = f"main moved from {record['taxonomy_commit'][:12]} to {head[:12]}"
+            elif record.get("settings") != settings:
+                why = "the settings changed"
+            if why:
+                record.update(status="failed", reason=f"{why} while this night was interrupted; the next night "
+                              "starts afresh")
+                registry.update(record)
+                record = None
         if record is None:
-            if parent is not None:
-                try:
-                    changes = changed_leaves(repo, parent["taxonomy_commit"], head, prefix)
-                except ChangeError as exc:
-                    raise NightError(f"cannot compare with the last promoted model's commit: {exc}") from None
-                changed, removed = changes.changed, sorted({*changes.deleted, *(old for old, _ in changes.renamed)})
-                if not changed and not removed:
-                    record = registry.start(_base_record(head, parent, [], []))
-                    record.update(status="no-changes", reason="no taxonomy leaf changed since the last promoted "
-                                  f"model (taxonomy commit {parent['taxonomy_commit'][:12]})")
-                    registry.update(record)
-                    night.say(record["reason"])
-                    return record
-            else:
-                changed, removed = [leaf.rel for leaf in walk(night.taxonomy)[0]], []
-            record = registry.start(_base_record(head, parent, changed, removed))
-            night.say(f"{record['id']}: {len(changed)} leaf(s) to regenerate, {len(removed)} removed")
+            record = _new_record(night, registry, repo, prefix, head, settings)
+            if record["status"] != "running":
+                return record
         else:
             night.say(f"resuming {record['id']}")
         try:
+            parent = registry.get(record["parent"]) if record.get("parent") else None
             record = _steps(night, registry, record, parent)
-        except NightError as exc:
-            record.update(status="failed", reason=str(exc))
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded, then reported by the caller
+            reason = str(exc) if isinstance(exc, NightError) else f"{type(exc).__name__}: {exc}"
+            record.update(status="failed", reason=reason)
             registry.update(record)
+            if not isinstance(exc, NightError):
+                raise NightError(f"{record['id']} failed: {reason}") from exc
         return record
 
 
-def _base_record(head: str, parent: dict | None, changed: list[str], removed: list[str]) -> dict[str, Any]:
-    return {"taxonomy_commit": head, "parent": parent["id"] if parent else None, "leaves_regenerated": changed,
+def _new_record(night: Night, registry: Registry, repo: pygit2.Repository, prefix: str, head: str,
+                settings: str) -> dict[str, Any]:
+    """Tonight's row: its parent is the newest promoted night whose commit is still on main (a force-push that
+    dropped or pruned the last one's commit says so and rebuilds from the one before, or from the base)."""
+    import uuid
+
+    parent = last = registry.last_promoted()
+    history = ""
+    if last is not None and not on_main(repo, last["taxonomy_commit"], head):
+        gone = "is gone" if _missing(repo, last["taxonomy_commit"]) else "is no longer on main"
+        parent = next((r for r in reversed(registry.promoted()) if on_main(repo, r["taxonomy_commit"], head)), None)
+        then = (f"rebuilding from {parent['id']} (commit {parent['taxonomy_commit'][:12]}), the newest promoted "
+                "night still on main" if parent else
+                "no promoted night is on main any more: starting again from the base model")
+        history = f"main was rewritten: {last['id']}'s commit {last['taxonomy_commit'][:12]} {gone}; {then}"
+        night.say(history)
+    if parent is not None:
+        try:
+            changes = changed_leaves(repo, parent["taxonomy_commit"], head, prefix)
+        except (ChangeError, pygit2.GitError, KeyError, ValueError) as exc:
+            raise NightError(f"cannot compare with the last promoted model's commit: {exc}") from None
+        changed, removed = changes.changed, sorted({*changes.deleted, *(old for old, _ in changes.renamed)})
+    else:
+        changed, removed = [leaf.rel for leaf in walk(night.taxonomy)[0]], []
+    base = {"taxonomy_commit": head, "parent": parent["id"] if parent else None, "leaves_regenerated": changed,
             "leaves_removed": removed, "samples": {}, "metrics": {}, "model": None, "report": None, "reason": "",
-            "teacher": None, "leaf_hashes": {}, "datasets": {}}
+            "teacher": None, "leaf_hashes": {}, "datasets": {}, "history": history, "uid": uuid.uuid4().hex,
+            "settings": settings}
+    record = registry.start(base)
+    if parent is not None and not changed and not removed:
+        if history:  # the model of record learned what main no longer has: its parent's model is the right one
+            record.update(status="promoted", model=parent["model"], leaf_hashes=parent.get("leaf_hashes", {}),
+                          reason=f"{history}; no leaf differs from it, so its model is promoted again for "
+                          f"{head[:12]}")
+        else:
+            record.update(status="no-changes", reason="no taxonomy leaf changed since the last promoted model "
+                          f"(taxonomy commit {parent['taxonomy_commit'][:12]})")
+        registry.update(record)
+        night.say(record["reason"])
+        return record
+    night.say(f"{record['id']}: {len(changed)} leaf(s) to regenerate, {len(removed)} removed")
+    return record
+
+
+def _missing(repo: pygit2.Repository, commit: str) -> bool:
+    try:
+        return repo.get(commit) is None
+    except (ValueError, pygit2.GitError):
+        return True
 
 
 def _steps(night: Night, registry: Registry, record: dict[str, Any], parent: dict | None) -> dict[str, Any]:
-    run_dir = night.state / "runs" / record["id"]
-    steps = Steps(run_dir)
+    run_dir = claim_run_dir(night, record)
+    steps = Steps(run_dir, record["uid"])
     s = night.settings
 
     checked = steps.done("validate") or steps.mark("validate", _validate(night))
@@ -166,16 +273,17 @@ def _steps(night: Night, registry: Registry, record: dict[str, Any], parent: dic
     record["model"] = trained["model"]
     registry.update(record)
 
-    evaluation = evaluate_night(night, record, run_dir, start, registry.promoted())
+    promoted = [r for r in registry.promoted() if r["id"] != record["id"]]
+    evaluation = evaluate_night(night, record, run_dir, start, promoted)
     gate_ok, reason = _gate(s, evaluation)
     record["metrics"] = evaluation
     record["status"] = "promoted" if gate_ok else "rejected"
-    record["reason"] = reason
+    record["reason"] = f"{record['history']}; {reason}" if record.get("history") else reason
     record["start_model"] = start
     record["report"] = str(run_dir / "report.md")
     write_report(run_dir, record, registry.runs())
     registry.update(record)
-    night.say(f"{record['id']}: {record['status']} ({reason})")
+    night.say(f"{record['id']}: {record['status']} ({record['reason']})")
     return record
 
 
@@ -250,7 +358,7 @@ def _mix(night: Night, record: dict[str, Any], run_dir: Path, registry: Registry
     gone = set(record["leaves_regenerated"]) | set(record["leaves_removed"])
     earlier = []
     for run in registry.promoted():
-        earlier += [r for r in read_jsonl(Path(run["datasets"]["new"])) if r.get("leaf") not in gone]
+        earlier += [r for r in current_rows(run, record["leaf_hashes"]) if r.get("leaf") not in gone]
     new = read_jsonl(run_dir / "new.jsonl")
     by_leaf: dict[str, list[dict[str, Any]]] = {}
     for r in new:
@@ -298,23 +406,11 @@ def base_model(night: Night) -> str:
 
 
 def _train(night: Night, run_dir: Path, start: str) -> dict[str, Any]:
-    from ..train.config import parse_config
     from ..train.loop import train
 
-    s = night.settings
     out = run_dir / "train"
-    raw: dict[str, Any] = {
-        "model": start, "output_dir": str(out), "seed": s.seed, "max_seq_len": s.max_seq_len,
-        "max_tokens_per_batch": s.max_tokens_per_batch, "heldout_fraction": s.heldout_fraction,
-        "save_every_steps": 2, "keep_checkpoints": s.keep_checkpoints, "min_sample_tokens": 8,
-        "phases": [{"name": "night", "data": str(run_dir / "mix.jsonl"), "epochs": s.epochs,
-                    "effective_batch": s.effective_batch, "lr": s.lr, "warmup_steps": s.warmup_steps,
-                    "max_steps": s.max_steps}],
-    }
+    config = night.settings.train_config(start, out, run_dir / "mix.jsonl", source=f"[nightly] of {night.state}")
     factory = None
-    if s.distill_teacher:
-        raw["distill"] = {"teacher": s.distill_teacher, "lambda": s.distill_lambda}
-    config = parse_config(raw, source=f"[nightly] of {night.state}")
     if config.distill is not None:
         from ..distill.config import check_distill, parse_distill
         from ..distill.step import make_loss_factory
@@ -328,14 +424,36 @@ def _train(night: Night, run_dir: Path, start: str) -> dict[str, Any]:
 
 
 def _gate(s: NightlySettings, m: dict[str, Any]) -> tuple[bool, str]:
+    """Promote only a model that is measurably sound: every loss it was measured on is finite, tonight's is
+    below a uniform guess (ln V), no earlier night is forgotten beyond the limit, and (by default) tonight's
+    held-out loss improves on the parent's. A night that could not be measured is not promoted by default."""
+    broken = m.get("non_finite") or []
+    if broken:
+        return False, (f"the new model's loss on {', '.join(broken)} is not finite: the model is broken "
+                       "(never promoted)")
     worst = max((v for v in m["forgetting"].values() if v is not None), default=0.0)
     if worst > s.gate_max_forgetting:
-        night = max(m["forgetting"], key=m["forgetting"].get)
+        night = max(m["forgetting"], key=lambda k: m["forgetting"][k] if m["forgetting"][k] is not None else -1e9)
         return False, (f"forgetting of {night} is {worst:+.3f} nats/token, above the gate's "
                        f"{s.gate_max_forgetting}")
-    new, before = m["heldout_loss"]["tonight"], m["heldout_loss"]["tonight_parent"]
-    if new is None or before is None:
-        return True, f"no held-out sample of tonight's data to compare; worst forgetting {worst:+.3f}"
-    if s.gate_require_improvement and not (new < before):
-        return False, f"tonight's held-out loss {new:.3f} did not improve on the parent model's {before:.3f}"
-    return True, f"held-out loss {before:.3f} -> {new:.3f}; worst forgetting {worst:+.3f}"
+    new, before, what = m["heldout_loss"]["tonight"], m["heldout_loss"]["tonight_parent"], "tonight's held-out loss"
+    if new is None:  # no held-out sample tonight: the changed leaves' seed examples are the measure left
+        new, before = m["seed_loss"]["new"], m["seed_loss"]["parent"]
+        what = "the loss on the changed leaves' seed examples (no held-out sample tonight)"
+    if new is None:
+        if s.gate_promote_unmeasured:
+            return True, f"nothing of tonight's data could be measured (gate_promote_unmeasured); worst " \
+                         f"forgetting {worst:+.3f}"
+        return False, ("nothing of tonight's data could be measured (no held-out sample, no seed example): not "
+                       "promoted (raise heldout_fraction, or set gate_promote_unmeasured = true)")
+    guess = m.get("uniform_loss")
+    if guess is not None and new >= guess:
+        return False, (f"{what} is {new:.3f} nats/token, worse than guessing (ln V = {guess:.3f}): the model "
+                       "has not learned to speak")
+    if s.gate_require_improvement and before is not None and not (new < before):
+        return False, f"{what} {new:.3f} did not improve on the parent model's {before:.3f}"
+    return True, f"{what} {_fmt(before)} -> {new:.3f}; worst forgetting {worst:+.3f}"
+
+
+def _fmt(v: float | None) -> str:
+    return "—" if v is None else f"{v:.3f}"

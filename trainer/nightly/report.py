@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_write
 from ..markdown import text as md_text
 
 
@@ -20,6 +21,7 @@ def write_report(run_dir: Path, record: dict[str, Any], runs: list[dict[str, Any
     m = record.get("metrics", {})
     lines = [f"# Labrador nightly {record['id']}: **{record['status']}**", "",
              f"{md_text(record.get('reason', ''), 500)}", "",
+             *([f"**History:** {md_text(record['history'], 500)}", ""] if record.get("history") else []),
              f"- taxonomy commit: `{record['taxonomy_commit'][:12]}`; parent run: {record.get('parent') or '—'}",
              f"- teacher: {md_text(str(record.get('teacher')), 200)}; model: `{record.get('model')}`", "",
              "## Leaves", "", "| leaf | regenerated | status | kept | dropped |", "|---|---|---|---|---|"]
@@ -44,9 +46,7 @@ def write_report(run_dir: Path, record: dict[str, Any], runs: list[dict[str, Any
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
     path = run_dir / "report.md"
-    tmp = run_dir / ".report.md.tmp"
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, ("\n".join(lines) + "\n").encode("utf-8"))
     return path
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from validators.settings import ConfigError, section_values
+
+from ..train.config import TrainConfig, TrainConfigError, parse_config
 
 SECTION = "nightly"
 
@@ -31,6 +34,7 @@ class NightlySettings:
     distill_lambda: float = 0.5
     gate_max_forgetting: float = 0.25  # an earlier night's held-out loss may rise at most this much (nats/token)
     gate_require_improvement: bool = True  # tonight's held-out loss must beat the parent model's
+    gate_promote_unmeasured: bool = False  # promote a night whose loss could not be measured at all (no data)
     keep_checkpoints: int = 1
     include_seeds: bool = False  # also train on the changed leaves' own seed examples (marked origin "seed")
 
@@ -40,6 +44,21 @@ class NightlySettings:
         return cls(base_model="derive:smollm2-135m-instruct:0,29", teacher="embedded", profile="quick", epochs=1,
                    lr=1.0e-4, effective_batch=8, max_seq_len=512, max_tokens_per_batch=2048,
                    gate_max_forgetting=0.5, include_seeds=True)
+
+
+    def train_config(self, model: str, output_dir: Path, data: Path, source: str = "[nightly]") -> TrainConfig:
+        """Tonight's one-phase training config, checked by the trainer's own rules (finite numbers, ranges)."""
+        raw: dict[str, Any] = {
+            "model": model, "output_dir": str(output_dir), "seed": self.seed, "max_seq_len": self.max_seq_len,
+            "max_tokens_per_batch": self.max_tokens_per_batch, "heldout_fraction": self.heldout_fraction,
+            "save_every_steps": 2, "keep_checkpoints": self.keep_checkpoints, "min_sample_tokens": 8,
+            "phases": [{"name": "night", "data": str(data), "epochs": self.epochs,
+                        "effective_batch": self.effective_batch, "lr": self.lr, "warmup_steps": self.warmup_steps,
+                        "max_steps": self.max_steps}],
+        }
+        if self.distill_teacher:
+            raw["distill"] = {"teacher": self.distill_teacher, "lambda": self.distill_lambda}
+        return parse_config(raw, source=source)
 
 
 def load_nightly(path: Path | None, quick: bool = False) -> NightlySettings:
@@ -54,6 +73,12 @@ def load_nightly(path: Path | None, quick: bool = False) -> NightlySettings:
         raise ConfigError(f"{path}: [{SECTION}] start_from must be promoted or base, got {settings.start_from!r}")
     if not 0 <= settings.heldout_fraction < 1:
         raise ConfigError(f"{path}: [{SECTION}] heldout_fraction must be in [0, 1)")
+    try:  # the training values, by the trainer's rules, before any work
+        settings.train_config("model", Path("out"), Path("data"), source=f"{path or 'labrador.toml'}: [{SECTION}]")
+    except TrainConfigError as exc:
+        raise ConfigError(str(exc).replace("phases[0].", "")) from None
+    if not 0 <= settings.distill_lambda <= 1:
+        raise ConfigError(f"{path}: [{SECTION}] distill_lambda must be in [0, 1]")
     if not settings.base_model:
         raise ConfigError(f"{path or 'labrador.toml'}: [{SECTION}] base_model is not set: name the model folder the "
                           "first night starts from (or run `labrador nightly --quick` for the embedded defaults)")
