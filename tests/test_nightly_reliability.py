@@ -66,7 +66,7 @@ def test_the_gate_never_promotes_a_broken_unmeasured_or_worse_than_guessing_mode
 
 @pytest.mark.parametrize("line, message", [("lr = inf", "finite"), ("lr = nan", "finite"),
                                            ("lr = 1e30", "at most"), ("effective_batch = 0", "at least 1")])
-def test_non_finite_or_out_of_range_settings_stop_before_any_row(repo, tmp_path, line, message):
+def test_non_finite_or_out_of_range_settings_stop_before_any_row(repo, tmp_path, line, message):  # noqa: F811 - fixture
     from validators.cli import main
 
     toml = repo / "labrador.toml"
@@ -86,7 +86,7 @@ def test_a_night_that_fails_after_starting_ends_its_row_as_failed(repo, tmp_path
 # ---- item 5: a registry moved aside --------------------------------------------------------------------------
 
 
-def test_a_registry_moved_aside_never_reuses_the_old_runs_steps(repo, tmp_path):
+def test_a_registry_moved_aside_never_reuses_the_old_runs_steps(repo, tmp_path):  # noqa: F811 - fixture
     state = tmp_path / "state"
     first = night(repo, state)
     assert first["status"] == "promoted"
@@ -111,7 +111,7 @@ def _git(work: Path, *args: str) -> None:
 
 
 @pytest.mark.parametrize("prune", [True, False])
-def test_a_force_push_rebuilds_from_the_newest_promoted_night_still_on_main(repo, tmp_path, prune):
+def test_a_force_push_rebuilds_from_the_newest_promoted_night_still_on_main(repo, tmp_path, prune):  # noqa: F811 - fixture
     state = tmp_path / "state"
     git = pygit2.Repository(str(repo))
     c1 = str(git.head.target)
@@ -144,7 +144,7 @@ def night_model(state: Path, run_id: str) -> str:
     return Registry(state / "registry.db").get(run_id)["model"]
 
 
-def test_a_leaf_removed_by_a_normal_commit_is_never_replayed(repo, tmp_path):
+def test_a_leaf_removed_by_a_normal_commit_is_never_replayed(repo, tmp_path):  # noqa: F811 - fixture
     state = tmp_path / "state"
     git = pygit2.Repository(str(repo))
     assert night(repo, state)["status"] == "promoted"
@@ -163,7 +163,7 @@ def test_a_leaf_removed_by_a_normal_commit_is_never_replayed(repo, tmp_path):
 # ---- item 8: the registry from anywhere, broken registries -------------------------------------------------------
 
 
-def test_runs_work_from_another_folder_and_a_corrupt_registry_is_one_line(repo, tmp_path, monkeypatch):
+def test_runs_work_from_another_folder_and_a_corrupt_registry_is_one_line(repo, tmp_path, monkeypatch):  # noqa: F811 - fixture
     import os
     import sys
 
