@@ -95,6 +95,9 @@ def _current(ctx: JobContext, job: Job, need_open: bool = True) -> PullRequest |
     if need_open and pr.state != "open":
         ctx.update_sticky(notice=render.notice(job.requester, job.command, "the pull request is closed."))
         return None
+    if job.said_at < 0:
+        ctx.update_sticky(notice=render.unreadable_time(job.requester, job.command, pr.head_sha))
+        return None
     bound = bind(heads, job.said_at) if job.said_at else Binding(sha=job.sha)
     if bound.ambiguous:
         ctx.update_sticky(notice=render.ambiguous_head(job.requester, job.command, bound.candidates, pr.head_sha))

@@ -35,7 +35,7 @@ class Job:
     command: str = ""  # the command line as typed (for the notice), trimmed
     delivery: str = ""
     rerun: int = 0  # how many times the orphan sweep queued this work again
-    said_at: float = 0.0  # a command: when its comment was written (GitHub's created_at, whole seconds)
+    said_at: float = 0.0  # a command: when its comment was written (GitHub's created_at, whole seconds; -1: unreadable)
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created: float = field(default_factory=time.time)
 

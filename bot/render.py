@@ -122,6 +122,12 @@ def unknown_head(requester: str, command: str, current: str) -> str:
                   "run the command there.")
 
 
+def unreadable_time(requester: str, command: str, current: str) -> str:
+    return notice(requester, command, "I could not read when this comment was made (GitHub sent no readable time), "
+                  "so I cannot tell which commit it was written for. The head is now "
+                  f"{md.sha(current)}; comment again to run the command there.")
+
+
 def ambiguous_head(requester: str, command: str, candidates: tuple[str, ...], current: str) -> str:
     shas = " or ".join(md.sha(c) for c in candidates) or "an earlier commit"
     return notice(requester, command, f"I cannot tell whether your command was written for {shas}: the pull "

@@ -35,6 +35,9 @@ class Routed:
     reason: str = ""
 
 
+UNREADABLE_TIME = -1.0  # a command's said_at when its comment's created_at could not be read
+
+
 def parse_time(value: Any) -> float | None:
     """GitHub's ISO 8601 timestamps (``2024-05-01T12:00:00Z``) as epoch seconds."""
     if not isinstance(value, str) or not value:
@@ -196,6 +199,7 @@ def _comment(payload: dict[str, Any], repo: str, installation: int, delivery: st
     when = parse_time(comment.get("created_at"))
     if kind != HELP:
         sha = head_at(repo, number, when) if when is not None else ""
+    said_at = UNREADABLE_TIME if when is None else when  # the worker answers that it could not read the time
     job = Job(kind, repo, number, sha, installation, comment_id=int(comment.get("id") or 0), requester=login,
-              command=line, delivery=delivery, said_at=when or 0.0)
+              command=line, delivery=delivery, said_at=said_at)
     return Routed([job])

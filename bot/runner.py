@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from validators.gitfetch import FetchBudget, fetch_budget, prune_cache
 from validators.procs import pid_alive
@@ -27,7 +28,7 @@ from .handlers import handle
 from .jobs import Job
 from .preview import Previewer
 from .queue import PENDING
-from .state import CheckRecord, State
+from .state import UNWRITTEN, CheckRecord, State
 
 log = logging.getLogger("labrador.bot.runner")
 
@@ -65,7 +66,14 @@ class Runner:
         deadline = Deadline(settings.job_deadline_s)
         budget = FetchBudget(settings.job_deadline_s, settings.fetch_max_bytes, settings.fetch_timeout_s)
         forge = self.forge_for(job)
-        self._take(job, deadline)
+        with self._lock:  # running before the lease names us: a sweep in between must not see an orphan
+            self._running[job.id] = (job, deadline, budget)
+        try:
+            self._take(job, deadline)
+        except BaseException:
+            with self._lock:
+                self._running.pop(job.id, None)
+            raise
         ctx = JobContext(job, GuardedForge(forge, deadline), self.state, settings, deadline, self.previewer,
                          submit=self.submit)
         outcome: dict[str, BaseException] = {}
@@ -78,8 +86,6 @@ class Runner:
                 outcome["error"] = exc
 
         thread = threading.Thread(target=body, name=f"labrador-job-{job.id[:8]}", daemon=True)
-        with self._lock:
-            self._running[job.id] = (job, deadline, budget)
         try:
             thread.start()
             try:
@@ -171,8 +177,11 @@ class Runner:
         try:
             with fetch_budget(budget) if budget is not None else contextlib.nullcontext():
                 forge.update_check_run(record.repo, record.check_id, output, conclusion=conclusion)
-        except Exception as exc:  # the sweep will try again
-            log.error("could not end check run %s: %s", record.check_id, redact(str(exc)))
+        except Exception as exc:  # the sweep writes this ending once GitHub accepts writes again
+            log.error("could not end check run %s (%s): every sweep tries again to write its %s ending",
+                      record.check_id, redact(str(exc))[:300], conclusion)
+            self.state.open_check(replace(record, owner=UNWRITTEN, heartbeat=time.time(), result={
+                "conclusion": conclusion, "title": output.title, "summary": output.summary}))
             return
         self.state.close_check(job.id)
 
@@ -182,17 +191,21 @@ class Runner:
         with self._lock:
             if record.job_id in self._running:
                 return False
+        if record.unwritten:
+            return True  # done, but its ending is still to be written
         if record.heartbeat > now:
             return False  # waiting for its retry: huey's schedule holds it, durably
-        if record.queued:  # waiting in the queue: whoever dequeues it takes it over
-            return now - record.heartbeat > self.settings.stale_after_s and record.job_id not in self._queued()
         stale = self.settings.stale_after_s
+        if now - record.heartbeat <= stale and record.job_id in self._queued():
+            return False  # in the queue or its schedule (a retry waiting its turn): whoever dequeues it takes it
+        if record.queued:  # waiting in the queue: whoever dequeues it takes it over
+            return now - record.heartbeat > stale and record.job_id not in self._queued()
         if now - record.heartbeat > stale or now > record.deadline + stale:
             return True
         host, _, pid = record.owner.rpartition(":")
-        if host == socket.gethostname() and pid.isdigit():
-            return int(pid) == os.getpid() or not pid_alive(int(pid))
-        return False
+        if host == socket.gethostname() and pid.isdigit() and int(pid) != os.getpid():
+            return not pid_alive(int(pid))
+        return False  # ours and not running: between the queue and a worker; the stale rule above covers a loss
 
     def _queued(self) -> set[str]:
         """Job ids in the queue, read once per sweep (only when a stale queued lease asks)."""
@@ -205,6 +218,7 @@ class Runner:
         orphaned leases (with or without a check run)."""
         ended = []
         self._queued_cache = None
+        no_wait = FetchBudget(0.0, self.settings.fetch_max_bytes)  # the sweep shares a worker: it never sleeps
         for record in self.state.open_checks():
             if not self.is_orphan(record, now) or not self.state.close_check(record.job_id):
                 continue  # alive, or another sweeper got it first
@@ -219,13 +233,19 @@ class Runner:
                 if rerun and self.submit is not None:
                     self.submit(job.again())
                 continue
-            summary = "The worker running this check stopped before it finished."
-            summary += " It has been queued again." if rerun else " Comment `/lab retry` to run it again."
+            if record.unwritten and record.result:  # the job's own ending, refused by GitHub when it finished
+                output = CheckOutput(record.result["title"], record.result["summary"])
+                conclusion, rerun = record.result["conclusion"], False
+            else:
+                summary = "The worker running this check stopped before it finished."
+                summary += " It has been queued again." if rerun else " Comment `/lab retry` to run it again."
+                output, conclusion = CheckOutput("Worker lost", summary), "timed_out"
             try:
-                self.forge_for(job).update_check_run(record.repo, record.check_id,
-                                                     CheckOutput("Worker lost", summary), conclusion="timed_out")
+                with fetch_budget(no_wait):  # a rate limit is never waited out here: the next sweep tries again
+                    self.forge_for(job).update_check_run(record.repo, record.check_id, output, conclusion=conclusion)
             except Exception as exc:
-                log.error("could not end orphaned check run %s: %s", record.check_id, redact(str(exc)))
+                log.error("could not end check run %s of job %s (%s); the next sweep tries again", record.check_id,
+                          job.id, redact(str(exc))[:300])
                 self.state.open_check(record)  # keep it for the next sweep
                 continue
             log.warning("ended orphaned check run %s of job %s (owner %s)", record.check_id, job.id, record.owner)

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from .heads import Sighting, bind
 
 QUEUED = "queued"  # the owner of a lease handed back to the queue
+UNWRITTEN = "unwritten"  # the owner of a finished job's lease whose ending GitHub refused (the sweep retries it)
 HEAD_TTL_S = 90 * 24 * 3600.0  # heads of a PR nobody touched for 90 days are forgotten
 HEAD_LOG = 200  # sightings kept per PR (the newest)
 
@@ -37,10 +38,16 @@ class CheckRecord:
     deadline: float  # epoch seconds
     heartbeat: float = 0.0
     attempts: int = 1  # starts of this job (huey retries and restarts keep its id); 0 while queued
+    result: dict[str, str] | None = None  # the ending the job could not write (conclusion, title, summary)
 
     @property
     def job_id(self) -> str:
         return str(self.job["id"])
+
+    @property
+    def unwritten(self) -> bool:
+        """The job finished but GitHub refused the check run's ending: the sweep writes ``result`` later."""
+        return self.owner == UNWRITTEN
 
     @property
     def queued(self) -> bool:

@@ -411,3 +411,46 @@ def test_git_caches_and_expired_delivery_ids_are_pruned(gh: GitHubServer, make_b
     assert bot.work() == 1
     assert runs(gh, gh.state.pull(REPO, pr.number).head_sha)[0].conclusion == "success"
     db.close()
+
+
+def test_a_result_github_refuses_is_written_by_the_sweep_when_writes_come_back(
+        gh: GitHubServer, make_bot: Callable[..., Bot], caplog: pytest.LogCaptureFixture) -> None:
+    """GitHub refuses every write of the check run (a secondary rate limit, 403): the job could not end its run,
+    which stayed ``in_progress``, and the sweep waited a minute per run on the only worker thread. Now the
+    job's ending is kept, the sweep never waits, and it writes that ending once GitHub accepts writes."""
+    bot = make_bot(retries=0, job_deadline_s=3.0)
+    pr = open_pr(gh, TWO_LEAVES)
+    refused = gh.state.inject_fault(rf"/repos/{REPO}/check-runs/\d+", method="PATCH", status=403, times=10_000,
+                                    body={"message": "You have exceeded a secondary rate limit."})
+    caplog.set_level(logging.WARNING, logger="labrador.bot")
+    bot.deliver("pull_request", gh.pull_request_event(REPO, pr.number, "opened"))
+    assert bot.work() == 1
+    [run] = runs(gh, pr.head_sha)
+    assert run.status == "in_progress" and refused.hits >= 1
+    [lease] = bot.worker.state.open_checks()
+    assert lease.unwritten and lease.result["conclusion"] == "failure"
+    assert "every sweep tries again" in caplog.text
+    started = time.monotonic()
+    assert bot.runner.sweep() == []  # still refused: kept, and no minute-long wait
+    assert time.monotonic() - started < 5.0
+    assert [r.job_id for r in bot.worker.state.open_checks()] == [lease.job_id]
+    with gh.state.lock:
+        refused.times = 0  # GitHub accepts writes again
+    assert [r.job_id for r in bot.runner.sweep()] == [lease.job_id]
+    [run] = runs(gh, pr.head_sha)
+    assert (run.status, run.conclusion, run.title) == ("completed", "failure", "Internal error")
+    assert bot.worker.state.open_checks() == [] and len(bot.worker.pending()) == 0
+
+
+@pytest.mark.parametrize("garbage", ["yesterday", "2024-13-45T99:00:00Z", ""])
+def test_a_command_whose_time_cannot_be_read_is_answered(gh: GitHubServer, bot: Bot, garbage: str) -> None:
+    """A garbage ``comment.created_at`` was accepted (202) and the command then dropped without a word."""
+    pr = open_pr(gh, TWO_LEAVES, user="alice")
+    bot.deliver("pull_request", gh.pull_request_event(REPO, pr.number, "opened"))
+    assert bot.work() == 1
+    event = gh.issue_comment_event(comment(gh, pr.number, "/lab retry", "alice"))
+    event["comment"]["created_at"] = garbage
+    assert bot.deliver("issue_comment", event).status_code == 202
+    bot.work()
+    assert "I could not read when this comment was made" in sticky(gh, pr.number).body
+    assert len(runs(gh, pr.head_sha)) == 1  # nothing ran on a guessed head

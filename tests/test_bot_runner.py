@@ -175,6 +175,8 @@ def test_a_killed_worker_leaves_no_check_run_in_progress(tmp_path: Path) -> None
     try:
         wait_for(lambda: len(forge.checks()) == 2 and forge.checks()[1]["status"] == "completed",
                  what="the re-run to complete")
+        wait_for(lambda: queue.state.open_checks() == [], what="its lease released (a stop before that hands "
+                 "the job back, to run again)")
     finally:
         recovered.send_signal(signal.SIGINT)
         recovered.wait(10)
@@ -191,3 +193,65 @@ def test_build_worker_wires_the_runner_and_the_sweep(tmp_path: Path, world) -> N
     queue.submit(Job(VALIDATE, REPO, 1, sha))
     assert queue.run_pending() == 1
     assert [c["conclusion"] for c in forge.checks()] == ["success"]
+
+
+def test_under_a_flood_every_accepted_job_runs_exactly_once(tmp_path: Path, world) -> None:
+    """A job waiting for its retry behind a long queue, owned by this very worker, used to look orphaned to
+    the sweep (``pid == os.getpid()``), which queued it again: 500 deliveries gave 1,768 executions."""
+    _, forge, sha = world
+    settings = settings_for(tmp_path, retries=1, retry_delay_s=0.05, heartbeat_s=0.02, stale_after_s=600.0)
+    queue = JobQueue(settings)
+    executions: dict[str, int] = {}
+    completed: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def flaky(job: Job, ctx: JobContext) -> None:
+        with lock:
+            executions[job.key] = n = executions.get(job.key, 0) + 1
+        time.sleep(0.002)
+        if job.pr % 3 == 0 and n == 1:
+            raise RuntimeError("GitHub had a hiccup")  # retried by huey after retry_delay_s
+        with lock:
+            completed[job.key] = completed.get(job.key, 0) + 1
+
+    runner = Runner(settings, queue.state, lambda job: forge, submit=queue.submit, handler=flaky)
+    runner.queued_ids = queue.queued_ids
+    queue.runner = runner
+    jobs = [Job(VALIDATE, REPO, n, sha) for n in range(1, 151)]
+    for job in jobs:
+        assert queue.submit(job)
+    stop_sweeping = threading.Event()
+
+    def sweeper() -> None:
+        while not stop_sweeping.is_set():
+            runner.sweep()
+            time.sleep(0.005)
+
+    sweeping = threading.Thread(target=sweeper, daemon=True)
+    sweeping.start()
+    huey = queue.huey
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and len(completed) < len(jobs):
+            for task in huey.read_schedule(__import__("datetime").datetime.now(__import__("datetime").UTC)
+                                           .replace(tzinfo=None)):
+                huey.enqueue(task)  # what the consumer's scheduler does with due retries
+            task = huey.dequeue()
+            if task is None:
+                time.sleep(0.01)
+                continue
+            try:
+                huey.execute(task)
+            except Exception:  # noqa: BLE001 - the failed first attempts; huey schedules the retry
+                pass
+        time.sleep(0.3)
+        runner.sweep()
+        while (task := huey.dequeue()) is not None:  # anything the sweep queued again runs too (and is counted)
+            huey.execute(task)
+    finally:
+        stop_sweeping.set()
+        sweeping.join(5)
+    assert completed == {job.key: 1 for job in jobs}
+    expected = {job.key: 2 if job.pr % 3 == 0 else 1 for job in jobs}
+    assert executions == expected
+    assert queue.state.open_checks() == []

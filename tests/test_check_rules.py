@@ -471,6 +471,19 @@ def test_skill_too_long_with_config():
     assert "the limit is 10" in f.message
 
 
+def test_word_limits_hold_in_characters_too():
+    """A 220 KB seed without spaces is one "word": it used to pass and become a 220,808-character prompt."""
+    blob = "x" * 220_000
+    seeds = "".join(f"  - question: Q{i}?\n    answer: {blob if i == 0 else 'A.'}\n" for i in range(5))
+    f = only(check(skill(seed_text=seeds), FOUNDATIONAL, Config(max_file_bytes=1 << 20)), "skill-too-long")
+    assert "220,0" in f.message and "characters" in f.message and "23,000" in f.message
+    text = knowledge(context=lambda i: "y" * 5001 if i == 2 else f"Context {i}.")
+    assert "5,001 characters" in only(check(text, KNOWLEDGE), "context-too-long").message
+    text = knowledge(qa=lambda i, j: (f"Q{i}{j}?", "z" * 900 if i == 1 else "A."))
+    assert "characters" in only(check(text, KNOWLEDGE), "qna-too-long").message
+    assert check(knowledge(context=lambda i: "y" * 4999 if i == 2 else f"Context {i}."), KNOWLEDGE).findings == []
+
+
 # ---------------------------------------------------------------- paths
 
 

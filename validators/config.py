@@ -29,6 +29,10 @@ class Config:
     max_context_words: int = 500
     max_qna_words: int = 250
     max_skill_words: int = 2300
+    # the same limits in characters: a text without spaces is one "word" (a 220 KB seed passed the word limits)
+    max_context_chars: int = 5000
+    max_qna_chars: int = 2500
+    max_skill_chars: int = 23000
     # input bounds: hostile files get a finding, not a hang
     max_file_bytes: int = 256 * 1024
     max_depth: int = 64

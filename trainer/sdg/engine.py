@@ -23,7 +23,7 @@ from trainer.teachers.base import Request, Teacher
 from .checkpoint import CheckpointStore
 from .leaf import LeafSpec
 from .pipeline import Pipeline, step_label
-from .prompting import Prompt, build_request
+from .prompting import Prompt, build_request, defang
 from .stats import LeafStats, StepStats
 from .steps import REGISTRY, Row
 
@@ -135,8 +135,8 @@ class Context:
         variables: dict[str, Any] = dict(prompt.vars)
         if self.limits.num is not None and "num" in variables:
             variables["num"] = min(int(variables["num"]), self.limits.num)
-        variables.update((k, v) for k, v in row.items() if not k.startswith("_"))
-        variables["leaf"] = self.leaf.info
+        variables.update((k, defang(v)) for k, v in row.items() if not k.startswith("_"))  # hostile text
+        variables["leaf"] = defang(self.leaf.info)
         seed = derive_seed(self.seed, self.leaf.hash, self.step_index, row["_id"])
         try:
             cap = self.limits.judge_max_tokens if prompt.is_judge and self.limits.judge_max_tokens else \

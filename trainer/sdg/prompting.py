@@ -95,6 +95,24 @@ class Prompt:
         return render_checked(compile_template(self.template), variables)
 
 
+# the block markers our prompts and parsers use; in seed or teacher text they could forge a block
+_MARKER = re.compile(r"\[\s*(end|question|answer|context|score|document|verdict|explanation|item|tag)\s*\]",
+                     re.IGNORECASE)
+
+
+def defang(value: Any) -> Any:
+    """``value`` with every block marker (``[End]``, ``[Question]``, ``[Score]``...) in its text turned into
+    a harmless look-alike (``(End)``), so contributor or teacher text can never open or close a block in a
+    prompt or in a reply we parse. Lists, tuples and mappings are walked; other values pass through."""
+    if isinstance(value, str):
+        return _MARKER.sub(lambda m: f"({m.group(1)})", value) if "[" in value else value
+    if isinstance(value, list | tuple):
+        return type(value)(defang(v) for v in value)
+    if isinstance(value, Mapping):
+        return {k: defang(v) for k, v in value.items()}
+    return value
+
+
 def render_checked(template: Template, variables: Mapping[str, Any]) -> str:
     """Render and strip; an oversized result is a ``SecurityError`` rather than a huge request."""
     text = template.render(**variables).strip()
