@@ -41,7 +41,7 @@ class NightlySettings:
     @classmethod
     def quick(cls) -> NightlySettings:
         """The embedded defaults: a CPU night in minutes (embedded teacher, quick profile, a 2-layer student)."""
-        return cls(base_model="derive:smollm2-135m-instruct:0,29", teacher="embedded", profile="quick", epochs=1,
+        return cls(base_model="derive:smollm2-135m-instruct:0,29", teacher="embedded", profile="quick", epochs=4,
                    lr=1.0e-4, effective_batch=8, max_seq_len=512, max_tokens_per_batch=2048,
                    gate_max_forgetting=0.5, include_seeds=True)
 
