@@ -64,16 +64,19 @@ def test_the_gate_never_promotes_a_broken_unmeasured_or_worse_than_guessing_mode
     assert ok and "seed examples" in why  # no held-out sample: the seeds are the measure left
 
 
-@pytest.mark.parametrize("line, message", [("lr = inf", "finite"), ("lr = nan", "finite"),
-                                           ("lr = 1e30", "at most"), ("effective_batch = 0", "at least 1")])
-def test_non_finite_or_out_of_range_settings_stop_before_any_row(repo, tmp_path, line, message):  # noqa: F811 - fixture
+@pytest.mark.parametrize("key, value, message", [("lr", "inf", "finite"), ("lr", "nan", "finite"),
+                                                  ("lr", "1e30", "at most"), ("effective_batch", "0", "at least 1")])
+def test_non_finite_or_out_of_range_settings_stop_before_any_row(repo, tmp_path, recording, base_model,  # noqa: F811
+                                                                 key, value, message, capsys):
     from validators.cli import main
 
     toml = repo / "labrador.toml"
-    toml.write_text(toml.read_text() + line + "\n")
+    toml.write_text(settings(recording, base_model, **{key: value}))
     state = tmp_path / "state"
     assert main(["nightly", "--config", str(toml), "--state-dir", str(state), "--taxonomy",
                  str(repo / "taxonomy")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and key in err and "Traceback" not in err
     assert not (state / "registry.db").exists()
 
 
