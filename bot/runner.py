@@ -196,16 +196,15 @@ class Runner:
         if record.heartbeat > now:
             return False  # waiting for its retry: huey's schedule holds it, durably
         stale = self.settings.stale_after_s
-        if now - record.heartbeat <= stale and record.job_id in self._queued():
-            return False  # in the queue or its schedule (a retry waiting its turn): whoever dequeues it takes it
         if record.queued:  # waiting in the queue: whoever dequeues it takes it over
             return now - record.heartbeat > stale and record.job_id not in self._queued()
-        if now - record.heartbeat > stale or now > record.deadline + stale:
-            return True
         host, _, pid = record.owner.rpartition(":")
-        if host == socket.gethostname() and pid.isdigit() and int(pid) != os.getpid():
-            return not pid_alive(int(pid))
-        return False  # ours and not running: between the queue and a worker; the stale rule above covers a loss
+        dead = host == socket.gethostname() and pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid))
+        lost = dead or now - record.heartbeat > stale or now > record.deadline + stale
+        # a lease of this very worker that is not running is between the queue and a worker (a retry waiting its
+        # turn behind a flood): only the stale rule can make it lost; and a job still in the queue or its
+        # schedule is never lost, whoever owned it, since whoever dequeues it takes it over
+        return lost and record.job_id not in self._queued()
 
     def _queued(self) -> set[str]:
         """Job ids in the queue, read once per sweep (only when a stale queued lease asks)."""
