@@ -173,8 +173,9 @@ class Trainer:
         """The whole run, holding ``output_dir``'s lock (the main process) so no second run writes there."""
         if not self.accelerator.is_main_process:
             return self._run()
+        self.claim()  # a folder that is not ours is refused before anything is written there, the lock included
         with PidLock(self.out / LOCK, "another `labrador train`"):
-            return self._run()
+            return self._run()  # claimed again under the lock
 
     def _run(self) -> dict[str, Any]:
         prep = self.setup()
