@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import os
-import tempfile
 from functools import cache as _memo
 from pathlib import Path
 
+from .atomic import atomic_write
 from .config import Config
 from .findings import Finding
 
@@ -68,14 +68,8 @@ class CheckCache:
     def save(self) -> None:
         if not self._dirty:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".check-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self._data, fh, separators=(",", ":"))
-            os.replace(tmp, self.path)
-        except OSError:
-            Path(tmp).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a cache that cannot be written is only a slower next run
+            atomic_write(self.path, json.dumps(self._data, separators=(",", ":")).encode("utf-8"))
         self._dirty = False
 
 

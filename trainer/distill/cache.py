@@ -11,12 +11,13 @@ shard. Bytes per response token: 6·k (k = 64: 384 bytes).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from validators.atomic import atomic_path
 
 BYTES_PER_ENTRY = 4 + 2  # int32 id + bf16 log-probability
 
@@ -32,7 +33,6 @@ def write_shard(folder: Path, index: int, keys: list[str], rows: list[tuple[torc
 
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"shard-{index:05d}.safetensors"
-    tmp = folder / f".shard-{index:05d}.tmp"
     offsets = [0]
     for ids, _ in rows:
         offsets.append(offsets[-1] + ids.shape[0])
@@ -41,10 +41,8 @@ def write_shard(folder: Path, index: int, keys: list[str], rows: list[tuple[torc
         "logprobs": torch.cat([r[1] for r in rows]).to(torch.bfloat16).contiguous(),
         "offsets": torch.tensor(offsets, dtype=torch.int64),
     }
-    save_file(tensors, str(tmp), metadata={"keys": json.dumps(keys), **{k: str(v) for k, v in meta.items()}})
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
+    with atomic_path(final) as tmp:
+        save_file(tensors, str(tmp), metadata={"keys": json.dumps(keys), **{k: str(v) for k, v in meta.items()}})
     return final
 
 
@@ -137,7 +135,7 @@ def build_cache(
             continue
         seen.add(s.key)
         todo.append(s)
-    for tmp in shards.glob(".shard-*.tmp") if shards.is_dir() else []:
+    for tmp in shards.glob(".shard-*.tmp*") if shards.is_dir() else []:
         tmp.unlink()  # half-written by a killed build: never read
     next_index = len(list(shards.glob("shard-*.safetensors"))) if shards.is_dir() else 0
     meta = {"k": top_k, "temperature": temperature, "teacher": teacher_name}

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from trainer import jsonl
-from trainer.atomic import atomic_write
 from trainer.sdg.output import samples_bytes
+from validators.atomic import atomic_write
 
 from .core import Mix, Row, plan
 from .recipe import Recipe, RecipeError

@@ -20,9 +20,9 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from validators.atomic import publish_dir
 from validators.gitfetch import file_lock
 
-from ..atomic import publish_dir
 from .catalogue import DEFAULT, ModelEntry, entry
 
 MARKER = "labrador-model.json"

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from validators import check_file
-
-from ..atomic import atomic_write_json
+from validators.atomic import atomic_write_json
 
 
 def _heldout(rows: list[dict[str, Any]], fraction: float) -> list[dict[str, Any]]:

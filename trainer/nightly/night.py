@@ -18,11 +18,11 @@ from typing import Any
 import pygit2
 
 from validators import Config
+from validators.atomic import atomic_write_json, atomic_write_jsonl
 from validators.changes import ChangeError
 from validators.commits import changed_leaves
 from validators.tree import check_tree, repo_root, walk
 
-from ..atomic import atomic_write_json, atomic_write_jsonl
 from ..lock import PidLock
 from ..settings import GenerateSettings
 from .evaluate import evaluate_night

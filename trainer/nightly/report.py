@@ -4,12 +4,12 @@ summary."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write
+from validators.atomic import atomic_path, atomic_write
+
 from ..markdown import text as md_text
 
 
@@ -78,8 +78,8 @@ def _plots(run_dir: Path, record: dict[str, Any], runs: list[dict[str, Any]]) ->
             ax.tick_params(axis="x", labelrotation=45)
         fig.tight_layout()
         target = run_dir / "forgetting.png"
-        fig.savefig(run_dir / ".forgetting.tmp.png")
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp)
         plt.close(fig)
-        os.replace(run_dir / ".forgetting.tmp.png", target)
         out.append(target)
     return out

@@ -11,7 +11,8 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from ..atomic import atomic_write
+from validators.atomic import atomic_write
+
 from ..jsonl import read_jsonl
 from .results import LeafResult
 from .stats import REASONS

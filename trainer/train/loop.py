@@ -21,7 +21,8 @@ from typing import Any
 
 import torch
 
-from ..atomic import atomic_write_json, publish_dir
+from validators.atomic import atomic_write_json, publish_dir
+
 from ..lock import PidLock
 from . import checkpoint as ckpt
 from .batch import collate_packed, collate_padded

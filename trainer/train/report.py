@@ -8,11 +8,10 @@ resumed run's log equals an uninterrupted one's (a line half-written by a kill i
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write_json, atomic_write_jsonl
+from validators.atomic import atomic_path, atomic_write_json, atomic_write_jsonl
 
 
 class MetricsLog:
@@ -80,7 +79,6 @@ def plot_losses(path: Path, records: list[dict[str, Any]], heldout: dict[str, di
     if records:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = Path(path).with_name(".loss.png.tmp.png")
-    fig.savefig(tmp)
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
-    os.replace(tmp, path)

@@ -1,33 +1,47 @@
 """Files that readers see whole or not at all: written beside their final name, fsynced, renamed into place.
 
-One helper for every output a killed run must never leave half-written (generated samples, phase files,
-checkpoint state, metrics, reports). Dependency-free, so the trainer imports it without the generator.
+One helper for every output a killed run must never leave half-written (the checker's cache, generated
+samples, phase files, checkpoint state, metrics, reports, plots, distillation shards, model folders). It
+sits at the bottom layer and is dependency-free, so every package above uses this one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` so that readers see the old file or the new one, never half of either."""
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary file name beside ``path`` for a writer that wants a name (``savefig``, ``save_file``); when
+    the block ends the file is fsynced and renamed to ``path``; on an error it is removed and ``path`` stays
+    as it was. The name keeps ``path``'s suffix, for writers that pick a format by it."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
+        yield tmp
+        with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` so that readers see the old file or the new one, never half of either."""
+    with atomic_path(Path(path)) as tmp:
+        tmp.write_bytes(data)
 
 
 def _fsync_dir(path: Path) -> None:
