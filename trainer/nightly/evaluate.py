@@ -11,25 +11,13 @@ from typing import Any
 from validators import check_file
 from validators.atomic import atomic_write_json
 
+from .data import current_rows, read_jsonl, seed_messages
+
 
 def _heldout(rows: list[dict[str, Any]], fraction: float) -> list[dict[str, Any]]:
     from ..train.data import content_key, is_heldout
 
     return [r for r in rows if is_heldout(content_key(r["messages"]), fraction)]
-
-
-def seed_messages(data: dict[str, Any]) -> list[list[dict[str, str]]]:
-    """A leaf's seed examples as conversations (what the contribution meant to teach)."""
-    out = []
-    for seed in data.get("seed_examples") or []:
-        if "questions_and_answers" in seed:
-            for qa in seed["questions_and_answers"]:
-                out.append([{"role": "user", "content": f"{seed['context']}\n\n{qa['question']}".strip()},
-                            {"role": "assistant", "content": str(qa["answer"]).strip()}])
-        else:
-            question = f"{seed.get('context') or ''}\n\n{seed['question']}".strip()
-            out.append([{"role": "user", "content": question}, {"role": "assistant", "content": str(seed["answer"])}])
-    return out
 
 
 def evaluate_night(night: Any, record: dict[str, Any], run_dir: Path, start: str,
@@ -39,7 +27,6 @@ def evaluate_night(night: Any, record: dict[str, Any], run_dir: Path, start: str
 
     from ..train.data import encode
     from ..train.evaluate import mean_loss
-    from .night import current_rows, read_jsonl
 
     s = night.settings
     tok = AutoTokenizer.from_pretrained(record["model"])

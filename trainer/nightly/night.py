@@ -18,23 +18,21 @@ from typing import Any
 import pygit2
 
 from validators import Config
-from validators.atomic import atomic_write_json, atomic_write_jsonl
+from validators.atomic import atomic_write_jsonl
 from validators.changes import ChangeError
 from validators.commits import changed_leaves
 from validators.tree import check_tree, repo_root, walk
 
 from ..lock import PidLock
 from ..settings import GenerateSettings
+from .data import NightError, current_rows, read_jsonl, seed_messages
 from .evaluate import evaluate_night
 from .registry import Registry
 from .report import write_report
 from .settings import NightlySettings
+from .steps import Steps, claim_run_dir, settings_hash
 
 Say = Callable[[str], None]
-
-
-class NightError(RuntimeError):
-    """A night that cannot go on; the message is the run's recorded reason."""
 
 
 @dataclass
@@ -57,13 +55,6 @@ class Night:
 # ---- small helpers ---------------------------------------------------------------------------------
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """A night's JSONL data (a night that wrote none has none)."""
-    from ..jsonl import read_jsonl as read
-
-    return read(path, NightError) if path.is_file() else []
-
-
 def repo_and_prefix(taxonomy: Path) -> tuple[pygit2.Repository, str]:
     found = pygit2.discover_repository(str(taxonomy.resolve()))
     if found is None:
@@ -82,63 +73,6 @@ def head_commit(repo: pygit2.Repository) -> str:
 # ---- the night -------------------------------------------------------------------------------------
 
 
-class Steps:
-    """Markers of finished steps for one run, each stamped with the run's identity: a marker left by another
-    run under the same id (a registry moved aside or emptied) is never taken as done."""
-
-    def __init__(self, run_dir: Path, identity: str) -> None:
-        self.dir = run_dir / "steps"
-        self.identity = identity
-        self.dir.mkdir(parents=True, exist_ok=True)
-
-    def done(self, name: str) -> dict[str, Any] | None:
-        p = self.dir / f"{name}.json"
-        try:
-            data = json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) and data.get("identity") == self.identity else None
-
-    def mark(self, name: str, data: dict[str, Any]) -> dict[str, Any]:
-        atomic_write_json(self.dir / f"{name}.json", {**data, "identity": self.identity})
-        return data
-
-
-def settings_hash(night: Night) -> str:
-    """What decides a night's outputs besides the commit: its settings and the teacher's."""
-    import hashlib
-    from dataclasses import asdict
-
-    text = json.dumps({"nightly": asdict(night.settings), "teacher": night.generate.teacher,
-                       "profile": night.generate.profile}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def claim_run_dir(night: Night, record: dict[str, Any]) -> Path:
-    """``runs/<id>/`` for this record. A folder of that name left by another run (its registry was moved
-    aside or emptied) is moved to ``runs/.stale/`` — kept, never reused, never deleted."""
-    import time
-    import uuid
-
-    run_dir = night.state / "runs" / record["id"]
-    mine = run_dir / "identity.json"
-    if run_dir.exists():
-        try:
-            found = json.loads(mine.read_text(encoding="utf-8")).get("uid")
-        except (OSError, ValueError, AttributeError):
-            found = None
-        if found != record["uid"]:
-            aside = night.state / "runs" / ".stale" / f"{record['id']}-{time.strftime('%Y%m%d-%H%M%S')}-" \
-                f"{uuid.uuid4().hex[:6]}"
-            aside.parent.mkdir(parents=True, exist_ok=True)
-            run_dir.rename(aside)
-            night.say(f"{run_dir} belonged to another run (not in this registry): moved to {aside}")
-    if not run_dir.exists():
-        run_dir.mkdir(parents=True)
-        atomic_write_json(mine, {"uid": record["uid"], "taxonomy_commit": record["taxonomy_commit"]})
-    return run_dir
-
-
 def on_main(repo: pygit2.Repository, commit: str, head: str) -> bool:
     """``commit`` still exists and is ``head`` or one of its ancestors (main was not rewritten past it)."""
     try:
@@ -147,17 +81,6 @@ def on_main(repo: pygit2.Repository, commit: str, head: str) -> bool:
         return commit == head or repo.descendant_of(head, commit)
     except (ValueError, KeyError, pygit2.GitError):
         return False
-
-
-def current_rows(run: dict[str, Any], tonight: dict[str, str]) -> list[dict[str, Any]]:
-    """An earlier night's samples whose leaf exists tonight with the content it had that night (a removed or
-    rewritten contribution is never trained or measured again, however main got there)."""
-    path = (run.get("datasets") or {}).get("new")
-    if not path:
-        return []
-    then = run.get("leaf_hashes") or {}
-    return [r for r in read_jsonl(Path(path))
-            if tonight.get(r.get("leaf", "")) is not None and then.get(r.get("leaf", "")) == tonight[r["leaf"]]]
 
 
 def run_night(night: Night) -> dict[str, Any]:
@@ -336,8 +259,6 @@ def _generate(night: Night, record: dict[str, Any], run_dir: Path) -> dict[str, 
             new += [{**s, "leaf": folder} for s in res.samples]
     seeds = 0
     if night.settings.include_seeds:  # a CPU-sized teacher may keep nothing: the contributors' own examples
-        from .evaluate import seed_messages
-
         for item in inputs:
             folder = item.relpath.rsplit("/", 1)[0]
             if folder in changed and item.report is not None and isinstance(item.report.data, dict):
