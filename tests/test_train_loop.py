@@ -293,4 +293,4 @@ def test_pruning_and_cleanup_touch_only_the_checkpoints_this_trainer_wrote(tmp_p
     ckpt.prune(root, keep=1)
     assert sorted(p.name for p in root.iterdir()) == sorted(
         [ckpt.checkpoint_name(0, "phase1", 3), half.name, foreign.name, "results.csv"])
-    assert ckpt.latest(root)[3]["step"] == 3
+    assert ckpt.usable(root)[0][3]["step"] == 3

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,22 +15,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("accelerate")
-from tinymodel import build_tiny_model  # noqa: E402
-from trainkit import TASK_CORPUS, task_file, write_config  # noqa: E402
+from test_train_loop import LABRADOR, task_model  # noqa: E402, F401 - the shared tiny model fixture
+from test_train_loop import run_train as run_checked  # noqa: E402
+from trainkit import task_file, write_config  # noqa: E402
 
 from trainer.train.config import TrainConfigError, TrainFailed, load_config  # noqa: E402
 
-LABRADOR = str(Path(sys.executable).with_name("labrador"))
-
-
-@pytest.fixture(scope="module")
-def task_model(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("task-model"), corpus=TASK_CORPUS)
-
 
 def run_train(config: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([LABRADOR, "train", "--config", str(config), "-q", *extra], capture_output=True,
-                          text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    """``labrador train`` whatever its exit status (these tests check the failures)."""
+    return run_checked(config, *extra, check=False)
 
 
 def tree(folder: Path) -> dict[str, bytes]:
@@ -41,7 +34,7 @@ def tree(folder: Path) -> dict[str, bytes]:
 # ---- item 2: an output_dir that is not ours -------------------------------------------------------------
 
 
-def test_an_unrelated_output_dir_is_refused_and_left_untouched(tmp_path, task_model):
+def test_an_unrelated_output_dir_is_refused_and_left_untouched(tmp_path, task_model):  # noqa: F811 - fixture
     task_file(tmp_path / "p1.jsonl", "reverse", 16)
     cfg = write_config(tmp_path, task_model, [{"name": "phase1", "data": "p1.jsonl"}])
     out = tmp_path / "out"
@@ -58,7 +51,7 @@ def test_an_unrelated_output_dir_is_refused_and_left_untouched(tmp_path, task_mo
         assert tree(out) == before
 
 
-def test_a_stray_eval_json_in_our_own_run_does_not_skip_the_phase(tmp_path, task_model):
+def test_a_stray_eval_json_in_our_own_run_does_not_skip_the_phase(tmp_path, task_model):  # noqa: F811 - fixture
     task_file(tmp_path / "p1.jsonl", "reverse", 16)
     cfg = write_config(tmp_path, task_model, [{"name": "phase1", "data": "p1.jsonl"}])
     out = tmp_path / "out"
@@ -75,7 +68,7 @@ def test_a_stray_eval_json_in_our_own_run_does_not_skip_the_phase(tmp_path, task
 # ---- item 3: one run per output_dir -----------------------------------------------------------------------
 
 
-def test_a_second_run_on_the_same_output_dir_is_refused_naming_the_holder(tmp_path, task_model):
+def test_a_second_run_on_the_same_output_dir_is_refused_naming_the_holder(tmp_path, task_model):  # noqa: F811 - fixture
     task_file(tmp_path / "p1.jsonl", "reverse", 400)
     cfg = write_config(tmp_path, task_model, [{"name": "phase1", "data": "p1.jsonl", "effective_batch": 2,
                                                 "epochs": 20}])
@@ -113,7 +106,7 @@ def test_a_second_run_on_the_same_output_dir_is_refused_naming_the_holder(tmp_pa
     ({}, {"seed": 2**40}, "below 2\\*\\*32"),
     ({}, {"trackers": ["nonsense"]}, "unknown tracker"),
 ])
-def test_invalid_numbers_are_refused_before_any_work_and_leave_nothing(tmp_path, task_model, phase, top, message):
+def test_invalid_numbers_are_refused_before_any_work_and_leave_nothing(tmp_path, task_model, phase, top, message):  # noqa: F811 - fixture
     task_file(tmp_path / "p1.jsonl", "reverse", 16)
     cfg = write_config(tmp_path, task_model, [{"name": "phase1", "data": "p1.jsonl", **phase}], **top)
     with pytest.raises(TrainConfigError, match=message):
@@ -125,7 +118,7 @@ def test_invalid_numbers_are_refused_before_any_work_and_leave_nothing(tmp_path,
     assert run_train(good).returncode == 0  # the corrected config starts fresh
 
 
-def test_a_run_whose_loss_goes_non_finite_stops_and_saves_nothing(tmp_path, task_model):
+def test_a_run_whose_loss_goes_non_finite_stops_and_saves_nothing(tmp_path, task_model):  # noqa: F811 - fixture
     from trainer.train.loop import train
     from trainer.train.loss import sft_loss
 
@@ -156,7 +149,7 @@ def test_a_run_whose_loss_goes_non_finite_stops_and_saves_nothing(tmp_path, task
 # ---- item 10: damaged checkpoints, changed data -------------------------------------------------------------
 
 
-def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, task_model):
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, task_model):  # noqa: F811 - fixture
     from trainer.train import checkpoint as ckpt
 
     task_file(tmp_path / "p1.jsonl", "reverse", 64)
@@ -188,7 +181,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, ta
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
 
 
-def test_a_state_file_that_does_not_load_falls_back_too(tmp_path, task_model):
+def test_a_state_file_that_does_not_load_falls_back_too(tmp_path, task_model):  # noqa: F811 - fixture
     from trainer.train import checkpoint as ckpt
 
     task_file(tmp_path / "p1.jsonl", "reverse", 64)
@@ -207,7 +200,7 @@ def test_a_state_file_that_does_not_load_falls_back_too(tmp_path, task_model):
     assert f"checkpoint {newest.name} cannot be loaded" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_resume_refuses_a_data_file_whose_content_changed(tmp_path, task_model):
+def test_resume_refuses_a_data_file_whose_content_changed(tmp_path, task_model):  # noqa: F811 - fixture
     task_file(tmp_path / "p1.jsonl", "reverse", 64)
     cfg = write_config(tmp_path, task_model, [{"name": "phase1", "data": "p1.jsonl", "effective_batch": 8}],
                        save_every_steps=2)
@@ -232,7 +225,7 @@ def _bad(tmp_path: Path, line: bytes, blank_lines: int = 0) -> str:
 
 
 @pytest.fixture
-def model_copy(tmp_path, task_model):
+def model_copy(tmp_path, task_model):  # noqa: F811 - fixture
     import shutil
 
     shutil.copytree(task_model, tmp_path / "model")

@@ -75,9 +75,9 @@ def head_commit(repo: pygit2.Repository) -> str:
 
 def on_main(repo: pygit2.Repository, commit: str, head: str) -> bool:
     """``commit`` still exists and is ``head`` or one of its ancestors (main was not rewritten past it)."""
+    if _missing(repo, commit):
+        return False
     try:
-        if repo.get(commit) is None:
-            return False
         return commit == head or repo.descendant_of(head, commit)
     except (ValueError, KeyError, pygit2.GitError):
         return False
@@ -196,8 +196,7 @@ def _steps(night: Night, registry: Registry, record: dict[str, Any], parent: dic
     record["model"] = trained["model"]
     registry.update(record)
 
-    promoted = [r for r in registry.promoted() if r["id"] != record["id"]]
-    evaluation = evaluate_night(night, record, run_dir, start, promoted)
+    evaluation = evaluate_night(night, record, run_dir, start, registry.promoted())
     gate_ok, reason = _gate(s, evaluation)
     record["metrics"] = evaluation
     record["status"] = "promoted" if gate_ok else "rejected"

@@ -50,12 +50,11 @@ class DamagedCheckpoint(RuntimeError):
     """A checkpoint whose files do not match what was written, or that cannot be loaded."""
 
 
-def damage(folder: Path) -> str | None:
+def damage(folder: Path, state: dict[str, Any]) -> str | None:
     """Why ``folder`` cannot be resumed from (a file missing, cut short, or with a broken safetensors header),
-    or ``None`` when its files are as written. Sizes come from the manifest in ``state.json``."""
+    or ``None`` when its files are as written. Sizes come from the manifest in its ``state``."""
     from .config import safetensors_problem
 
-    state = json.loads((folder / STATE).read_text(encoding="utf-8"))
     for rel, size in (state.get("files") or {}).items():
         f = folder / rel
         if not f.is_file():
@@ -74,18 +73,13 @@ def usable(root: Path, say: Callable[[str], None] = lambda text: None) -> list[t
     skipped with a message (the previous one is used instead)."""
     out = []
     for pi, step, d in reversed(checkpoints(root)):
-        problem = damage(d)
+        state = json.loads((d / STATE).read_text(encoding="utf-8"))
+        problem = damage(d, state)
         if problem:
             say(f"checkpoint {d.name} is damaged ({problem}); falling back to the previous one")
             continue
-        out.append((pi, step, d, json.loads((d / STATE).read_text(encoding="utf-8"))))
+        out.append((pi, step, d, state))
     return out
-
-
-def latest(root: Path) -> tuple[int, int, Path, dict[str, Any]] | None:
-    """The newest complete, undamaged checkpoint and its state, or ``None``."""
-    found = usable(root)
-    return found[0] if found else None
 
 
 def save_checkpoint(

@@ -81,20 +81,17 @@ class TrainConfig:
 
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("source", "trackers")}
         d["phases"] = [{f.name: getattr(p, f.name) for f in fields(p)} for p in self.phases]
-        d["data_sha256"] = [_sha256(Path(p.data)) for p in self.phases]
+        d["data_sha256"] = [_file_sha256(Path(p.data)) for p in self.phases]
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _sha256(path: Path) -> str | None:
+def _file_sha256(path: Path) -> str | None:
     import hashlib
 
     if not path.is_file():
         return None
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
