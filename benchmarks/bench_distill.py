@@ -38,7 +38,6 @@ def main() -> None:
     from bench_train import build_model, skewed_samples
 
     from trainer.distill.cache import build_cache
-    from trainer.distill.config import parse_distill
     from trainer.distill.step import load_teacher, make_loss_factory
     from trainer.train.config import load_config
     from trainer.train.loop import train
@@ -68,8 +67,8 @@ def main() -> None:
 
         runs = {
             "sft": config("sft", None),
-            "online": config("online", {"teacher": str(teacher), "lambda": 0.5}),
-            "offline": config("offline", {"teacher": str(teacher), "teacher_cache": str(work / "cache"),
+            "online": config("online", {"teacher_model": str(teacher), "lambda": 0.5}),
+            "offline": config("offline", {"teacher_model": str(teacher), "teacher_cache": str(work / "cache"),
                                           "lambda": 0.5}),
         }
         cfg = load_config(runs["offline"])
@@ -84,7 +83,7 @@ def main() -> None:
         results["cache_bytes_per_token_payload"] = 6 * a.top_k
         for name, path in runs.items():
             c = load_config(path)
-            factory = make_loss_factory(parse_distill(c)) if c.distill else None
+            factory = make_loss_factory(c.distill) if c.distill else None
             train(c, progress=False, loss_factory=factory)
             rows = [json.loads(x) for x in (work / name / "metrics.jsonl").read_text().splitlines()][1:]
             results[name] = statistics.median(r["tokens"] / r["tokens_per_s"] for r in rows)

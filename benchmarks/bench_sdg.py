@@ -10,7 +10,7 @@ over time: utilisation = busy slot-seconds / (C x window from first to last sequ
 
 Leaves: the compositional skill leaves of ``taxonomy/`` (upstream never reads foundational skills; its
 knowledge path clones document repositories over the network), copied --variants times (distinct
-``created_by``). Ours: the CLI's teacher (``build_teacher``) and ``run_leaves`` with ``max_concurrency=C``
+``created_by``). Ours: the CLI's teacher (``build_teacher``) and ``trainer.sdg.generate`` with ``max_concurrency=C``
 (one shared cap, all leaves at once), then the mix. Upstream: ``generate_data(pipeline="full")`` in its
 own venv with its defaults (batch_size 8, default workers), once with the server accepting batched
 prompts (vLLM) and once without (servers that take one prompt per request, e.g. llama.cpp), on
@@ -221,16 +221,17 @@ def make_taxonomy(dest: Path, variants: int) -> list[str]:
 
 def run_ours(url: str, taxonomy: Path, out: Path, slots: int) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
-    from trainer.cli import prepare, run_leaves, select
+    from trainer.cli import select
     from trainer.mixing import load_recipe, write_mix
-    from trainer.settings import GenerateSettings, build_teacher
+    from trainer.sdg import generate, prepare_leaves
+    from trainer.teachers.config import TeacherSettings, build_teacher
     from validators import Config
 
-    inputs, skipped = prepare(taxonomy, Config(), select(taxonomy, []))
+    inputs, skipped = prepare_leaves(taxonomy, Config(), select(taxonomy, []))
     assert not skipped, skipped
-    teacher = build_teacher(GenerateSettings(teacher=url, model="bench-model", max_concurrency=slots))
+    teacher = build_teacher(TeacherSettings(spec=url, model="bench-model", max_concurrency=slots))
     start = time.perf_counter()
-    results = asyncio.run(run_leaves(inputs, teacher, out, max_leaves=len(inputs)))
+    results = asyncio.run(generate(inputs, teacher, out, max_leaves=len(inputs), close_teacher=True))
     generated = time.perf_counter() - start
     write_mix(out, load_recipe(), {r.leaf.rsplit("/", 1)[0]: r.samples for r in results})
     return {"leaves": len(results), "status": sorted({r.status for r in results}), "kept": sum(r.kept for r in results),

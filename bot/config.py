@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from trainer.teachers.config import LEGACY, TeacherSettings, load_teacher
 from validators.config import Config, ConfigError, load_config
 from validators.settings import coerce, section_values
 
@@ -88,7 +89,6 @@ class BotSettings:
     max_leaves: int = 300
     preview_max_leaves: int = 5
     preview_samples: int = 3
-    teacher: str = ""  # trainer.teachers spec for previews, e.g. http://127.0.0.1:8000/v1
     dispatch_workflow: str = ""  # e.g. "nightly.yml": dispatched on the default branch after a merge
     merges_file: str = ""  # "" = <work_dir>/merges.jsonl
     fetch_max_bytes: int = 512 * 1024 * 1024
@@ -104,9 +104,10 @@ class BotSettings:
     webhook_secret: Secret = field(default_factory=Secret, repr=True)
     private_key: Secret = field(default_factory=Secret, repr=True)
     checker: Config = field(default_factory=Config, repr=False)  # the bot's trusted [check]/[documents]
+    teacher: TeacherSettings = field(default_factory=TeacherSettings)  # [teacher]: previews' teacher
 
     def __repr__(self) -> str:
-        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "checker"}
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("checker", "teacher")}
         shown["queue_url"] = mask_url(self.queue_url)
         return "BotSettings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
@@ -156,9 +157,10 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     if path is not None:
         if not Path(path).is_file():
             raise ConfigError(f"{path}: cannot read settings: no such file")
-        values = section_values(Path(path), "bot", defaults, exclude=(*_SECRET_FIELDS, "checker"),
-                                paths=("work_dir",), refuse=_refuse)
+        values = section_values(Path(path), "bot", defaults, exclude=(*_SECRET_FIELDS, "checker", "teacher"),
+                                paths=("work_dir",), refuse=_refuse, legacy=LEGACY["bot"])
         checker = load_config(Path(path))
+    values["teacher"] = load_teacher(path, env, legacy=("bot",))
     for name, suffix in _ENV_FIELDS.items():
         if env.get(ENV_PREFIX + suffix):
             values[name] = coerce(f"environment {ENV_PREFIX}{suffix}:", name, env[ENV_PREFIX + suffix],

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from validators.changes import leaves_from_deltas
-from validators.gitfetch import file_lock
+from validators.locks import file_lock
 
 from .forge import ChangedFile
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from trainer.preview import sample_fields
+from trainer.teachers.config import TeacherSettings, build_teacher
 
 Documents = Sequence[tuple[str, bytes]]
 
@@ -36,22 +37,19 @@ class Previewer(Protocol):
 
 
 class TrainerPreviewer:
-    """``trainer.sdg.preview_leaf`` with a teacher built from a spec string (e.g. an OpenAI-compatible URL)."""
+    """``trainer.sdg.preview_leaf`` with the project's teacher (``[teacher]``, built by the one builder)."""
 
-    def __init__(self, teacher_spec: str, samples: int = 3, config: Any = None, out_dir: Path | None = None,
-                 **teacher_options: Any) -> None:
-        self.teacher_spec = teacher_spec
+    def __init__(self, teacher: TeacherSettings, samples: int = 3, config: Any = None,
+                 out_dir: Path | None = None) -> None:
+        self.teacher = teacher
         self.samples = samples
         self.config = config
         self.out_dir = out_dir
-        self.teacher_options = teacher_options
         self._teacher: Any = None
 
     def _get_teacher(self) -> Any:
         if self._teacher is None:
-            from trainer.teachers import make_teacher  # lazy: the bot starts without the trainer
-
-            self._teacher = make_teacher(self.teacher_spec, **self.teacher_options)
+            self._teacher = build_teacher(self.teacher)  # backends load lazily: the bot starts without them
         return self._teacher
 
     async def preview(self, leaf_relpath: str, leaf_bytes: bytes, documents: Documents,
@@ -60,12 +58,12 @@ class TrainerPreviewer:
 
         result = await preview_leaf(leaf_relpath, leaf_bytes, self._get_teacher(), samples=self.samples,
                                     documents=list(documents) or None, config=self.config, out_dir=self.out_dir,
-                                    report=report)
+                                    report=report, profile=self.teacher.profile_name)
         return PreviewResult(samples=[sample_fields(s) for s in getattr(result, "samples", [])],
                              kept=int(getattr(result, "kept", 0)), dropped=dict(getattr(result, "dropped", {})),
                              seconds=float(getattr(result, "seconds", 0.0)), error=str(getattr(result, "error", "")))
 
 
-def make_previewer(teacher_spec: str, samples: int = 3, config: Any = None) -> Previewer | None:
+def make_previewer(teacher: TeacherSettings, samples: int = 3, config: Any = None) -> Previewer | None:
     """The production previewer, or None when no teacher is configured (``/lab preview`` then says so)."""
-    return TrainerPreviewer(teacher_spec, samples, config) if teacher_spec else None
+    return TrainerPreviewer(teacher, samples, config) if teacher.spec else None

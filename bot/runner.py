@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from validators.gitfetch import FetchBudget, fetch_budget, prune_cache
-from validators.procs import pid_alive
+from validators.locks import pid_alive
 
 from .config import BotSettings
 from .context import Deadline, DeadlineExceeded, GuardedForge, JobContext, owner_id

@@ -26,7 +26,7 @@ def build_worker(settings: BotSettings, forge_for: ForgeFactory | None = None, p
                  queue: JobQueue | None = None) -> tuple[JobQueue, Runner]:
     """A queue wired to a runner (jobs execute here) and to the orphan sweep; nothing is started yet.
 
-    ``forge_for`` defaults to the GitHub App forge; ``previewer`` to the trainer with ``settings.teacher``.
+    ``forge_for`` defaults to the GitHub App forge; ``previewer`` to the trainer with the ``[teacher]`` settings.
     """
     queue = queue or JobQueue(settings)
     if forge_for is None:

@@ -56,7 +56,7 @@ def test_settings_file_holds_no_secrets_and_no_unknown_keys(tmp_path: Path) -> N
     with pytest.raises(ConfigError, match="environment"):
         load_settings(path, {})
     path.write_text("[bot]\nnope = 1\n")
-    with pytest.raises(ConfigError, match="unknown key 'nope'"):
+    with pytest.raises(ConfigError, match="nope: unknown key"):
         load_settings(path, {})
     assert mask_url("sqlite:///x.db") == "sqlite:///x.db"
 
@@ -91,7 +91,7 @@ def test_worker_poll_interval_from_settings_and_command_line(tmp_path: Path, mon
     path.write_text(f'[bot]\nworker_poll_s = 0.25\nwork_dir = "{tmp_path / "state"}"\n')
     assert load_settings(path, {}).worker_poll_s == 0.25
     path.write_text("[bot]\nworker_poll_s = -1\n")
-    with pytest.raises(ConfigError, match=r"\[bot\] worker_poll_s must be 0 or more, got -1"):
+    with pytest.raises(ConfigError, match=r"\[bot\] worker_poll_s: must be 0 or more, got -1"):
         load_settings(path, {})
     path.write_text(f'[bot]\nworker_poll_s = 0.25\nwork_dir = "{tmp_path / "state"}"\n')
 

@@ -39,6 +39,7 @@ from bot.merges import read_merges
 from bot.preview import PreviewResult, TrainerPreviewer
 from bot.queue import JobQueue
 from bot.worker import build_app, build_worker
+from trainer.teachers.config import TeacherSettings
 from validators import Config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -292,8 +293,8 @@ class CountingPreviewer(TrainerPreviewer):
 
 
 def previewing_bot(make_bot: Callable[..., Bot], model_dir: Path, samples: int = 2) -> tuple[Bot, CountingPreviewer]:
-    bot = make_bot(teacher=str(model_dir), preview_samples=samples)
-    previewer = CountingPreviewer(str(model_dir), samples)
+    bot = make_bot(teacher=TeacherSettings(spec=str(model_dir)), preview_samples=samples)
+    previewer = CountingPreviewer(TeacherSettings(spec=str(model_dir)), samples)
     previewer.calls = []
     bot.previewer = previewer
     return bot, previewer

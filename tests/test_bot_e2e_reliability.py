@@ -41,6 +41,7 @@ from test_bot_e2e import (  # noqa: F401 - fixtures
 from test_bot_fakes import EchoPreviewer
 
 from bot.merges import read_merges
+from trainer.teachers.config import TeacherSettings
 from validators import Config
 
 
@@ -314,7 +315,7 @@ def test_a_rate_limited_answer_is_waited_out(gh: GitHubServer, make_bot: Callabl
 
 
 def test_previews_are_limited_per_pull_request(gh: GitHubServer, make_bot: Callable[..., Bot]) -> None:
-    bot = make_bot(preview_limit=1, teacher="echo")
+    bot = make_bot(preview_limit=1, teacher=TeacherSettings(spec="echo"))
     bot.previewer = EchoPreviewer()
     pr = open_pr(gh, {NEW_PATH: FIXED, f"{NEW_DIR}/attribution.txt": ATTRIBUTION})
     bot.deliver("pull_request", gh.pull_request_event(REPO, pr.number, "opened"))

@@ -17,7 +17,6 @@ pytest.importorskip("accelerate")
 from tinymodel import build_tiny_model  # noqa: E402
 from trainkit import TASK_CORPUS, task_file, write_config  # noqa: E402
 
-from trainer.distill.config import parse_distill  # noqa: E402
 from trainer.distill.step import make_loss_factory  # noqa: E402
 from trainer.train.config import TrainConfigError, load_config  # noqa: E402
 from trainer.train.loop import train  # noqa: E402
@@ -32,7 +31,7 @@ def fit(folder: Path, model: Path, data: Path, *, epochs: int, batch: int = 16, 
     cfg = load_config(write_config(folder, model, [{"name": "p", "data": str(data), "epochs": epochs, "lr": 3.0e-3,
                                                     "effective_batch": batch}], heldout_fraction=heldout,
                                    **extra, **top))
-    factory = make_loss_factory(parse_distill(cfg)) if distill else None
+    factory = make_loss_factory(cfg.distill) if distill else None
     return train(cfg, progress=False, loss_factory=factory)
 
 
@@ -51,10 +50,11 @@ def test_kd_student_beats_sft_student_and_offline_topk_lands_near_online(world):
     w = world["w"]
     sft = fit(w / "sft", world["student"], world["small"], epochs=10)["heldout_loss"]["p"]["p"]
     kd = fit(w / "kd", world["student"], world["small"], epochs=10,
-             distill={"teacher": str(world["teacher"]), "lambda": 0.8})["heldout_loss"]["p"]["p"]
+             distill={"teacher_model": str(world["teacher"]), "lambda": 0.8})["heldout_loss"]["p"]["p"]
     cfg = write_config(w / "off", world["student"], [{"name": "p", "data": str(world["small"]), "epochs": 10,
                                                       "lr": 3.0e-3, "effective_batch": 16}], heldout_fraction=0.25,
-                       distill={"teacher": str(world["teacher"]), "teacher_cache": str(w / "cache"), "lambda": 0.8})
+                       distill={"teacher_model": str(world["teacher"]), "teacher_cache": str(w / "cache"),
+                                "lambda": 0.8})
     proc = subprocess.run([LABRADOR, "distill", "cache", "--config", str(cfg), "--top-k", "16", "-q"],
                           capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
     assert proc.returncode == 0, proc.stderr
@@ -76,8 +76,8 @@ def test_attention_distillation_logs_its_term_and_teacher_gets_no_gradient(world
     from trainer.train.prepare import prepare
 
     cfg = load_config(write_config(tmp_path, world["student"], [{"name": "p", "data": str(world["small"])}],
-                                   distill={"teacher": str(world["teacher"]), "lambda": 0.5, "attention": 1.0}))
-    dc = parse_distill(cfg)
+                                   distill={"teacher_model": str(world["teacher"]), "lambda": 0.5, "attention": 1.0}))
+    dc = cfg.distill
 
     class Acc:
         device = torch.device("cpu")
@@ -113,8 +113,8 @@ def test_dae_student_follows_the_expert_on_the_domain_and_the_reference_elsewher
     for name, distill in {
         "dae": {"dae": {"expert": str(expert), "reference": str(reference),
                         "domain": ["compositional_skills/reverse"]}, "lambda": 1.0},
-        "expert_only": {"teacher": str(expert), "lambda": 1.0},
-        "reference_only": {"teacher": str(reference), "lambda": 1.0},
+        "expert_only": {"teacher_model": str(expert), "lambda": 1.0},
+        "reference_only": {"teacher_model": str(reference), "lambda": 1.0},
     }.items():
         fit(tmp_path / name, world["student"], mixed, epochs=6, heldout=0.2, distill=distill)
         students[name] = AutoModelForCausalLM.from_pretrained(tmp_path / name / "out/p/final").eval()
@@ -143,7 +143,7 @@ def test_teacher_with_another_tokenizer_is_refused_naming_both(world, tmp_path):
     other = build_tiny_model(tmp_path / "other", hidden=32, layers=1, heads=2)  # default corpus: other vocabulary
     task_file(tmp_path / "p.jsonl", "reverse", 20)
     cfg = write_config(tmp_path, world["student"], [{"name": "p", "data": "p.jsonl"}],
-                       distill={"teacher": str(other)})
+                       distill={"teacher_model": str(other)})
     proc = subprocess.run([LABRADOR, "train", "--config", str(cfg), "-q"], capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert str(world["student"]) in proc.stderr and str(other) in proc.stderr and "tokenizer" in proc.stderr
@@ -151,20 +151,29 @@ def test_teacher_with_another_tokenizer_is_refused_naming_both(world, tmp_path):
 
 
 @pytest.mark.parametrize("distill, words", [
-    ({"teacher": "t", "lamda": 0.5}, ["distill.lamda", "did you mean 'lambda'"]),
-    ({"teacher": "t", "lambda": 2}, ["distill.lambda", "between"]),
+    ({"teacher_model": "t", "lamda": 0.5}, ["distill.lamda", "did you mean 'lambda'"]),
+    ({"teacher_model": "t", "lambda": 2}, ["distill.lambda", "at most 1"]),
     ({}, ["exactly one"]),
-    ({"teacher": "t", "dae": {"expert": "e", "reference": "r", "domain": ["x/**"]}}, ["exactly one"]),
+    ({"teacher_model": "t", "dae": {"expert": "e", "reference": "r", "domain": ["x/**"]}}, ["exactly one"]),
     ({"dae": {"expert": "e", "reference": "r"}}, ["domain"]),
     ({"dae": {"expert": "e", "reference": "r", "domian": ["x"]}}, ["distill.dae.domian"]),
     ({"teacher_cache": "c", "attention": 1.0}, ["online"]),
 ])
 def test_bad_distill_blocks(tmp_path, distill, words):
-    cfg = load_config(write_config(tmp_path, tmp_path / "m", [{"name": "p", "data": "p.jsonl"}], distill=distill))
+    path = write_config(tmp_path, tmp_path / "m", [{"name": "p", "data": "p.jsonl"}], distill=distill)
     with pytest.raises(TrainConfigError) as exc:
-        parse_distill(cfg)
+        load_config(path)
+    assert str(path) in str(exc.value)
     for w in words:
         assert w in str(exc.value)
+
+
+def test_the_old_distill_teacher_key_still_works_for_one_release_with_a_warning(tmp_path):
+    path = write_config(tmp_path, tmp_path / "m", [{"name": "p", "data": "p.jsonl"}],
+                        distill={"teacher": "t", "dae": None, "lambda": 0.3})
+    with pytest.warns(FutureWarning, match="distill.teacher_model"):
+        cfg = load_config(path)
+    assert cfg.distill.teacher_model == str(tmp_path / "t") and cfg.distill.lam == 0.3
 
 
 def test_topk_cache_reuses_by_content_and_ignores_half_written_shards(world, tmp_path):

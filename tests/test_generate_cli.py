@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from trainer.cli import register
-from trainer.settings import GenerateSettings, SettingsError, load_settings, teacher_options
+from trainer.settings import GenerateSettings, SettingsError, load_settings
+from trainer.teachers.config import load_teacher, teacher_options
+from validators.settings import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "sdg"
@@ -115,8 +117,8 @@ def test_settings_come_from_labrador_toml_and_flags_override(tmp_path: Path, rec
     recipe = tmp_path / "one_phase.yaml"
     recipe.write_text("version: 1\nphases:\n  - name: all\n    groups: [{name: all, include: ['**']}]\n")
     (tmp_path / "labrador.toml").write_text(
-        f'[generate]\nteacher = "replay:{recording}"\nout = "data"\nrecipe = "one_phase.yaml"\nseed = 3\n'
-        "max_concurrency = 2\n")
+        f'[teacher]\nspec = "replay:{recording}"\nmax_concurrency = 2\n'
+        '[generate]\nout = "data"\nrecipe = "one_phase.yaml"\nseed = 3\n')
     assert run_cli("--taxonomy", skills_taxonomy, "-q", "--seed", "4") == 0
     manifest = json.loads((tmp_path / "data" / "mix_manifest.json").read_text())
     assert list(manifest["phases"]) == ["all"] and manifest["seed"] == 4
@@ -127,7 +129,7 @@ def test_no_teacher_anywhere_is_one_clear_line(tmp_path: Path, skills_taxonomy: 
     assert run_cli("--taxonomy", skills_taxonomy, "--out", tmp_path / "out") == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert "[generate]" in err and "labrador.toml" in err and "LABRADOR_TEACHER" in err and "--teacher" in err
+    assert "[teacher]" in err and "labrador.toml" in err and "LABRADOR_TEACHER" in err and "--teacher" in err
 
 
 def test_failed_leaf_exits_1_and_is_reported(tmp_path: Path, skills_taxonomy: Path, capsys) -> None:
@@ -156,20 +158,22 @@ def test_usage_errors_exit_2(tmp_path: Path, recording: Path, skills_taxonomy: P
 
 def test_settings_file_validation_and_options(tmp_path: Path) -> None:
     path = tmp_path / "labrador.toml"
-    path.write_text('[generate]\nteacher = "http://127.0.0.1:1/v1"\ntokenizer = "tok"\nmax_concurrency = 3\n')
-    s = load_settings(path, env={})
+    path.write_text('[teacher]\nspec = "http://127.0.0.1:1/v1"\ntokenizer = "tok"\nmax_concurrency = 3\n'
+                    '[generate]\nout = "data"\n')
+    s = load_teacher(path, env={})
     assert s.tokenizer == str(tmp_path / "tok") and s.max_concurrency == 3
-    assert load_settings(path, env={"LABRADOR_TEACHER": "http://other/v1"}).teacher == "http://other/v1"
+    assert load_settings(path).out == str(tmp_path / "data")
+    assert load_teacher(path, env={"LABRADOR_TEACHER": "http://other/v1"}).spec == "http://other/v1"
     assert teacher_options("http://x/v1", s.merged(model="m", api_key_env="KEY")) == {
         "max_concurrency": 3, "model": "m", "api_key_env": "KEY", "tokenizer_path": str(tmp_path / "tok")}
     assert teacher_options("vllm:/models/x", s) == {"batch_size": 3}
     assert GenerateSettings().merged(seed=None, out="o").out == "o"
-    path.write_text('[generate]\nteacher = "x"\ntemperature = 1\n')
-    with pytest.raises(SettingsError, match="unknown key 'temperature'"):
-        load_settings(path, env={})
-    path.write_text("[generate]\nmax_concurrency = true\n")
-    with pytest.raises(SettingsError, match=r"\[generate\] max_concurrency must be a whole number, got True"):
-        load_settings(path, env={})
+    path.write_text('[generate]\nout = "x"\ntemperature = 1\n')
+    with pytest.raises(SettingsError, match=r"\[generate\] temperature: unknown key"):
+        load_settings(path)
+    path.write_text("[generate]\nmax_concurrency = true\n")  # a deprecated key is still type-checked
+    with pytest.raises(ConfigError, match=r"\[generate\] max_concurrency: must be a whole number, got True"):
+        load_teacher(path, env={})
 
 
 def test_missing_replay_dataset_fails_before_generating(tmp_path: Path, recording: Path, skills_taxonomy: Path,

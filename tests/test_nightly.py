@@ -49,11 +49,22 @@ def commit_all(repo: pygit2.Repository, message: str) -> str:
     return str(repo.create_commit("HEAD", SIG, SIG, message, repo.index.write_tree(), parents))
 
 
+PHASE_KEYS = ("epochs", "effective_batch", "lr", "warmup_steps", "max_steps")
+TRAIN_KEYS = ("max_seq_len", "max_tokens_per_batch", "heldout_fraction", "keep_checkpoints", "save_every_steps")
+
+
 def settings(recording: Path, base: Path, **extra) -> str:
-    keys = {"base_model": f'"{base}"', "teacher": f'"replay:{recording}"', "profile": '"full"', "epochs": 2,
-            "effective_batch": 8, "lr": 0.003, "max_seq_len": 1024, "max_tokens_per_batch": 2048,
-            "heldout_fraction": 0.2, "gate_max_forgetting": 5.0, **extra}
-    return "[nightly]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items())
+    """labrador.toml: [teacher], [nightly], and the night's training as [nightly.train] (a training config)."""
+    keys = {"base_model": f'"{base}"', "epochs": 2, "effective_batch": 8, "lr": 0.003, "max_seq_len": 1024,
+            "max_tokens_per_batch": 2048, "heldout_fraction": 0.2, "gate_max_forgetting": 5.0, **extra}
+    table = {"": {}, ".train": {}, ".train.phases": {}}
+    for k, v in keys.items():
+        table[".train.phases" if k in PHASE_KEYS else ".train" if k in TRAIN_KEYS else ""][k] = v
+    text = f'[teacher]\nspec = "replay:{recording}"\nprofile = "full"\n'
+    for suffix, values in table.items():
+        head = f"[[nightly{suffix}]]" if suffix == ".train.phases" else f"[nightly{suffix}]"
+        text += head + "\n" + "".join(f"{k} = {v}\n" for k, v in values.items())
+    return text
 
 
 @pytest.fixture
@@ -155,17 +166,23 @@ def test_a_broken_main_stops_before_any_model_loads(repo, tmp_path):
 
 
 def test_a_killed_night_resumes_to_the_same_entry_and_weights(repo, tmp_path):
-    ref = night(repo, tmp_path / "ref")
+    from trainer.nightly.registry import Registry
+
+    def cmd_for(state: Path) -> list[str]:
+        return [LABRADOR, "nightly", "--config", str(repo / "labrador.toml"), "--state-dir", str(state),
+                "--taxonomy", str(repo / "taxonomy")]
+
+    one_thread = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same float reductions in every run compared
+    assert subprocess.run(cmd_for(tmp_path / "ref"), capture_output=True, env=one_thread).returncode == 0
+    ref = Registry(tmp_path / "ref" / "registry.db").runs()[0]
     state = tmp_path / "killed"
-    cmd = [LABRADOR, "nightly", "--config", str(repo / "labrador.toml"), "--state-dir", str(state), "--taxonomy",
-           str(repo / "taxonomy")]
+    cmd = cmd_for(state)
     run_dir = state / "runs" / "night-0001"
     kills = 0
     metrics = run_dir / "train" / "metrics.jsonl"
     for ready in (lambda: (run_dir / "steps" / "generate.json").is_file(),  # after generation
                   lambda: metrics.is_file() and metrics.stat().st_size > 0):  # during training
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=one_thread)
         deadline = time.monotonic() + 300
         while proc.poll() is None and time.monotonic() < deadline:
             if ready():
@@ -175,11 +192,9 @@ def test_a_killed_night_resumes_to_the_same_entry_and_weights(repo, tmp_path):
             time.sleep(0.005)
         proc.wait()
     assert kills >= 1  # the second kill may find the night already done on a fast machine: then it resumes nothing
-    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(cmd, capture_output=True, text=True, env=one_thread)
     assert done.returncode == 0, done.stderr[-2000:]
     from safetensors.torch import load_file
-
-    from trainer.nightly.registry import Registry
 
     got = Registry(state / "registry.db").runs()
     assert [r["id"] for r in got] == ["night-0001"]  # resumed under the same id, never recorded twice

@@ -142,7 +142,7 @@ def test_no_teacher_prints_one_line_and_validation_still_runs(monkeypatch, taxon
     out = capsys.readouterr().out
     assert out.count(NO_TEACHER) == 1
     hint = [line for line in out.splitlines() if "teacher" in line and not line.startswith("checked: ")]
-    assert hint == [NO_TEACHER] and "[generate]" in NO_TEACHER and "LABRADOR_TEACHER" in NO_TEACHER
+    assert hint == [NO_TEACHER] and "[teacher]" in NO_TEACHER and "LABRADOR_TEACHER" in NO_TEACHER
     assert "1 leaf" in out or "checked" in out  # the checker's own summary is still there
 
 
@@ -179,8 +179,8 @@ def test_leaf_whose_verdict_comes_from_the_cache_is_still_previewed(monkeypatch,
 
 
 def test_config_teacher_and_json_output_stays_clean(monkeypatch, taxonomy: Path, capsys, tmp_path: Path) -> None:
-    (tmp_path / "labrador.toml").write_text(f'[generate]\nteacher = "replay:{FIXTURES / "freeform.json"}"\n'
-                                            "preview_samples = 1\n")
+    (tmp_path / "labrador.toml").write_text(f'[teacher]\nspec = "replay:{FIXTURES / "freeform.json"}"\n'
+                                            "[generate]\npreview_samples = 1\n")
     assert check(monkeypatch, taxonomy, "--format", "json", "--preview") == 0
     captured = capsys.readouterr()
     json.loads(captured.out)  # stdout is the checker's JSON only

@@ -145,10 +145,10 @@ def test_every_stage_runs_over_http_with_retries_and_the_cap(tmp_path: Path) -> 
 
 
 def test_high_concurrency_is_sharded_over_clients_under_one_cap() -> None:
-    from trainer.settings import GenerateSettings, build_teacher
+    from trainer.teachers.config import TeacherSettings, build_teacher
 
     with FakeOpenAIServer(delay_s=0.05) as srv:
-        teacher = build_teacher(GenerateSettings(teacher=srv.base_url, max_concurrency=40))
+        teacher = build_teacher(TeacherSettings(spec=srv.base_url, max_concurrency=40))
         assert isinstance(teacher, OpenAIHTTPTeacher) and teacher.max_concurrency == 40  # one teacher, one cap
         assert teacher.name == f"openai:{srv.base_url}#fake-model"  # as one client: same cache keys
         clients: list[Any] = []

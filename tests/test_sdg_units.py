@@ -15,8 +15,8 @@ from trainer.sdg.near_dup import NearDuplicates, normalize
 from trainer.sdg.parsing import PARSERS, parse_score, parse_yes_no
 from trainer.sdg.pipeline import parse_pipeline
 from trainer.sdg.prompting import Prompt, PromptError, load_prompt
-from trainer.sdg.replay import ReplayTeacher
 from trainer.teachers.base import Request, TeacherError
+from trainer.teachers.replay import ReplayTeacher
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = ReplayTeacher(rules={"*": ["x"]}).count_tokens

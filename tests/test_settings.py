@@ -1,5 +1,6 @@
 """One settings loader for every section of labrador.toml: the same type rules and the same messages for
-[check], [documents], [generate] and [bot]; unknown sections are errors; validators names no section above it."""
+[check], [documents], [generate], [teacher] and [bot]; unknown sections are errors; validators names no section
+above it."""
 
 from __future__ import annotations
 
@@ -9,15 +10,18 @@ import pytest
 
 from bot.config import load_settings as load_bot
 from trainer.settings import load_settings as load_generate
+from trainer.teachers.config import load_teacher
 from validators.config import load_config
 from validators.settings import ConfigError, known_sections
 
 LOADERS = {
     "check": lambda p: load_config(p),
-    "generate": lambda p: load_generate(p, env={}),
+    "generate": lambda p: load_generate(p),
+    "teacher": lambda p: load_teacher(p, env={}),
     "bot": lambda p: load_bot(p, env={}),
 }
-KEYS = {"check": ("max_depth", "allowed_hosts"), "generate": ("max_concurrency", "teacher"),
+KEYS = {"check": ("max_depth", "allowed_hosts"), "generate": ("preview_samples", "out"),
+        "teacher": ("max_concurrency", "spec"),
         "bot": ("retries", "work_dir")}
 
 
@@ -26,11 +30,11 @@ def test_unknown_keys_and_wrong_types_read_the_same_in_every_section(tmp_path: P
     path = tmp_path / "labrador.toml"
     number, text = KEYS[section]
     cases = [
-        (f"{number}x = 1", f"unknown key '{number}x' in [{section}]; did you mean '{number}'?"),
-        (f"{number} = true", f"[{section}] {number} must be a whole number, got True"),
-        (f'{number} = "3"', f"[{section}] {number} must be a whole number, got '3'"),
-        (f"{number} = -1", f"[{section}] {number} must be 0 or more, got -1"),
-        (f"{text} = true", f"[{section}] {text} must be"),
+        (f"{number}x = 1", f"[{section}] {number}x: unknown key; did you mean '{number}'?"),
+        (f"{number} = true", f"[{section}] {number}: must be a whole number, got True"),
+        (f'{number} = "3"', f"[{section}] {number}: must be a whole number, got '3'"),
+        (f"{number} = -1", f"[{section}] {number}: must be 0 or more, got -1"),
+        (f"{text} = true", f"[{section}] {text}: must be"),
     ]
     for line, message in cases:
         path.write_text(f"[{section}]\n{line}\n")
@@ -59,6 +63,6 @@ def test_paths_are_relative_to_the_file(tmp_path: Path):
     path = tmp_path / "sub" / "labrador.toml"
     path.parent.mkdir()
     path.write_text('[generate]\nout = "data"\n[bot]\nwork_dir = "state"\n[documents]\ncache_dir = "cache"\n')
-    assert load_generate(path, env={}).out == str((path.parent / "data").resolve())
+    assert load_generate(path).out == str((path.parent / "data").resolve())
     assert load_bot(path, env={}).work_dir == str((path.parent / "state").resolve())
     assert load_config(path).cache_dir == str((path.parent / "cache").resolve())

@@ -13,22 +13,17 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 
 from validators import Config
 from validators.config import ConfigError, find_config, load_config
-from validators.findings import Report
-from validators.tree import SelectionError, check_tree, find_taxonomy, repo_root, select_leaves, walk
+from validators.tree import SelectionError, find_taxonomy, repo_root, select_leaves, walk
 
-from .settings import HOW_TO_CONFIGURE, GenerateSettings, SettingsError, build_teacher, load_settings
-from .teachers import Teacher, TeacherError
-
-if TYPE_CHECKING:  # the generator needs the [sdg] extra; `labrador --help` and `check` must not
-    from .sdg import LeafInput, LeafResult, Limits
-    from .sdg.progress import ProgressDisplay
+from .settings import GenerateSettings, SettingsError, load_settings
+from .teachers import TeacherError
+from .teachers.config import HOW_TO_CONFIGURE, TeacherSettings, build_teacher, load_teacher
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -40,8 +35,9 @@ class UsageError(Exception):
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="generate synthetic training data for taxonomy leaves with a teacher",
                        description="Generate LAB synthetic data for the valid leaves (default: the whole "
-                       "taxonomy), then mix it into phase files with a recipe. Settings come from [generate] "
-                       "in labrador.toml; flags override them. Exit status 1 when a leaf failed.")
+                       "taxonomy), then mix it into phase files with a recipe. Settings come from [teacher] and "
+                       "[generate] in labrador.toml; LABRADOR_TEACHER overrides the teacher's spec, and flags "
+                       "override both. Exit status 1 when a leaf failed.")
     p.add_argument("leaves", nargs="*", type=Path, metavar="LEAF",
                    help="leaf folders, qna.yaml files or branch folders (default: every leaf)")
     p.add_argument("--teacher", metavar="SPEC", help="http(s)://HOST:PORT/v1[#MODEL] (OpenAI-compatible), "
@@ -58,9 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="model id on an HTTP teacher (default: the server's first model)")
     p.add_argument("--api-key-env", metavar="NAME", help="environment variable holding the HTTP teacher's key")
     p.add_argument("--tokenizer", metavar="PATH", help="tokenizer.json or model folder for exact chunk sizes")
-    p.add_argument("--profile", choices=("full", "quick"),
-                   help="generation profile: full (the pipelines as written, default) or quick (for CPU-sized "
-                   "teachers such as `embedded`: 1 seed, 3 questions, 3 rows per step, n=1, 160-token replies)")
+    p.add_argument("--profile", choices=("auto", "full", "quick"),
+                   help="generation profile: full (the pipelines as written), quick (for CPU-sized teachers: 1 seed, "
+                   "3 questions, 3 rows per step, n=1, 160-token replies) or auto (default: quick for `embedded`, "
+                   "full for any other teacher)")
     p.add_argument("--no-mix", action="store_true", help="generate per-leaf samples only; no phase files")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=run_generate)
@@ -74,21 +71,21 @@ def taxonomy_dir(path: Path | None) -> Path:
     return find_taxonomy(Path("."))
 
 
-def settings_for(args: argparse.Namespace, taxonomy: Path) -> tuple[Config, GenerateSettings, Path | None]:
-    """Checker config, generator settings (file < env < flags) and the settings file used."""
+def settings_for(args: argparse.Namespace, taxonomy: Path) -> tuple[Config, GenerateSettings, TeacherSettings]:
+    """Checker config, generator settings and teacher settings (file < environment < flags)."""
     path = args.config if args.config is not None else find_config(taxonomy)
     if args.config is not None and not args.config.is_file():
         raise UsageError(f"config file {args.config} does not exist")
+    if getattr(args, "max_concurrency", None) is not None and args.max_concurrency < 1:
+        raise UsageError("--max-concurrency must be at least 1")
     try:
         config, settings = load_config(path), load_settings(path)
+        teacher = load_teacher(path, spec=args.teacher, max_concurrency=args.max_concurrency, model=args.model,
+                               api_key_env=args.api_key_env, tokenizer=args.tokenizer, profile=args.profile)
     except (ConfigError, SettingsError) as exc:
         raise UsageError(str(exc)) from None
-    flags = {k: getattr(args, k, None) for k in ("teacher", "out", "recipe", "seed", "max_concurrency", "model",
-                                                  "api_key_env", "tokenizer", "profile")}
-    settings = settings.merged(**flags)
-    if settings.max_concurrency < 1:
-        raise UsageError("--max-concurrency must be at least 1")
-    return config, settings, path
+    settings = settings.merged(out=args.out, recipe=args.recipe, seed=args.seed)
+    return config, settings, teacher
 
 
 def select(taxonomy: Path, wanted: Sequence[Path]) -> list[str]:
@@ -101,67 +98,10 @@ def select(taxonomy: Path, wanted: Sequence[Path]) -> list[str]:
         raise UsageError(str(exc)) from None
 
 
-def prepare(taxonomy: Path, config: Config, folders: list[str]) -> tuple[list[LeafInput], list[LeafResult]]:
-    """Validate and read the leaves; resolve knowledge documents. Invalid ones become ``skipped`` results."""
-    from validators.documents import DocumentError, resolve_documents
-
-    from .sdg import LeafInput, LeafResult
-
-    local = repo_root(taxonomy)
-    inputs: list[LeafInput] = []
-    skipped: list[LeafResult] = []
-    for report in check_tree(taxonomy, config, folders):
-        if report.path == ".":
-            continue  # stray findings (symlinks) outside any leaf
-        if not report.ok:
-            skipped.append(LeafResult(report.path, "skipped", error=_first_error(report)))
-            continue
-        data = (taxonomy / report.path).read_bytes()
-        documents = None
-        if report.branch == "knowledge":
-            try:
-                documents = resolve_documents(report.data.get("document"), config, local)
-            except DocumentError as exc:
-                skipped.append(LeafResult(report.path, "skipped", error=f"documents: {exc}"))
-                continue
-        inputs.append(LeafInput(report.path, data, documents, report))
-    return inputs, skipped
-
-
 def _console(stderr: bool = False) -> Console:
     """A console that does not fold tables to 80 columns in logs (CI, files, pipes)."""
     console = Console(stderr=stderr)
     return console if console.is_terminal else Console(stderr=stderr, width=200)
-
-
-def _first_error(report: Report) -> str:
-    f = report.errors[0]
-    where = f"{f.path or report.path}:{f.line}:{f.column}" if f.line else (f.path or report.path)
-    return f"invalid ({len(report.errors)} error(s)); first: {where} {f.message}"
-
-
-async def run_leaves(inputs: Sequence[LeafInput], teacher: Teacher, out: Path | None, *, seed: int = 0,
-                     max_leaves: int = 64, limits: Limits | None = None, display: ProgressDisplay | None = None,
-                     config: Config | None = None, taxonomy_repo: Path | None = None) -> list[LeafResult]:
-    """All leaves against one teacher, ``max_leaves`` at a time; results in input order. Closes the teacher."""
-    from .sdg import generate_leaf
-
-    gate = asyncio.Semaphore(max(1, max_leaves))
-    progress = display.event if display is not None else None
-
-    async def one(item: LeafInput) -> LeafResult:
-        async with gate:
-            res = await generate_leaf(item.relpath, item.data, teacher, out, documents=item.documents, seed=seed,
-                                      limits=limits, progress=progress, config=config, taxonomy_repo=taxonomy_repo,
-                                      report=item.report)
-        if display is not None:
-            display.leaf_done(res)
-        return res
-
-    try:
-        return list(await asyncio.gather(*(one(item) for item in inputs)))
-    finally:
-        await teacher.aclose()
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -174,14 +114,14 @@ def run_generate(args: argparse.Namespace) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     try:
-        from .sdg import summary_table
+        from .sdg import Limits, generate, prepare_leaves, summary_table
         from .sdg.progress import ProgressDisplay
     except ImportError as exc:
         raise UsageError(f"labrador generate needs the sdg extra ({exc.name} is missing): "
                          "pip install 'labrador[sdg]'") from None
     taxonomy = taxonomy_dir(args.taxonomy)
-    config, settings, _ = settings_for(args, taxonomy)
-    if not settings.teacher:
+    config, settings, teacher_settings = settings_for(args, taxonomy)
+    if not teacher_settings.spec:
         raise UsageError(HOW_TO_CONFIGURE + ", or pass --teacher SPEC")
     if not settings.out:
         raise UsageError("no output folder: pass --out DIR or set `out = \"...\"` under [generate] in labrador.toml")
@@ -193,10 +133,8 @@ def _generate(args: argparse.Namespace) -> int:
             missing_datasets(recipe)  # fail before hours of generation, not after
     except RecipeError as exc:
         raise UsageError(str(exc)) from None
-    from .sdg import Limits
-
     out = Path(settings.out)
-    inputs, skipped = prepare(taxonomy, config, select(taxonomy, args.leaves))
+    inputs, skipped = prepare_leaves(taxonomy, config, select(taxonomy, args.leaves))
     stdout, stderr = _console(), _console(stderr=True)
     for res in skipped:
         stderr.print(f"skipped {res.leaf}: {res.error}", markup=False, highlight=False)
@@ -204,14 +142,15 @@ def _generate(args: argparse.Namespace) -> int:
         stderr.print("no valid leaf to generate", highlight=False)
         return EXIT_FAILED if skipped else EXIT_USAGE
     try:
-        teacher = build_teacher(settings)
+        teacher = build_teacher(teacher_settings)
     except (ValueError, ImportError, TeacherError) as exc:  # bad spec, missing extra, server unreachable
-        raise UsageError(f"teacher {settings.teacher!r}: {exc}") from None
+        raise UsageError(f"teacher {teacher_settings.spec!r}: {exc}") from None
     display = ProgressDisplay(stderr, len(inputs), live=not args.quiet and ProgressDisplay.wanted(stderr))
     with display:
-        results = asyncio.run(run_leaves(inputs, teacher, out, seed=settings.seed, max_leaves=args.max_leaves,
-                                         limits=Limits.profile(settings.profile), display=display, config=config,
-                                         taxonomy_repo=repo_root(taxonomy)))
+        results = asyncio.run(generate(inputs, teacher, out, seed=settings.seed, max_leaves=args.max_leaves,
+                                       limits=Limits.profile(teacher_settings.profile_name), progress=display.event,
+                                       on_leaf=display.leaf_done, config=config, taxonomy_repo=repo_root(taxonomy),
+                                       close_teacher=True))
     stdout.print(summary_table([*results, *skipped], title=escape(f"Synthetic data ({teacher.name})")))
     if recipe is not None:
         usable = {r.leaf.rsplit("/", 1)[0]: r.samples for r in results if r.status in ("ok", "cached", "partial")}

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from validators import check_file
+from validators.seeds import seed_examples
 
 from . import markdown as md
 
 NO_PREVIEW_ENV = "LABRADOR_NO_PREVIEW"
 NO_TEACHER = ("preview: not run; `labrador check --preview` shows generated samples, with the embedded teacher "
-              "or the one set as `teacher` under [generate] in labrador.toml (or LABRADOR_TEACHER)")
+              "or the one set as `spec` under [teacher] in labrador.toml (or LABRADOR_TEACHER)")
 NEEDS_TRAIN = ("preview skipped: the embedded teacher runs on torch and transformers; install them with "
                "pip install 'labrador[train]' (torch first: pip install torch), or configure an HTTP teacher")
 
@@ -42,15 +43,12 @@ def sample_fields(sample: Mapping[str, Any]) -> dict[str, str]:
 
 
 def seeds_of(data: Any) -> list[dict[str, str]]:
-    """A parsed leaf's seed examples, flat; a knowledge seed shows its context and first Q&A."""
+    """A parsed leaf's seed examples, flat (the one reader, :mod:`validators.seeds`); a knowledge seed shows its
+    context and first Q&A."""
     out: list[dict[str, str]] = []
-    for seed in (data.get("seed_examples") if isinstance(data, Mapping) else None) or []:
-        if not isinstance(seed, Mapping):
-            continue
-        pairs = seed.get("questions_and_answers")
-        qa = pairs[0] if isinstance(pairs, list) and pairs and isinstance(pairs[0], Mapping) else seed
-        item = {"context": str(seed.get("context") or ""), "question": str(qa.get("question", "")),
-                "answer": str(qa.get("answer", ""))}
+    for seed in seed_examples(data):
+        qa = seed.pairs[0] if seed.pairs else None
+        item = {"context": seed.context, "question": qa.question if qa else "", "answer": qa.answer if qa else ""}
         out.append({k: v for k, v in item.items() if v})
     return out
 
@@ -121,28 +119,26 @@ def check_hook(args: argparse.Namespace, reports: Sequence[Any]) -> int:
     from validators.config import find_config, load_config
     from validators.tree import repo_root
 
-    from .settings import build_teacher, load_settings
+    from .settings import load_settings
+    from .teachers.config import build_teacher, load_teacher
 
     taxonomy = args.taxonomy or (Path("taxonomy") if Path("taxonomy").is_dir() else Path("."))
     path = args.config if getattr(args, "config", None) else find_config(taxonomy)
     out = sys.stderr if getattr(args, "format", None) == "json" else sys.stdout  # keep JSON on stdout clean
     try:
-        settings = load_settings(path)
+        settings, chosen = load_settings(path), load_teacher(path)
         if not getattr(args, "preview", False):  # plain `check` stays fast: one line at most
             if not getattr(args, "quiet", False):
-                print(f"preview: `labrador check --preview` shows samples from {settings.teacher}" if settings.teacher
+                print(f"preview: `labrador check --preview` shows samples from {chosen.spec}" if chosen.spec
                       else NO_TEACHER, file=out)
             return 0
-        if not settings.teacher:
-            settings = settings.merged(teacher="embedded")
-        if settings.teacher.startswith("embedded") and settings.profile == "full":
-            settings = settings.merged(profile="quick")  # a 135M CPU teacher needs the small profile
-        if settings.teacher.startswith("embedded") and not _has_torch():
+        chosen = chosen.merged(spec=chosen.spec or "embedded")  # profile auto: quick for the embedded teacher
+        if chosen.spec.startswith("embedded") and not _has_torch():
             print(NEEDS_TRAIN, file=out)
             return 0
         from .sdg import preview_leaf  # the [sdg] extra
 
-        teacher = build_teacher(settings)
+        teacher = build_teacher(chosen)
         config = load_config(path)
     except Exception as exc:  # a broken teacher or setting must not hide the validation verdict
         print(f"preview skipped: {type(exc).__name__}: {exc}".splitlines()[0], file=out)
@@ -150,7 +146,7 @@ def check_hook(args: argparse.Namespace, reports: Sequence[Any]) -> int:
     docs = not getattr(args, "no_documents", False)
     text = asyncio.run(_previews(preview_leaf, leaves, taxonomy, teacher, settings.preview_samples, settings.seed,
                                  config, repo_root(taxonomy) if taxonomy.exists() else None, docs,
-                                 settings.profile))
+                                 chosen.profile_name))
     print("\n" + text, file=out)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:

@@ -70,8 +70,13 @@ def atomic_write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def publish_dir(tmp: Path, final: Path) -> None:
     """Move a fully written folder ``tmp`` to ``final`` (same file system), replacing an older ``final`` that
-    the caller has checked is its own: the old one is renamed aside first, so readers see one or the other."""
+    the caller has checked is its own: its files are synced to disk first, and the old one is renamed aside, so
+    readers see one whole folder or the other, also after a power cut."""
     tmp, final = Path(tmp), Path(final)
+    for f in tmp.rglob("*"):
+        if f.is_file() and not f.is_symlink():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
     if final.exists():
         old = final.with_name(f".{final.name}.old{os.getpid()}")
         os.replace(final, old)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -246,6 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warn(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+    """A deprecation (a settings key that moved) as one line that says what to write instead, not a source line."""
+    print(f"labrador: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -253,7 +259,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", FutureWarning)  # once per place, however often it is read
+            warnings.showwarning = _warn
+            return args.func(args)
     except UsageError as exc:
         print(f"labrador: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -20,7 +20,8 @@ import pygit2
 
 from .config import Config
 from .findings import Finding, Report
-from .gitfetch import BoundedFetch, FetchCancelled, bare_repository, bound_network_waits, file_lock
+from .gitfetch import BoundedFetch, FetchCancelled, bare_repository, bound_network_waits
+from .locks import file_lock
 
 MAX_FILES = 100_000  # tree entries walked per commit
 MAX_PATH = 1024  # longer paths (tree bombs) are skipped

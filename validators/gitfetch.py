@@ -20,30 +20,11 @@ from pathlib import Path
 
 import pygit2
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: the atomic rename still protects creation
-    fcntl = None  # type: ignore[assignment]
+from .locks import file_lock
+
+__all__ = ["BoundedFetch", "FetchBudget", "FetchCancelled", "bare_repository", "bound_network_waits", "file_lock"]
 
 _TIMEOUTS_MS = (("server_connect_timeout", 30_000), ("server_timeout", 120_000))
-
-
-@contextlib.contextmanager
-def file_lock(path: str | os.PathLike[str], wait: bool = True) -> Iterator[bool]:
-    """Hold an exclusive ``flock`` on the file ``path`` (created, mode 0o600) for the ``with`` block; with
-    ``wait=False`` yield False at once when another holds it. Taking it marks the file as used now."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-            except BlockingIOError:
-                yield False
-                return
-        os.utime(fd)  # the cache's "last used" time, read by prune_cache
-        yield True
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 RECENT_S = 3600.0  # a repository used within this is never pruned for size

@@ -39,7 +39,7 @@ def run_cache(args: argparse.Namespace) -> int:
     from trainer.train.prepare import prepare
 
     from .cache import CacheError, build_cache
-    from .config import check_distill, parse_distill
+    from .config import check_distill
     from .step import load_teacher
 
     try:
@@ -47,21 +47,21 @@ def run_cache(args: argparse.Namespace) -> int:
             raise TrainConfigError("--top-k must be at least 1")
         config = load_config(args.config)
         check_inputs(config)
-        dc = parse_distill(config)
-        if dc is None or not dc.teacher or not dc.teacher_cache:
-            raise TrainConfigError(f"{config.source}: distill: set both `teacher` (the model to run) and "
+        dc = config.distill
+        if dc is None or not dc.teacher_model or not dc.teacher_cache:
+            raise TrainConfigError(f"{config.source}: distill: set both `teacher_model` (the model to run) and "
                                    "`teacher_cache` (where its targets go)")
         check_distill(config, dc, building_cache=True)
         prep = prepare(config)
         samples = [s for d in prep.data for s in d.train]
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        teacher = load_teacher(dc.teacher, device)
+        teacher = load_teacher(dc.teacher_model, device)
         from rich.progress import Progress
 
         with Progress(disable=args.quiet, transient=True) as bar:
             task = bar.add_task("teacher top-k", total=len(samples))
             counts = build_cache(Path(dc.teacher_cache), samples, teacher, top_k=min(args.top_k, len(prep.tokenizer)),
-                                 temperature=dc.temperature, teacher_name=dc.teacher,
+                                 temperature=dc.temperature, teacher_name=dc.teacher_model,
                                  max_tokens=config.max_tokens_per_batch, device=device,
                                  progress=lambda n: bar.advance(task, n))
     except (TrainConfigError, DataError, CacheError) as exc:

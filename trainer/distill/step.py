@@ -59,7 +59,7 @@ def make_loss_factory(dc: DistillConfig):  # -> trainer.train.loop.LossStepFacto
 
             cache = TopKCache(dc.teacher_cache)
         else:
-            teachers = {"teacher": load_teacher(dc.teacher, device, eager=attn)}
+            teachers = {"teacher": load_teacher(dc.teacher_model, device, eager=attn)}
 
         def step(model: torch.nn.Module, batch: dict[str, Any]) -> StepLoss:
             out = forward(model, batch, output_attentions=attn) if attn else forward(model, batch)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from validators.atomic import publish_dir
-from validators.gitfetch import file_lock
+from validators.locks import file_lock
 
 from .catalogue import DEFAULT, ModelEntry, entry
 

@@ -22,14 +22,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "a replay of every earlier night's data, train a new phase on top of the last promoted model, evaluate "
         "(tonight's data, forgetting of earlier nights, the changed leaves' seeds), promote only if the gate "
         "passes, and record the run and a report. A killed night resumes where it stopped. Settings: [nightly] "
-        "(and [generate]) in labrador.toml.")
+        "(its training in [nightly.train], the same keys as `labrador train`'s YAML) and [teacher] in "
+        "labrador.toml.")
     p.add_argument("--config", type=Path, metavar="FILE", help="settings file (default: nearest labrador.toml)")
     p.add_argument("--state-dir", type=Path, metavar="DIR",
                    help="registry, data, checkpoints and reports (default: .labrador/ at the repository root)")
     p.add_argument("--taxonomy", type=Path, metavar="DIR", help="taxonomy folder (default: found from here)")
     p.add_argument("--quick", action="store_true",
                    help="the embedded defaults: SmolLM2-135M-Instruct as teacher (quick profile), a 2-layer student "
-                   "derived from it, a small CPU training budget (minutes on a laptop)")
+                   "derived from it, a small CPU training budget (minutes on a laptop); [nightly.train] keys "
+                   "still override the budget")
     p.set_defaults(func=run_nightly)
     r = sub.add_parser("runs", help="the nightly run registry: list runs, or explain one",
                        description="Runs of `labrador nightly`, newest first; `labrador runs show ID` explains one.")
@@ -56,7 +58,7 @@ def run_nightly(args: argparse.Namespace) -> int:
     from validators.settings import ConfigError
     from validators.tree import find_taxonomy
 
-    from ..settings import load_settings
+    from ..teachers.config import load_teacher
     from .night import Night, NightError, run_night
     from .settings import load_nightly
 
@@ -65,12 +67,11 @@ def run_nightly(args: argparse.Namespace) -> int:
     path = args.config if args.config is not None else find_config(taxonomy)
     try:
         checker = load_config(path)
-        gen = load_settings(path)
         settings = load_nightly(path, quick=args.quick)
-        gen = gen.merged(teacher=settings.teacher or None, profile=settings.profile or None, seed=settings.seed)
-        if not gen.teacher:
-            raise ConfigError("no teacher for the nightly job: set `teacher` under [nightly] or [generate] in "
-                              "labrador.toml, or run `labrador nightly --quick` (the embedded teacher)")
+        teacher = load_teacher(path, legacy=("nightly", "generate"), spec="embedded" if args.quick else None)
+        if not teacher.spec:
+            raise ConfigError("no teacher for the nightly job: set `spec` under [teacher] in labrador.toml (or "
+                              "LABRADOR_TEACHER), or run `labrador nightly --quick` (the embedded teacher)")
         state = args.state_dir or default_state_dir(taxonomy)
         state.mkdir(parents=True, exist_ok=True)
         free_gb = shutil.disk_usage(state).free / 1e9
@@ -82,7 +83,7 @@ def run_nightly(args: argparse.Namespace) -> int:
         err.print(f"error: {exc}", markup=False)
         return EXIT_USAGE
     out = Console(highlight=False)
-    night = Night(taxonomy, state, settings, gen, checker, say=lambda text: err.print(text, markup=False))
+    night = Night(taxonomy, state, settings, teacher, checker, say=lambda text: err.print(text, markup=False))
     try:
         record = run_night(night)
     except (NightError, RuntimeError, OSError) as exc:  # a lock held by a live night, an unreadable registry

@@ -29,15 +29,3 @@ def current_rows(run: dict[str, Any], tonight: dict[str, str]) -> list[dict[str,
             if tonight.get(r.get("leaf", "")) is not None and then.get(r.get("leaf", "")) == tonight[r["leaf"]]]
 
 
-def seed_messages(data: dict[str, Any]) -> list[list[dict[str, str]]]:
-    """A leaf's seed examples as conversations (what the contribution meant to teach)."""
-    out = []
-    for seed in data.get("seed_examples") or []:
-        if "questions_and_answers" in seed:
-            for qa in seed["questions_and_answers"]:
-                out.append([{"role": "user", "content": f"{seed['context']}\n\n{qa['question']}".strip()},
-                            {"role": "assistant", "content": str(qa["answer"]).strip()}])
-        else:
-            question = f"{seed.get('context') or ''}\n\n{seed['question']}".strip()
-            out.append([{"role": "user", "content": question}, {"role": "assistant", "content": str(seed["answer"])}])
-    return out

@@ -10,8 +10,9 @@ from typing import Any
 
 from validators import check_file
 from validators.atomic import atomic_write_json
+from validators.seeds import seed_conversations
 
-from .data import current_rows, read_jsonl, seed_messages
+from .data import current_rows, read_jsonl
 
 
 def _heldout(rows: list[dict[str, Any]], fraction: float) -> list[dict[str, Any]]:
@@ -28,7 +29,8 @@ def evaluate_night(night: Any, record: dict[str, Any], run_dir: Path, start: str
     from ..train.data import encode
     from ..train.evaluate import mean_loss
 
-    s = night.settings
+    s = night.settings.train_config(record["model"], run_dir / "train", run_dir / "mix.jsonl")
+    fraction = s.heldout_for(s.phases[0])  # the trainer's own split of tonight's data
     tok = AutoTokenizer.from_pretrained(record["model"])
 
     def enc(convs: list[list[dict[str, str]]]) -> list:
@@ -40,10 +42,10 @@ def evaluate_night(night: Any, record: dict[str, Any], run_dir: Path, start: str
         return out
 
     sets: dict[str, list] = {"tonight": enc([r["messages"] for r in _heldout(read_jsonl(run_dir / "new.jsonl"),
-                                                                              s.heldout_fraction)])}
+                                                                              fraction)])}
     for run in promoted:
         if run["id"] != record["id"] and (run.get("datasets") or {}).get("new"):
-            rows = _heldout(current_rows(run, record["leaf_hashes"]), s.heldout_fraction)
+            rows = _heldout(current_rows(run, record["leaf_hashes"]), fraction)
             sets[run["id"]] = enc([r["messages"] for r in rows])
     seeds = []
     for leaf in record["leaves_regenerated"]:
@@ -51,7 +53,7 @@ def evaluate_night(night: Any, record: dict[str, Any], run_dir: Path, start: str
         if qna.is_file():
             report = check_file(f"{leaf}/qna.yaml", qna.read_bytes(), night.checker)
             if isinstance(report.data, dict):
-                seeds += seed_messages(report.data)
+                seeds += seed_conversations(report.data)
     sets["seeds"] = enc(seeds)
     losses: dict[str, dict[str, float | None]] = {}
     vocab = 0

@@ -21,11 +21,12 @@ from validators import Config
 from validators.atomic import atomic_write_jsonl
 from validators.changes import ChangeError
 from validators.commits import changed_leaves
+from validators.locks import PidLock
+from validators.seeds import seed_conversations
 from validators.tree import check_tree, repo_root, walk
 
-from ..lock import PidLock
-from ..settings import GenerateSettings
-from .data import NightError, current_rows, read_jsonl, seed_messages
+from ..teachers.config import TeacherSettings
+from .data import NightError, current_rows, read_jsonl
 from .evaluate import evaluate_night
 from .registry import Registry
 from .report import write_report
@@ -40,7 +41,7 @@ class Night:
     taxonomy: Path
     state: Path
     settings: NightlySettings
-    generate: GenerateSettings
+    teacher: TeacherSettings
     checker: Config
     say: Say = lambda text: None
 
@@ -228,23 +229,22 @@ def _validate(night: Night) -> dict[str, Any]:
 def _generate(night: Night, record: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """Every current leaf through the generator: unchanged ones are answered by the leaf cache (no teacher
     call); only added or changed leaves cost requests. Tonight's new data: the changed leaves' samples."""
-    from ..cli import prepare, run_leaves
-    from ..sdg import Limits
-    from ..settings import build_teacher
+    from ..sdg import Limits, generate, prepare_leaves
+    from ..teachers.config import build_teacher
 
     folders = sorted(record["leaf_hashes"])
-    inputs, skipped = prepare(night.taxonomy, night.checker, folders)
+    inputs, skipped = prepare_leaves(night.taxonomy, night.checker, folders)
     if skipped:
         raise NightError(f"leaf {skipped[0].leaf} cannot be generated: {skipped[0].error}")
     try:
-        teacher = build_teacher(night.generate)
+        teacher = build_teacher(night.teacher)
     except (ValueError, ImportError) as exc:
-        raise NightError(f"teacher {night.generate.teacher!r}: {exc}") from None
+        raise NightError(f"teacher {night.teacher.spec!r}: {exc}") from None
     name = teacher.name
-    night.say(f"generating with {name} ({night.generate.profile} profile)")
-    results = asyncio.run(run_leaves(inputs, teacher, night.state / "generated", seed=night.settings.seed,
-                                     limits=Limits.profile(night.generate.profile), config=night.checker,
-                                     taxonomy_repo=repo_root(night.taxonomy)))
+    night.say(f"generating with {name} ({night.teacher.profile_name} profile)")
+    results = asyncio.run(generate(inputs, teacher, night.state / "generated", seed=night.settings.seed,
+                                   limits=Limits.profile(night.teacher.profile_name), config=night.checker,
+                                   taxonomy_repo=repo_root(night.taxonomy), close_teacher=True))
     changed = set(record["leaves_regenerated"])
     new: list[dict[str, Any]] = []
     per_leaf = {}
@@ -261,7 +261,7 @@ def _generate(night: Night, record: dict[str, Any], run_dir: Path) -> dict[str, 
         for item in inputs:
             folder = item.relpath.rsplit("/", 1)[0]
             if folder in changed and item.report is not None and isinstance(item.report.data, dict):
-                rows = [{"messages": m, "leaf": folder, "origin": "seed"} for m in seed_messages(item.report.data)]
+                rows = [{"messages": m, "leaf": folder, "origin": "seed"} for m in seed_conversations(item.report.data)]
                 new += rows
                 seeds += len(rows)
     atomic_write_jsonl(run_dir / "new.jsonl", new)
@@ -272,7 +272,7 @@ def _mix(night: Night, record: dict[str, Any], run_dir: Path, registry: Registry
     """Tonight's phase: the new samples plus a replay buffer drawn from every earlier promoted night's data
     (leaves changed or removed tonight excluded), through the mixing recipes' own core."""
     from ..mixing.core import plan
-    from ..mixing.recipe import parse_recipe
+    from .settings import REPLAY_DATASET, night_recipe
 
     s = night.settings
     gone = set(record["leaves_regenerated"]) | set(record["leaves_removed"])
@@ -283,18 +283,14 @@ def _mix(night: Night, record: dict[str, Any], run_dir: Path, registry: Registry
     by_leaf: dict[str, list[dict[str, Any]]] = {}
     for r in new:
         by_leaf.setdefault(r["leaf"], []).append(r)
-    replay = {"dataset": "earlier-nights", "fraction": s.replay_fraction}
-    if s.replay_max_per_leaf:
-        replay["max_per_leaf"] = s.replay_max_per_leaf
-    recipe = parse_recipe({"version": 1, "phases": [{"name": "night", "groups": [{"name": "new", "include": ["**"]}],
-                                                      "replay": [replay]}]}, "nightly")
-    mixed = plan(recipe, by_leaf, {"earlier-nights": earlier}, seed=s.seed)
-    rows = mixed.phases["night"]
+    recipe = night_recipe(s)
+    mixed = plan(recipe, by_leaf, {REPLAY_DATASET: earlier}, seed=s.seed)
+    rows = mixed.phases[recipe.phases[0].name]
     if not rows:
         raise NightError("no sample to train on tonight: the teacher kept nothing for the changed leaves and there "
                          "is no earlier night to replay")
     atomic_write_jsonl(run_dir / "mix.jsonl", rows)
-    m = mixed.manifest["phases"]["night"]
+    m = mixed.manifest["phases"][recipe.phases[0].name]
     return {"new": m["own"], "replayed": m["replayed"], "manifest": mixed.manifest}
 
 
@@ -326,21 +322,14 @@ def base_model(night: Night) -> str:
 
 
 def _train(night: Night, run_dir: Path, start: str) -> dict[str, Any]:
-    from ..train.loop import train
+    """Tonight's phase through the same entry point as `labrador train` (distillation wired there)."""
+    from ..training import train
 
     out = run_dir / "train"
     config = night.settings.train_config(start, out, run_dir / "mix.jsonl", source=f"[nightly] of {night.state}")
-    factory = None
-    if config.distill is not None:
-        from ..distill.config import check_distill, parse_distill
-        from ..distill.step import make_loss_factory
-
-        dc = parse_distill(config)
-        check_distill(config, dc)
-        factory = make_loss_factory(dc)
     night.say(f"training on {run_dir / 'mix.jsonl'} from {start}")
-    summary = train(config, resume=(out / "run.json").is_file(), loss_factory=factory, progress=False)
-    return {"model": str(out / "night" / "final"), "summary": summary}
+    summary = train(config, resume=(out / "run.json").is_file(), progress=False)
+    return {"model": str(Path(config.output_dir) / config.phases[0].name / "final"), "summary": summary}
 
 
 def _gate(s: NightlySettings, m: dict[str, Any]) -> tuple[bool, str]:

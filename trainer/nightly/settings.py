@@ -1,85 +1,160 @@
-"""``[nightly]`` of labrador.toml, through the one settings loader; ``--quick`` fills in the embedded defaults."""
+"""``[nightly]`` of labrador.toml: what a night is besides its teacher (``[teacher]``) and how it trains.
+
+The night composes instead of copying: ``[nightly.train]`` *is* a training config (the keys, defaults and
+checks of ``labrador train``'s YAML, :class:`~trainer.train.config.TrainConfig`) without the three things the
+night fills in (``model``, ``output_dir`` and each phase's ``data``), and ``recipe`` names a mixing recipe whose
+one phase is tonight's (replaying the dataset ``earlier-nights``). ``--quick`` starts from :data:`QUICK`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from validators.settings import ConfigError, section_values
+from validators.settings import ConfigError, coerce, read_toml, section_values
 
 from ..train.config import TrainConfig, TrainConfigError, parse_config
 
 SECTION = "nightly"
+NIGHT_PHASE = "night"
+DEFAULT_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "nightly.yaml"
+REPLAY_DATASET = "earlier-nights"  # the replay source a night's recipe draws earlier nights' data from
+
+# the embedded defaults: a CPU night in minutes (a 2-layer student of the embedded teacher, small batches)
+QUICK_BASE_MODEL = "derive:smollm2-135m-instruct:0,29"
+QUICK_TRAIN: dict[str, Any] = {
+    "max_seq_len": 512, "max_tokens_per_batch": 2048, "heldout_fraction": 0.1, "min_sample_tokens": 8,
+    "save_every_steps": 2, "keep_checkpoints": 1,
+    "phases": [{"name": NIGHT_PHASE, "epochs": 4, "lr": 1.0e-4, "effective_batch": 8, "warmup_steps": 2}],
+}
+# keys [nightly] had before [nightly.train] and [teacher]: still read for one release, with a warning
+_PHASE_KEYS = ("epochs", "lr", "effective_batch", "warmup_steps", "max_steps")
+_TRAIN_KEYS = ("max_seq_len", "max_tokens_per_batch", "heldout_fraction", "keep_checkpoints")
+MOVED = {**{k: f"[nightly.train] phases[0].{k}" for k in _PHASE_KEYS},
+         **{k: f"[nightly.train] {k}" for k in _TRAIN_KEYS},
+         "distill_teacher": "[nightly.train.distill] teacher_model", "distill_lambda": "[nightly.train.distill] lambda",
+         "replay_fraction": "the nightly recipe's replay fraction", "replay_max_per_leaf": "the recipe's max_per_leaf",
+         "teacher": "[teacher] spec", "profile": "[teacher] profile"}
 
 
 @dataclass(frozen=True)
 class NightlySettings:
     base_model: str = ""  # HF folder the first night starts from (--quick: a student derived from the embedded model)
     start_from: str = "promoted"  # promoted: on top of the last promoted model; base: always from base_model
-    teacher: str = ""  # default: [generate]'s teacher (--quick: embedded)
-    profile: str = ""  # generation profile; default: [generate]'s (--quick: quick)
-    seed: int = 0
-    replay_fraction: float = 1.0  # share of earlier nights' samples mixed into tonight's phase
-    replay_max_per_leaf: int = 30  # cap per earlier leaf (0: no cap)
-    heldout_fraction: float = 0.1
-    epochs: int = 1
-    lr: float = 5.0e-5
-    effective_batch: int = 16
-    warmup_steps: int = 2
-    max_steps: int = 0
-    max_seq_len: int = 1024
-    max_tokens_per_batch: int = 4096
-    distill_teacher: str = ""  # a teacher folder for online distillation while training (off when empty)
-    distill_lambda: float = 0.5
+    seed: int = 0  # generation and mixing seed (training has its own: [nightly.train] seed)
+    recipe: str = ""  # a mixing recipe with one phase (default: trainer/recipes/nightly.yaml)
     gate_max_forgetting: float = 0.25  # an earlier night's held-out loss may rise at most this much (nats/token)
     gate_require_improvement: bool = True  # tonight's held-out loss must beat the parent model's
     gate_promote_unmeasured: bool = False  # promote a night whose loss could not be measured at all (no data)
-    keep_checkpoints: int = 1
     include_seeds: bool = False  # also train on the changed leaves' own seed examples (marked origin "seed")
-
-    @classmethod
-    def quick(cls) -> NightlySettings:
-        """The embedded defaults: a CPU night in minutes (embedded teacher, quick profile, a 2-layer student)."""
-        return cls(base_model="derive:smollm2-135m-instruct:0,29", teacher="embedded", profile="quick", epochs=4,
-                   lr=1.0e-4, effective_batch=8, max_seq_len=512, max_tokens_per_batch=2048,
-                   gate_max_forgetting=0.5, include_seeds=True)
-
+    train: Mapping[str, Any] = field(default_factory=dict)  # [nightly.train]: a training config, see above
+    replay: Mapping[str, Any] = field(default_factory=dict)  # deprecated replay_* keys, applied to the recipe
 
     def train_config(self, model: str, output_dir: Path, data: Path, source: str = "[nightly]") -> TrainConfig:
-        """Tonight's one-phase training config, checked by the trainer's own rules (finite numbers, ranges)."""
-        raw: dict[str, Any] = {
-            "model": model, "output_dir": str(output_dir), "seed": self.seed, "max_seq_len": self.max_seq_len,
-            "max_tokens_per_batch": self.max_tokens_per_batch, "heldout_fraction": self.heldout_fraction,
-            "save_every_steps": 2, "keep_checkpoints": self.keep_checkpoints, "min_sample_tokens": 8,
-            "phases": [{"name": "night", "data": str(data), "epochs": self.epochs,
-                        "effective_batch": self.effective_batch, "lr": self.lr, "warmup_steps": self.warmup_steps,
-                        "max_steps": self.max_steps}],
-        }
-        if self.distill_teacher:
-            raw["distill"] = {"teacher": self.distill_teacher, "lambda": self.distill_lambda}
-        return parse_config(raw, source=source)
+        """Tonight's training config: ``[nightly.train]`` with the model, the output folder and the data filled
+        in, checked by the trainer's own rules."""
+        raw = dict(self.train)
+        phases = raw.get("phases") or [{}]
+        if not isinstance(phases, list) or len(phases) != 1 or not isinstance(phases[0], dict):
+            raise TrainConfigError(f"{source}: train.phases: a night trains one phase (its mix); give one table")
+        raw["phases"] = [{"name": NIGHT_PHASE, **phases[0], "data": str(data)}]
+        return parse_config({**raw, "model": model, "output_dir": str(output_dir)}, source=source)
+
+    def recipe_path(self) -> Path:
+        return Path(self.recipe) if self.recipe else DEFAULT_RECIPE
+
+
+def _merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``; a night's one phase is merged key by key."""
+    out = {**base, **top}
+    if "phases" in base and "phases" in top and isinstance(top["phases"], list) and len(top["phases"]) == 1 \
+            and isinstance(top["phases"][0], dict):
+        out["phases"] = [{**base["phases"][0], **top["phases"][0]}]
+    return out
+
+
+def _moved(path: Path, table: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The deprecated flat keys of ``[nightly]`` as (a train table, replay overrides), each with a warning."""
+    train: dict[str, Any] = {}
+    replay: dict[str, Any] = {}
+    moved = [k for k in table if k in MOVED]
+    if moved:
+        warnings.warn(f"{path}: [{SECTION}] {', '.join(moved)}: deprecated keys (they go in the next release); "
+                      f"write {'; '.join(f'{k} as {MOVED[k]}' for k in moved)}", FutureWarning, stacklevel=3)
+    for key in moved:
+        value = table[key]
+        if key in _PHASE_KEYS:
+            train.setdefault("phases", [{}])[0][key] = value
+        elif key in _TRAIN_KEYS:
+            train[key] = value
+        elif key == "distill_teacher" and value:
+            train.setdefault("distill", {})["teacher_model"] = value
+        elif key == "distill_lambda":
+            train.setdefault("distill", {})["lambda"] = value
+        elif key.startswith("replay_"):
+            replay[key.removeprefix("replay_")] = coerce(f"{path}: [{SECTION}]", key, value,
+                                                         1.0 if key == "replay_fraction" else 0)
+    if "distill" in train and "teacher_model" not in train["distill"]:
+        del train["distill"]  # a lambda without a teacher never turned distillation on
+    return train, replay
 
 
 def load_nightly(path: Path | None, quick: bool = False) -> NightlySettings:
-    """``[nightly]`` of ``path`` over the defaults (the embedded ones with ``quick``)."""
-    base = NightlySettings.quick() if quick else NightlySettings()
-    values = section_values(path, SECTION, base, paths=("distill_teacher",))
+    """``[nightly]`` of ``path`` over the defaults (the embedded ones with ``quick``), checked before any work:
+    the train table by the trainer's rules, the recipe by the mixing rules."""
+    where = f"{path or 'labrador.toml'}: [{SECTION}]"
+    values = section_values(path, SECTION, NightlySettings(), exclude=("train", "replay"), paths=("recipe",),
+                            legacy=(*MOVED, "train"))  # train: checked as a training config below
+    raw = read_toml(Path(path)).get(SECTION, {}) if path is not None and Path(path).is_file() else {}
+    old_train, replay = _moved(Path(path), raw) if isinstance(raw, dict) and path is not None else ({}, {})
+    table = raw.get("train", {}) if isinstance(raw, dict) else {}
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} train must be a table ([nightly.train])")
+    train = _merge(_merge(QUICK_TRAIN if quick else {}, old_train), table)
+    if isinstance(train.get("distill"), dict) and path is not None:
+        d = dict(train["distill"])
+        for key in ("teacher_model", "teacher", "teacher_cache"):
+            if isinstance(d.get(key), str) and d[key] and not Path(d[key]).expanduser().is_absolute():
+                d[key] = str((Path(path).parent / d[key]).resolve())
+        train["distill"] = d
     if values.get("base_model") and not values["base_model"].startswith("derive:") and path is not None:
         bm = Path(values["base_model"]).expanduser()
         values["base_model"] = str(bm if bm.is_absolute() else (Path(path).parent / bm).resolve())
-    settings = replace(base, **values)
+    base = NightlySettings(base_model=QUICK_BASE_MODEL, include_seeds=True, gate_max_forgetting=0.5) if quick \
+        else NightlySettings()
+    settings = replace(base, **values, train=train, replay=replay)
     if settings.start_from not in ("promoted", "base"):
-        raise ConfigError(f"{path}: [{SECTION}] start_from must be promoted or base, got {settings.start_from!r}")
-    if not 0 <= settings.heldout_fraction < 1:
-        raise ConfigError(f"{path}: [{SECTION}] heldout_fraction must be in [0, 1)")
+        raise ConfigError(f"{where} start_from: must be promoted or base, got {settings.start_from!r}")
     try:  # the training values, by the trainer's rules, before any work
-        settings.train_config("model", Path("out"), Path("data"), source=f"{path or 'labrador.toml'}: [{SECTION}]")
+        settings.train_config("model", Path("out"), Path("data"), source=f"{where} train")
     except TrainConfigError as exc:
-        raise ConfigError(str(exc).replace("phases[0].", "")) from None
-    if not 0 <= settings.distill_lambda <= 1:
-        raise ConfigError(f"{path}: [{SECTION}] distill_lambda must be in [0, 1]")
+        raise ConfigError(str(exc)) from None
+    from ..mixing import RecipeError
+
+    try:
+        night_recipe(settings)
+    except RecipeError as exc:
+        raise ConfigError(str(exc)) from None
     if not settings.base_model:
-        raise ConfigError(f"{path or 'labrador.toml'}: [{SECTION}] base_model is not set: name the model folder the "
-                          "first night starts from (or run `labrador nightly --quick` for the embedded defaults)")
+        raise ConfigError(f"{where} base_model is not set: name the model folder the first night starts from (or "
+                          "run `labrador nightly --quick` for the embedded defaults)")
     return settings
+
+
+def night_recipe(settings: NightlySettings) -> Any:
+    """The night's mixing recipe: one phase; deprecated ``replay_*`` keys override its replay of earlier nights."""
+    from ..mixing import RecipeError, load_recipe
+
+    recipe = load_recipe(settings.recipe_path())
+    if len(recipe.phases) != 1:
+        raise RecipeError(f"{recipe.source}: a night's recipe has exactly one phase (tonight's), not "
+                          f"{len(recipe.phases)}")
+    if not settings.replay:
+        return recipe
+    changes = {k: (v or None) if k == "max_per_leaf" else float(v) for k, v in settings.replay.items()}
+    phase = recipe.phases[0]
+    replay = tuple(replace(r, **changes) if r.dataset == REPLAY_DATASET else r for r in phase.replay)
+    return replace(recipe, phases=(replace(phase, replay=replay),))

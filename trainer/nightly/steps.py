@@ -38,8 +38,8 @@ def settings_hash(night: Any) -> str:
     import hashlib
     from dataclasses import asdict
 
-    text = json.dumps({"nightly": asdict(night.settings), "teacher": night.generate.teacher,
-                       "profile": night.generate.profile}, sort_keys=True, default=str)
+    text = json.dumps({"nightly": asdict(night.settings), "teacher": night.teacher.spec,
+                       "profile": night.teacher.profile_name}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -1,22 +1,28 @@
-"""Public entry points: generate one leaf, many leaves, or a small preview for a pull request."""
+"""Generation as a library call: check and read leaves, generate one leaf, many leaves (resumable, cached), or a
+small preview for a pull request. Every caller (CLI, nightly job, previews, bot, benchmarks) comes through here."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from trainer.teachers.base import Teacher
 from validators import Config
+from validators.documents import DocumentError
+from validators.documents import resolve_documents as resolve_leaf_documents
+from validators.findings import Report
+from validators.tree import check_tree, repo_root
 
 from .cache import ENGINE_VERSION, checkpoint_path, leaf_dir, leaf_key, read_complete
 from .checkpoint import CheckpointStore
-from .engine import Context, Limits, Progress, run_pipeline
+from .engine import LeafRun, Progress, run_pipeline
 from .leaf import LeafSpec, load_leaf, resolve_documents
+from .limits import Limits
 from .output import read_samples, write_leaf
 from .pdftext import extractor_id as pdf_extractor_id
 from .pdftext import is_pdf
@@ -61,7 +67,7 @@ async def _prepare(relpath: str, leaf_bytes: bytes, teacher: Teacher, documents:
     return _Job(spec, tuple(documents), pipeline, prompts, key)
 
 
-def _manifest(job: _Job, ctx: Context, teacher: Teacher, seed: int, limits: Limits, status: str,
+def _manifest(job: _Job, ctx: LeafRun, teacher: Teacher, seed: int, limits: Limits, status: str,
               kept: int, seconds: float) -> dict[str, Any]:
     sha = lambda b: hashlib.sha256(b).hexdigest()  # noqa: E731
     return {
@@ -104,7 +110,7 @@ async def generate_leaf(leaf_relpath: str, leaf_bytes: bytes, teacher: Teacher, 
                               time.perf_counter() - started, manifest.get("steps", []), "", read_samples(folder))
         if out_dir is not None:
             store = CheckpointStore(checkpoint_path(Path(out_dir), job.key))
-        ctx = Context(job.spec, teacher, job.prompts, job.pipeline, job.documents, seed, limits, store, progress)
+        ctx = LeafRun(job.spec, teacher, job.prompts, job.pipeline, job.documents, seed, limits, store, progress)
         samples = await run_pipeline(ctx)
         dropped = ctx.stats.dropped()
         failures = dropped.get("teacher_error", 0) + dropped.get("render_error", 0)  # never cache these
@@ -127,23 +133,66 @@ async def generate_leaf(leaf_relpath: str, leaf_bytes: bytes, teacher: Teacher, 
 
 
 async def generate(leaves: Sequence[LeafInput | tuple[str, bytes]], teacher: Teacher, out_dir: Path | None, *,
-                   max_leaves: int = 4, seed: int = 0, limits: Limits | None = None,
-                   progress: Progress | None = None, taxonomy_repo: Path | None = None,
-                   config: Config | None = None, local_repo: Path | None = None) -> list[LeafResult]:
-    """Generate many leaves, ``max_leaves`` at a time, sharing the teacher (which caps requests in flight).
+                   max_leaves: int = 64, seed: int = 0, limits: Limits | None = None,
+                   progress: Progress | None = None, on_leaf: Callable[[LeafResult], None] | None = None,
+                   taxonomy_repo: Path | None = None, config: Config | None = None,
+                   local_repo: Path | None = None, close_teacher: bool = False) -> list[LeafResult]:
+    """Generate many leaves into ``out_dir``, ``max_leaves`` at a time, sharing the teacher (which caps requests
+    in flight). The one loop behind ``labrador generate``, the nightly job and the benchmarks.
 
-    Results come back in input order whatever order leaves finish in.
+    Resumes from the cache and checkpoints in ``out_dir``; ``progress`` gets step events and ``on_leaf`` each
+    finished leaf. Results come back in input order whatever order leaves finish in. ``close_teacher``: close
+    it at the end, also on error or interrupt.
     """
     gate = asyncio.Semaphore(max(1, max_leaves))
     items = [x if isinstance(x, LeafInput) else LeafInput(x[0], x[1]) for x in leaves]
 
     async def one(item: LeafInput) -> LeafResult:
         async with gate:
-            return await generate_leaf(item.relpath, item.data, teacher, out_dir, documents=item.documents,
-                                       seed=seed, limits=limits, progress=progress, taxonomy_repo=taxonomy_repo,
-                                       config=config, local_repo=local_repo)
+            res = await generate_leaf(item.relpath, item.data, teacher, out_dir, documents=item.documents,
+                                      seed=seed, limits=limits, progress=progress, taxonomy_repo=taxonomy_repo,
+                                      config=config, local_repo=local_repo, report=item.report)
+        if on_leaf is not None:
+            on_leaf(res)
+        return res
 
-    return list(await asyncio.gather(*(one(item) for item in items)))
+    try:
+        return list(await asyncio.gather(*(one(item) for item in items)))
+    finally:
+        if close_teacher:
+            await teacher.aclose()
+
+
+def prepare_leaves(taxonomy: Path, config: Config, folders: Sequence[str]) -> tuple[list[LeafInput],
+                                                                                     list[LeafResult]]:
+    """Check and read the leaves with the project's one checker and resolve knowledge documents. Invalid ones
+    (and ones whose documents cannot be read) come back as ``skipped`` results saying why."""
+    local = repo_root(taxonomy)
+    inputs: list[LeafInput] = []
+    skipped: list[LeafResult] = []
+    for report in check_tree(taxonomy, config, list(folders)):
+        if report.path == ".":
+            continue  # stray findings (symlinks) outside any leaf
+        if not report.ok:
+            skipped.append(LeafResult(report.path, "skipped", error=first_error(report)))
+            continue
+        data = (taxonomy / report.path).read_bytes()
+        documents = None
+        if report.branch == "knowledge":
+            try:
+                documents = resolve_leaf_documents(report.data.get("document"), config, local)
+            except DocumentError as exc:
+                skipped.append(LeafResult(report.path, "skipped", error=f"documents: {exc}"))
+                continue
+        inputs.append(LeafInput(report.path, data, documents, report))
+    return inputs, skipped
+
+
+def first_error(report: Report) -> str:
+    """One line for a leaf the checker refused: how many errors, and the first with its place."""
+    f = report.errors[0]
+    where = f"{f.path or report.path}:{f.line}:{f.column}" if f.line else (f.path or report.path)
+    return f"invalid ({len(report.errors)} error(s)); first: {where} {f.message}"
 
 
 async def preview_leaf(leaf_relpath: str, leaf_bytes: bytes, teacher: Teacher, *, samples: int = 3,

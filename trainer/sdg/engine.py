@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from jinja2.exceptions import TemplateError
@@ -22,55 +22,11 @@ from trainer.teachers.base import Request, Teacher
 
 from .checkpoint import CheckpointStore
 from .leaf import LeafSpec
+from .limits import Limits
 from .pipeline import Pipeline, step_label
 from .prompting import Prompt, build_request, defang
 from .stats import LeafStats, StepStats
 from .steps import REGISTRY, Row
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Caps for previews and budgets. All but ``window`` change the output, so they enter the cache key."""
-
-    max_seeds: int | None = None  # seed examples used
-    max_chunks: int | None = None  # document chunks used (knowledge)
-    max_rows: int | None = None  # rows entering each teacher step
-    max_samples: int | None = None  # samples written
-    n: int | None = None  # cap on completions per generate request
-    num: int | None = None  # overrides a prompt's ``num`` variable (items asked for per completion)
-    max_tokens: int | None = None  # cap on every request's max_tokens (small CPU teachers)
-    judge_max_tokens: int | None = None  # tighter cap for judges (a verdict is a few tokens; small models ramble)
-    window: int = 2048  # requests gathered at once per step (memory bound only)
-
-    def key_params(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "window"}
-
-    @classmethod
-    def preview(cls, samples: int = 3) -> Limits:
-        """Small and fast for a PR preview: a few seeds and chunks, at most two completions per request,
-        and at most ``4 * samples`` rows into each teacher step (judges drop some, so ask for more)."""
-        return cls(max_seeds=3, max_chunks=2, max_rows=4 * samples, max_samples=samples, n=2, num=max(3, samples))
-
-    @classmethod
-    def profile(cls, name: str) -> Limits:
-        """A generation profile by name: ``full`` (the pipelines as written) or ``quick`` (CPU-sized teachers:
-        one seed (one document chunk), three questions asked, at most three rows into each teacher step, one
-        completion, replies capped at 160 tokens and verdicts at 48)."""
-        if name == "full":
-            return cls()
-        if name == "quick":
-            return cls(max_seeds=1, max_chunks=1, max_rows=3, n=1, num=3, max_tokens=160, judge_max_tokens=48)
-        raise ValueError(f"unknown generation profile {name!r}: use full or quick")
-
-    def merged(self, other: Limits) -> Limits:
-        """The tighter of two sets of caps (a preview under the quick profile)."""
-        def tight(a: int | None, b: int | None) -> int | None:
-            return b if a is None else a if b is None else min(a, b)
-
-        return Limits(**{f: tight(getattr(self, f), getattr(other, f)) for f in
-                         ("max_seeds", "max_chunks", "max_rows", "max_samples", "n", "num", "max_tokens",
-                          "judge_max_tokens")},
-                      window=min(self.window, other.window))
 
 
 @dataclass(frozen=True)
@@ -97,7 +53,7 @@ def derive_seed(run_seed: int, leaf_hash: str, step: int, row: str) -> int:
 
 
 @dataclass
-class Context:
+class LeafRun:
     """What a step may use: the leaf, prompts, limits, the teacher (through :meth:`ask`) and counters."""
 
     leaf: LeafSpec
@@ -115,6 +71,10 @@ class Context:
     _inflight: dict[str, asyncio.Future[list[str] | None]] = field(default_factory=dict)
     _done: int = 0
     _total: int = 0
+
+    @property
+    def pipeline_label(self) -> str:
+        return self.pipeline.label
 
     def drop(self, reason: str, count: int = 1) -> None:
         if count:
@@ -199,7 +159,7 @@ class Context:
                                         len(self.pipeline.steps), phase, done, total))
 
 
-async def run_pipeline(ctx: Context) -> list[Row]:
+async def run_pipeline(ctx: LeafRun) -> list[Row]:
     """Run every step in order; returns the final (formatted) samples. Step stats land in ``ctx.stats``."""
     rows: list[Row] = []
     for index, config in enumerate(ctx.pipeline.steps):

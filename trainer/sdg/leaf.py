@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from validators import Config, Report, check_file
+from validators.seeds import leaf_kind, seed_examples
 
 
 class LeafError(ValueError):
@@ -43,14 +44,6 @@ def _safe_relpath(relpath: str) -> str:
     return rel
 
 
-def kind_of(branch: str, data: dict[str, Any]) -> str:
-    """knowledge by branch; a skill is grounded when its seeds carry contexts, else freeform."""
-    if branch == "knowledge":
-        return "knowledge"
-    seeds = data.get("seed_examples") or []
-    return "grounded" if any(isinstance(s, dict) and s.get("context") for s in seeds) else "freeform"
-
-
 def load_leaf(relpath: str, leaf_bytes: bytes, config: Config | None = None, report: Report | None = None
               ) -> LeafSpec:
     """Check and parse a leaf; raises :class:`LeafError` naming the first problems. ``report``: the checker's
@@ -62,16 +55,13 @@ def load_leaf(relpath: str, leaf_bytes: bytes, config: Config | None = None, rep
         first = "; ".join(f"{f.line}:{f.column} {f.message}" for f in report.errors[:3])
         raise LeafError(f"{rel} does not pass the checker ({len(report.errors)} errors): {first}")
     data = report.data
-    kind = kind_of(report.branch, data)
+    kind = leaf_kind(report.branch, data)
     if kind == "knowledge":
-        seeds = tuple({"context": str(s["context"]).strip(),
-                       "questions_and_answers": [{"question": str(qa["question"]).strip(),
-                                                  "answer": str(qa["answer"]).strip()}
-                                                 for qa in s["questions_and_answers"]]}
-                      for s in data["seed_examples"])
+        seeds = tuple({"context": s.context, "questions_and_answers": [
+            {"question": qa.question, "answer": qa.answer} for qa in s.pairs]} for s in seed_examples(data))
     else:
-        seeds = tuple({"question": str(s["question"]).strip(), "answer": str(s["answer"]).strip(),
-                       "context": str(s.get("context") or "").strip()} for s in data["seed_examples"])
+        seeds = tuple({"question": s.pairs[0].question, "answer": s.pairs[0].answer, "context": s.context}
+                      for s in seed_examples(data))
     info = {
         "path": rel.rsplit("/", 1)[0],
         "branch": report.branch,

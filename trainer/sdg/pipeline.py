@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import yaml
+from pydantic import Field
+
+from validators.typed import FORBID_EXTRA, ConfigError, Invalid, Name, Positive, Text, validate
 
 from .prompting import PromptError
 from .steps import REGISTRY
@@ -56,23 +59,33 @@ def load_pipeline(kind: str, override_dir: Path | None = None) -> Pipeline:
     return parse_pipeline(raw, source, str(path))
 
 
+@dataclass(frozen=True)
+class PipelineFile:
+    """A pipeline YAML file as written; each step's keys are those its step type declares (``steps.register``)."""
+
+    __pydantic_config__: ClassVar = FORBID_EXTRA
+    name: Name
+    steps: Annotated[tuple[dict[str, Any], ...], Field(min_length=1)]
+    version: Positive = 1
+    description: Text = ""
+
+    def __post_init__(self) -> None:
+        for i, step in enumerate(self.steps):
+            if step.get("type") not in REGISTRY:
+                raise Invalid(f"steps[{i}].type", f"needs a type, one of {sorted(REGISTRY)}; got {step.get('type')!r}")
+            kind = REGISTRY[step["type"]]
+            missing, unknown = kind.required - step.keys(), step.keys() - kind.required - kind.optional
+            if missing or unknown:
+                raise Invalid(f"steps[{i}]", f"a {step['type']} step: missing {sorted(missing)}, unknown "
+                              f"{sorted(unknown)}")
+        if self.steps[-1]["type"] != "format" or any(s["type"] == "format" for s in self.steps[:-1]):
+            raise Invalid("steps", "the last step, and only it, must be a format step")
+
+
 def parse_pipeline(raw: object, source: bytes = b"", where: str = "<pipeline>") -> Pipeline:
     """Validate a pipeline mapping: known step types, known keys, ``format`` last."""
-    if not isinstance(raw, dict) or not isinstance(raw.get("steps"), list) or not raw["steps"]:
-        raise PromptError(f"{where}: a pipeline is a mapping with name, version and a non-empty steps list")
-    steps = []
-    for i, step in enumerate(raw["steps"]):
-        if not isinstance(step, dict) or step.get("type") not in REGISTRY:
-            raise PromptError(f"{where}: step {i} needs a type, one of {sorted(REGISTRY)}")
-        kind = REGISTRY[step["type"]]
-        missing, unknown = kind.required - step.keys(), step.keys() - kind.required - kind.optional
-        if missing or unknown:
-            raise PromptError(f"{where}: step {i} ({step['type']}): missing {sorted(missing)}, "
-                              f"unknown {sorted(unknown)}")
-        steps.append(dict(step))
-    if steps[-1]["type"] != "format" or any(s["type"] == "format" for s in steps[:-1]):
-        raise PromptError(f"{where}: the last step, and only it, must be a format step")
     try:
-        return Pipeline(str(raw["name"]), int(raw.get("version", 1)), tuple(steps), source)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise PromptError(f"{where}: bad name/version: {exc}") from None
+        f = validate(PipelineFile, raw, where)
+    except ConfigError as exc:
+        raise PromptError(str(exc)) from None
+    return Pipeline(f.name, f.version, tuple(dict(s) for s in f.steps), source)

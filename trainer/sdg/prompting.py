@@ -13,21 +13,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import yaml
 from jinja2 import StrictUndefined, Template
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import Field, Strict
 
 from trainer.teachers.base import Request
+from validators.typed import FORBID_EXTRA, ConfigError, Name, Number, Positive, Text, Texts, validate
 
 from .parsing import judge_parser
 
 BUILTIN_DIR = Path(__file__).parent / "prompts"
 _NAME = re.compile(r"[a-z0-9_]{1,64}")
-_REQUIRED = {"name", "version", "system", "template"}
-_OPTIONAL = {"description", "n", "max_tokens", "temperature", "top_p", "stop", "vars", "parse", "threshold"}
 MAX_RENDERED = 1_000_000  # characters in one rendered message
 
 
@@ -143,24 +143,37 @@ def load_prompt(name: str, override_dir: Path | None = None) -> Prompt:
     return _build(raw, source, str(path), name)
 
 
+@dataclass(frozen=True)
+class PromptFile:
+    """A prompt YAML file as written (validated by pydantic: unknown keys and wrong types are errors)."""
+
+    __pydantic_config__: ClassVar = FORBID_EXTRA
+    name: Name
+    version: Positive
+    system: Text
+    template: Text
+    description: Text = ""
+    n: Positive = 1
+    max_tokens: Positive = 512
+    temperature: Number = 0.7
+    top_p: Annotated[float, Strict(), Field(ge=0, le=1, allow_inf_nan=False)] = 1.0
+    stop: Texts = ()
+    vars: dict[str, Any] = field(default_factory=dict)
+    parse: dict[str, Any] | None = None
+    threshold: Number | None = None
+
+
 def _build(raw: object, source: bytes, path: str, name: str) -> Prompt:
-    if not isinstance(raw, dict):
-        raise PromptError(f"{path}: a prompt file is a mapping")
-    missing, unknown = _REQUIRED - raw.keys(), raw.keys() - _REQUIRED - _OPTIONAL
-    if missing or unknown:
-        raise PromptError(f"{path}: missing keys {sorted(missing)}, unknown keys {sorted(unknown)}")
-    if raw["name"] != name:
-        raise PromptError(f"{path}: name {raw['name']!r} does not match the file name {name!r}")
     try:
-        prompt = Prompt(
-            name=name, version=int(raw["version"]), system=str(raw["system"]).strip(),
-            template=str(raw["template"]), n=int(raw.get("n", 1)), max_tokens=int(raw.get("max_tokens", 512)),
-            temperature=float(raw.get("temperature", 0.7)), top_p=float(raw.get("top_p", 1.0)),
-            stop=tuple(str(s) for s in raw.get("stop") or ()), vars=dict(raw.get("vars") or {}),
-            parse=dict(raw["parse"]) if raw.get("parse") is not None else None,
-            threshold=float(raw["threshold"]) if raw.get("threshold") is not None else None,
-            source=source, path=path,
-        )
+        f = validate(PromptFile, raw, path)
+    except ConfigError as exc:
+        raise PromptError(str(exc)) from None
+    if f.name != name:
+        raise PromptError(f"{path}: name {f.name!r} does not match the file name {name!r}")
+    try:
+        prompt = Prompt(name=name, version=f.version, system=f.system.strip(), template=f.template, n=f.n,
+                        max_tokens=f.max_tokens, temperature=f.temperature, top_p=f.top_p, stop=f.stop,
+                        vars=dict(f.vars), parse=f.parse, threshold=f.threshold, source=source, path=path)
         compile_template(prompt.template)
         if prompt.is_judge:
             judge_parser(dict(prompt.parse or {}))

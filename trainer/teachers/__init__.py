@@ -4,7 +4,12 @@
 
 - ``http://host:port/v1`` or ``https://...`` (optionally ``#model``): OpenAI-compatible server;
 - ``vllm:PATH``: vLLM in this process (GPU; ``labrador[gpu]``);
-- an existing model directory (or ``transformers:PATH``): local transformers (``labrador[train]``).
+- an existing model directory (or ``transformers:PATH``): local transformers (``labrador[train]``);
+- ``embedded``: SmolLM2-135M-Instruct from the package registry, pulled once (local transformers);
+- ``replay:FILE``: answers from a recording (tests and demos; no model).
+
+Projects configure the teacher in ``[teacher]`` (:mod:`trainer.teachers.config`), whose ``build_teacher`` is the
+one place that calls this.
 
 Backend modules are imported lazily so that, e.g., the HTTP teacher never imports torch.
 """
@@ -20,8 +25,8 @@ __all__ = ["Request", "Teacher", "TeacherError", "make_teacher"]
 
 SPEC_FORMS = (
     "'http(s)://HOST[:PORT][/v1][#MODEL]' (OpenAI-compatible server), "
-    "'vllm:PATH' (vLLM in process), an existing model directory / 'transformers:PATH', or 'embedded' "
-    "(SmolLM2-135M-Instruct from the package registry; see `labrador models list`)"
+    "'vllm:PATH' (vLLM in process), an existing model directory / 'transformers:PATH', 'embedded' "
+    "(SmolLM2-135M-Instruct from the package registry; see `labrador models list`), or 'replay:FILE' (a recording)"
 )
 
 
@@ -34,6 +39,13 @@ def make_teacher(spec: str, **options: Any) -> Teacher:
         from .openai_http import OpenAIHTTPTeacher
 
         return OpenAIHTTPTeacher(spec, **options)
+    if spec.startswith("replay:"):
+        from .replay import ReplayTeacher
+
+        file = Path(spec.removeprefix("replay:")).expanduser()
+        if not file.is_file():
+            raise ValueError(f"replay teacher: recording {file} does not exist")
+        return ReplayTeacher.from_file(file, **options)
     if spec.startswith("vllm:"):
         from .vllm_inprocess import VLLMTeacher
 

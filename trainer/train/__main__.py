@@ -1,7 +1,8 @@
-"""``python -m trainer.train --config FILE``: the same as ``labrador train`` (handy under ``torchrun``)."""
+"""``python -m trainer.train --config FILE``: the same as ``labrador train`` (handy under ``torchrun`` and
+``accelerate launch``)."""
 
 import sys
 
-from .cli import main
+from trainer.training import main
 
 sys.exit(main())

@@ -7,20 +7,35 @@ is torch-free so ``--dry-run`` and config errors stay fast.
 
 from __future__ import annotations
 
-import difflib
 import json
-import math
-from dataclasses import MISSING, dataclass, fields
+import warnings
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import yaml
+from pydantic import Field, Strict
+
+from validators.typed import (
+    FORBID_EXTRA,
+    ConfigError,
+    Count,
+    Flag,
+    Fraction,
+    Invalid,
+    Name,
+    Number,
+    Positive,
+    Text,
+    Texts,
+    validate,
+)
 
 # upstream's (instructlab/training) phase defaults; ours are per phase and overridable
 DEFAULT_BETAS = (0.9, 0.95)
 
 
-class TrainConfigError(ValueError):
+class TrainConfigError(ConfigError, ValueError):
     """A config that cannot be used; the message names the file, the key and the fix."""
 
 
@@ -28,45 +43,140 @@ class TrainFailed(RuntimeError):
     """A run that stopped (a non-finite loss or gradient); the message says where and what to change."""
 
 
+_DTYPES = ("auto", "float32", "bfloat16", "float16")
+# accelerate's built-in trackers (accelerate.tracking.LOGGER_TYPE_TO_CLASS)
+TRACKERS = ("aim", "clearml", "comet_ml", "dvclive", "mlflow", "swanlab", "tensorboard", "trackio", "wandb")
+MAX_LR = 1.0  # above this AdamW diverges on any model: a typo (1e-2 for 1e-5), refused before any work
+_ATTN = ("auto", "sdpa", "sdpa_varlen", "eager", "flash_attention_2", "flex_attention")
+Beta = Annotated[float, Strict(), Field(ge=0, lt=1, allow_inf_nan=False)]
+
+
+def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise Invalid(key, f"must be one of {', '.join(allowed)}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class DAEConfig:
+    """Domain alignment from an expert: the expert teaches the domain's samples, the reference the rest."""
+
+    __pydantic_config__: ClassVar = FORBID_EXTRA
+    expert: Name
+    reference: Name
+    domain: Texts = ()  # globs on the sample's `leaf` (the recipes' dialect: mixing.recipe.glob_match)
+    domain_field: Text = ""  # or: a sample field whose truthy value ("true", "1", "yes") marks a domain sample
+
+    def __post_init__(self) -> None:
+        if not self.domain and not self.domain_field:
+            raise Invalid("domain", "say which samples are the domain's: `domain` (globs on the sample's leaf) "
+                          "or `domain_field`")
+
+    def is_domain(self, meta: dict[str, str]) -> bool:
+        from trainer.mixing.recipe import selects
+
+        if self.domain_field:
+            return str(meta.get(self.domain_field, "")).lower() in ("1", "true", "yes")
+        return selects(self.domain, (), meta.get("leaf", ""))
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """The ``distill:`` block. Exactly one source of teacher targets: ``teacher_model`` (online, loaded frozen
+    beside the student), ``teacher_cache`` (offline top-k written by ``labrador distill cache``;
+    ``teacher_model`` may stay set, it is then only used to build the cache), or ``dae``."""
+
+    __pydantic_config__: ClassVar = FORBID_EXTRA
+    teacher_model: Text = ""
+    teacher_cache: Text = ""
+    lam: Annotated[float, Strict(), Field(alias="lambda", ge=0, le=1, allow_inf_nan=False)] = 0.5
+    temperature: Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False)] = 1.0
+    prediction: Number = 1.0
+    attention: Number = 0.0
+    dae: DAEConfig | None = None
+
+    def __post_init__(self) -> None:
+        if sum([bool(self.teacher_model or self.teacher_cache), self.dae is not None]) != 1:
+            raise Invalid("teacher_model", "give exactly one of `teacher_model` (or `teacher_cache`) and `dae`")
+        if self.attention > 0 and (self.offline or self.dae is not None):
+            raise Invalid("attention", "needs an online `teacher_model` (attention maps are not cached, and DAE "
+                          "distils predictions only)")
+
+    @property
+    def offline(self) -> bool:
+        return bool(self.teacher_cache) and self.dae is None
+
+    def models(self) -> list[str]:
+        """The teacher folders training loads (none when offline)."""
+        if self.dae is not None:
+            return [self.dae.expert, self.dae.reference]
+        return [] if self.offline else [self.teacher_model]
+
+
 @dataclass(frozen=True)
 class PhaseConfig:
     """One training phase (LAB: phase1 knowledge, phase2 skills with replay)."""
 
-    name: str
-    data: str
-    epochs: int = 1
-    max_steps: int = 0  # 0: no limit
-    effective_batch: int = 128  # samples per optimizer step
-    lr: float = 2.0e-5
-    warmup_steps: int = 25
-    betas: tuple[float, float] = DEFAULT_BETAS
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio
-    unmask: bool = False  # train on every non-system token of every sample (else only samples marked "unmask")
-    heldout_fraction: float | None = None  # None: the run's heldout_fraction
+    __pydantic_config__: ClassVar = FORBID_EXTRA
+    name: Name
+    data: Name
+    epochs: Positive = 1
+    max_steps: Count = 0  # 0: no limit
+    effective_batch: Positive = 128  # samples per optimizer step
+    lr: Annotated[float, Strict(), Field(gt=0, le=MAX_LR, allow_inf_nan=False)] = 2.0e-5
+    warmup_steps: Count = 25
+    betas: tuple[Beta, Beta] = DEFAULT_BETAS
+    weight_decay: Number = 0.0
+    max_grad_norm: Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False)] = 1.0  # 1.0 clips as LAB does
+    min_lr_ratio: Annotated[float, Strict(), Field(ge=0, le=1, allow_inf_nan=False)] = 0.0  # cosine to lr * this
+    unmask: Flag = False  # train on every non-system token of every sample (else only samples marked "unmask")
+    heldout_fraction: Fraction | None = None  # None: the run's heldout_fraction
+
+    def __post_init__(self) -> None:
+        if not self.name.replace("-", "").replace("_", "").isalnum():
+            raise Invalid("name", f"{self.name!r}: use letters, digits, '-' and '_' (it names a folder)")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    model: str
-    output_dir: str
-    phases: tuple[PhaseConfig, ...]
-    seed: int = 0
-    max_seq_len: int = 2048  # longer samples are counted and skipped, never truncated
-    min_sample_tokens: int = 20  # shorter samples are broken generations (upstream's rule): dropped, counted
-    max_tokens_per_batch: int = 16384  # tokens in one micro-batch on one device
-    packing: bool = True
-    heldout_fraction: float = 0.05
-    save_every_steps: int = 0  # 0: only at the end of each phase
-    keep_checkpoints: int = 2  # resumable checkpoints kept (the newest N)
-    dtype: str = "auto"  # auto: bf16 on a GPU that has it, fp32 on CPU; or float32 / bfloat16
-    save_dtype: str = "auto"  # auto: the training dtype (bf16 weights are never saved as fp32 on GPU)
-    attn_implementation: str = "auto"  # auto: flash_attention_2 on GPU where installed, else sdpa_varlen packed
-    gradient_checkpointing: bool = False
-    trackers: tuple[str, ...] = ()  # accelerate trackers: tensorboard, wandb, mlflow, trackio ...
-    distill: dict[str, Any] | None = None
-    source: str = ""  # the file this came from (for messages)
+    """A whole ``labrador train`` run; the nightly job's ``[nightly.train]`` table is the same schema."""
+
+    __pydantic_config__: ClassVar = FORBID_EXTRA
+    model: Name
+    output_dir: Name
+    phases: Annotated[tuple[PhaseConfig, ...], Field(min_length=1)]
+    seed: Annotated[int, Strict(), Field(ge=0, lt=2**32)] = 0
+    max_seq_len: Positive = 2048  # longer samples are counted and skipped, never truncated
+    min_sample_tokens: Count = 20  # shorter samples are broken generations (upstream's rule): dropped, counted
+    max_tokens_per_batch: Positive = 16384  # tokens in one micro-batch on one device
+    packing: Flag = True
+    heldout_fraction: Fraction = 0.05
+    save_every_steps: Count = 0  # 0: only at the end of each phase
+    keep_checkpoints: Positive = 2  # resumable checkpoints kept (the newest N); resume needs one
+    dtype: Text = "auto"  # auto: bf16 on a GPU that has it, fp32 on CPU; or float32 / bfloat16
+    save_dtype: Text = "auto"  # auto: the training dtype (bf16 weights are never saved as fp32 on GPU)
+    attn_implementation: Text = "auto"  # auto: flash_attention_2 on GPU where installed, else sdpa_varlen packed
+    gradient_checkpointing: Flag = False
+    trackers: Texts = ()  # accelerate trackers: tensorboard, wandb, mlflow, trackio ...
+    distill: DistillConfig | None = None
+    source: Text = ""  # the file this came from (for messages)
+
+    def __post_init__(self) -> None:
+        names = [p.name for p in self.phases]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise Invalid("phases", f"phase names must be unique; repeated: {', '.join(dup)}")
+        if self.max_seq_len > self.max_tokens_per_batch:
+            raise Invalid("max_seq_len", "is larger than max_tokens_per_batch: a long sample would never fit in a "
+                          "micro-batch; raise max_tokens_per_batch or lower max_seq_len")
+        _one_of("dtype", self.dtype, _DTYPES)
+        _one_of("save_dtype", self.save_dtype, _DTYPES)
+        _one_of("attn_implementation", self.attn_implementation, _ATTN)
+        for t in self.trackers:
+            _one_of("trackers", t, TRACKERS)
+        if self.distill is not None and self.distill.attention > 0 and self.attn_implementation not in ("auto",
+                                                                                                        "eager"):
+            raise Invalid("distill", "attention distillation needs eager attention (full maps); set "
+                          "attn_implementation: eager or auto")
 
     def phase_dir(self, phase: str) -> Path:
         return Path(self.output_dir) / phase
@@ -79,8 +189,7 @@ class TrainConfig:
         phase files' content included (the same path with new data must not be mixed into a resumed run)."""
         import hashlib
 
-        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("source", "trackers")}
-        d["phases"] = [{f.name: getattr(p, f.name) for f in fields(p)} for p in self.phases]
+        d = {k: v for k, v in asdict(self).items() if k not in ("source", "trackers")}
         d["data_sha256"] = [_file_sha256(Path(p.data)) for p in self.phases]
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -94,144 +203,43 @@ def _file_sha256(path: Path) -> str | None:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-_DTYPES = ("auto", "float32", "bfloat16", "float16")
-# accelerate's built-in trackers (accelerate.tracking.LOGGER_TYPE_TO_CLASS)
-TRACKERS = ("aim", "clearml", "comet_ml", "dvclive", "mlflow", "swanlab", "tensorboard", "trackio", "wandb")
-MAX_LR = 1.0  # above this AdamW diverges on any model: a typo (1e-2 for 1e-5), refused before any work
-_ATTN = ("auto", "sdpa", "sdpa_varlen", "eager", "flash_attention_2", "flex_attention")
+def _renamed(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """``distill.teacher`` is now ``distill.teacher_model`` (the word "teacher" names the generator's model):
+    the old key still works for one release, with a warning naming the new one."""
+    block = data.get("distill")
+    if isinstance(block, dict) and "teacher" in block:
+        warnings.warn(f"{source}: distill.teacher is deprecated; write distill.teacher_model (the old key goes "
+                      "in the next release)", FutureWarning, stacklevel=3)
+        block = dict(block)
+        if "teacher_model" not in block:
+            block["teacher_model"] = block.pop("teacher")
+        data = {**data, "distill": block}
+    return data
 
 
-def _err(source: str, where: str, message: str) -> TrainConfigError:
-    return TrainConfigError(f"{source}: {where}: {message}")
-
-
-def _coerce(source: str, where: str, value: Any, default: Any, annotation: str) -> Any:
-    """Check ``value`` against the field's declared type (strings of the dataclass annotations)."""
-    ann = annotation.replace(" ", "")
-    if ann.startswith("tuple"):
-        if not isinstance(value, list | tuple):
-            raise _err(source, where, f"expected a list, got {type(value).__name__} {value!r}")
-        inner = "float" if "float" in ann else "str"
-        items = tuple(_coerce(source, where, v, None, inner) for v in value)
-        if ann == "tuple[float,float]" and len(items) != 2:
-            raise _err(source, where, f"expected two numbers, got {len(items)}")
-        return items
-    if "None" in ann and value is None:
-        return None
-    base = ann.split("|")[0]
-    if base == "bool":
-        if not isinstance(value, bool):
-            raise _err(source, where, f"expected true or false, got {value!r}")
-        return value
-    if base == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _err(source, where, f"expected a whole number, got {value!r}")
-        if value < 0:
-            raise _err(source, where, f"must be 0 or more, got {value}")
-        if value >= 2**63:
-            raise _err(source, where, f"{value} is too large")
-        return value
-    if base == "float":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _err(source, where, f"expected a number, got {value!r} (write 2.0e-5, not 2e-5 in quotes)")
-        if not math.isfinite(value):
-            raise _err(source, where, f"must be a finite number, got {value}")
-        if value < 0:
-            raise _err(source, where, f"must be 0 or more, got {value}")
-        return float(value)
-    if base == "str":
-        if not isinstance(value, str) or not value:
-            raise _err(source, where, f"expected a non-empty string, got {value!r}")
-        return value
-    if base.startswith("dict"):
-        if not isinstance(value, dict):
-            raise _err(source, where, f"expected a mapping, got {value!r}")
-        return value
-    raise AssertionError(f"unhandled annotation {annotation}")  # pragma: no cover
-
-
-def _fields_from(source: str, cls: type, mapping: dict[str, Any], where: str, skip: tuple[str, ...]) -> dict:
-    known = {f.name: f for f in fields(cls) if f.name not in skip}
-    out: dict[str, Any] = {}
-    for key, value in mapping.items():
-        if key not in known:
-            guess = difflib.get_close_matches(str(key), list(known), n=1)
-            fix = f"did you mean '{guess[0]}'?" if guess else f"known keys: {', '.join(sorted(known))}"
-            raise _err(source, f"{where}{key}", f"unknown key — {fix}")
-        f = known[key]
-        out[key] = _coerce(source, f"{where}{key}", value, f.default, str(f.type))
-    for name, f in known.items():
-        if name not in out and _is_required(f):
-            raise _err(source, f"{where}{name}", "required key is missing")
-    return out
-
-
-def _is_required(f: Any) -> bool:
-    return f.default is MISSING and f.default_factory is MISSING
+def _absolute(value: str, base: Path | None) -> str:
+    return value if base is None or Path(value).is_absolute() else str(base / value)
 
 
 def parse_config(data: Any, source: str = "<config>", base: Path | None = None) -> TrainConfig:
     """Validate a loaded YAML mapping into a :class:`TrainConfig`. Relative paths resolve against ``base``."""
     if not isinstance(data, dict):
-        raise _err(source, "top level", "expected a mapping of settings (model:, output_dir:, phases: ...)")
-    top = dict(data)
-    raw_phases = top.pop("phases", None)
-    if not isinstance(raw_phases, list) or not raw_phases:
-        raise _err(source, "phases", "expected a non-empty list of phases (name:, data:, ...)")
-    values = _fields_from(source, TrainConfig, top, "", skip=("phases", "source"))
-    phases = []
-    for i, raw in enumerate(raw_phases):
-        if not isinstance(raw, dict):
-            raise _err(source, f"phases[{i}]", "expected a mapping (name:, data:, ...)")
-        p = _fields_from(source, PhaseConfig, raw, f"phases[{i}].", skip=())
-        if base is not None and not Path(p["data"]).is_absolute():
-            p["data"] = str(base / p["data"])
-        phases.append(PhaseConfig(**p))
-    names = [p.name for p in phases]
-    dup = {n for n in names if names.count(n) > 1}
-    if dup:
-        raise _err(source, "phases", f"phase names must be unique; repeated: {', '.join(sorted(dup))}")
-    for i, p in enumerate(phases):
-        if not p.name.replace("-", "").replace("_", "").isalnum():
-            raise _err(source, f"phases[{i}].name", f"{p.name!r}: use letters, digits, '-' and '_' (it names a folder)")
-        if p.effective_batch < 1:
-            raise _err(source, f"phases[{i}].effective_batch", "must be at least 1")
-        if p.epochs < 1:
-            raise _err(source, f"phases[{i}].epochs", "must be at least 1")
-        hf = p.heldout_fraction
-        if hf is not None and not 0 <= hf < 1:
-            raise _err(source, f"phases[{i}].heldout_fraction", "must be in [0, 1)")
-        if not 0 < p.lr <= MAX_LR:
-            raise _err(source, f"phases[{i}].lr", f"must be above 0 and at most {MAX_LR}, got {p.lr} "
-                       "(LAB's defaults: 2.0e-5 for knowledge, 6.0e-6 for skills)")
-        if not all(0 <= b < 1 for b in p.betas):
-            raise _err(source, f"phases[{i}].betas", f"each must be in [0, 1), got {list(p.betas)} (default 0.9, 0.95)")
-        if p.max_grad_norm <= 0:
-            raise _err(source, f"phases[{i}].max_grad_norm", "must be above 0 (1.0 clips as LAB does)")
-        if p.min_lr_ratio > 1:
-            raise _err(source, f"phases[{i}].min_lr_ratio", "must be in [0, 1]")
-    if not 0 <= values.get("heldout_fraction", 0.05) < 1:
-        raise _err(source, "heldout_fraction", "must be in [0, 1)")
-    if values.get("max_tokens_per_batch", 1) < 1 or values.get("max_seq_len", 1) < 1:
-        raise _err(source, "max_tokens_per_batch", "must be at least 1")
-    if values.get("max_seq_len", 2048) > values.get("max_tokens_per_batch", 16384):
-        raise _err(source, "max_seq_len", "is larger than max_tokens_per_batch: a long sample would never fit "
-                   "in a micro-batch; raise max_tokens_per_batch or lower max_seq_len")
-    if values.get("dtype", "auto") not in _DTYPES or values.get("save_dtype", "auto") not in _DTYPES:
-        raise _err(source, "dtype", f"one of {', '.join(_DTYPES)}")
-    if values.get("attn_implementation", "auto") not in _ATTN:
-        raise _err(source, "attn_implementation", f"one of {', '.join(_ATTN)}")
-    if values.get("seed", 0) >= 2**32:
-        raise _err(source, "seed", f"must be below 2**32, got {values['seed']}")
-    unknown = [t for t in values.get("trackers", ()) if t not in TRACKERS]
-    if unknown:
-        raise _err(source, "trackers", f"unknown tracker {unknown[0]!r}; one of {', '.join(TRACKERS)}")
-    if values.get("keep_checkpoints", 2) < 1:
-        raise _err(source, "keep_checkpoints", "must be at least 1 (resume needs one)")
-    for key in ("model", "output_dir"):
-        if base is not None and key in values and not Path(values[key]).is_absolute():
-            values[key] = str(base / values[key])
-    return TrainConfig(phases=tuple(phases), source=source, **values)
+        raise TrainConfigError(f"{source}: top level: expected a mapping of settings (model:, output_dir:, "
+                               "phases: ...)")
+    try:
+        config = validate(TrainConfig, {**_renamed(data, source), "source": source}, source)
+    except ConfigError as exc:
+        raise TrainConfigError(str(exc)) from None
+    if base is None:
+        return config
+    distill = config.distill
+    if distill is not None:
+        dae = distill.dae and replace(distill.dae, expert=_absolute(distill.dae.expert, base),
+                                      reference=_absolute(distill.dae.reference, base))
+        distill = replace(distill, dae=dae, **{k: _absolute(getattr(distill, k), base) if getattr(distill, k) else ""
+                                               for k in ("teacher_model", "teacher_cache")})
+    return replace(config, model=_absolute(config.model, base), output_dir=_absolute(config.output_dir, base),
+                   phases=tuple(replace(p, data=_absolute(p.data, base)) for p in config.phases), distill=distill)
 
 
 def load_config(path: Path) -> TrainConfig:

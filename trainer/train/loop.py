@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import sys
 import time
@@ -22,8 +21,8 @@ from typing import Any
 import torch
 
 from validators.atomic import atomic_write_json, publish_dir
+from validators.locks import PidLock
 
-from ..lock import PidLock
 from . import checkpoint as ckpt
 from .batch import collate_packed, collate_padded
 from .config import PhaseConfig, TrainConfig, TrainConfigError, TrainFailed
@@ -59,7 +58,7 @@ def _attn(config: TrainConfig, device: torch.device) -> str:
     attention.register()
     if config.attn_implementation != "auto":
         return config.attn_implementation
-    if config.distill and float(config.distill.get("attention", 0) or 0) > 0:
+    if config.distill is not None and config.distill.attention > 0:
         return "eager"  # attention distillation needs the full maps
     if device.type == "cuda":
         import importlib.util
@@ -339,9 +338,6 @@ class Trainer:
             unwrapped.config.dtype = str(dtype).removeprefix("torch.")
             unwrapped.save_pretrained(str(tmp), state_dict=state, safe_serialization=True)
             prep.tokenizer.save_pretrained(str(tmp))
-            for f in tmp.iterdir():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
             final.parent.mkdir(parents=True, exist_ok=True)
             publish_dir(tmp, final)
         acc.wait_for_everyone()

@@ -1,16 +1,50 @@
-"""The step framework: rows, the registry, ``register`` and ``derive`` (no step types here)."""
+"""The step framework: rows, the registry, ``register``, ``derive`` and the :class:`Context` a step is given
+(no step types here).
+
+Why a protocol: steps depend on what a context offers, not on the engine that builds one, so the engine
+imports the steps and nothing imports back.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from ..engine import Context
+from trainer.teachers.base import Request, Teacher
+
+from ..leaf import LeafSpec
+from ..limits import Limits
+from ..prompting import Prompt
+from ..stats import LeafStats
 
 Row = dict[str, Any]
-StepFn = Callable[[dict[str, Any], list[Row], "Context"], Awaitable[list[Row]]]
+
+
+class Context(Protocol):
+    """What a step may use: the leaf, its documents, the caps, the teacher (through :meth:`ask`), counters."""
+
+    leaf: LeafSpec
+    teacher: Teacher
+    documents: Sequence[tuple[str, bytes]]
+    limits: Limits
+    stats: LeafStats
+
+    @property
+    def pipeline_label(self) -> str: ...
+
+    def drop(self, reason: str, count: int = 1) -> None: ...
+
+    def cap(self, rows: list[Row], limit: int | None = None) -> list[Row]: ...
+
+    def prompt(self, name: str) -> Prompt: ...
+
+    def request(self, prompt: Prompt, row: Row, *, n: int | None = None) -> Request | None: ...
+
+    async def ask(self, requests: Sequence[Request | None]) -> list[list[str] | None]: ...
+
+
+StepFn = Callable[[dict[str, Any], list[Row], Context], Awaitable[list[Row]]]
 
 
 @dataclass(frozen=True)

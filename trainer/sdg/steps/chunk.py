@@ -8,14 +8,11 @@ its other documents and fails only when none is left.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..chunking import chunk_markdown, decode_document
 from ..pdftext import PdfTextError, is_pdf
-from .base import Row, derive, register
-
-if TYPE_CHECKING:
-    from ..engine import Context
+from .base import Context, Row, derive, register
 
 
 @register("chunk", optional=("chunk_tokens",))

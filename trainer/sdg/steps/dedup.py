@@ -8,13 +8,10 @@ text would make every sibling question look like a near-duplicate of the first.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..near_dup import NearDuplicates
-from .base import Row, register
-
-if TYPE_CHECKING:
-    from ..engine import Context
+from .base import Context, Row, register
 
 
 def _fields(value: Any) -> list[str]:

@@ -6,15 +6,12 @@ scores, pipeline) so a bad sample in a trained model can be traced to its leaf a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jinja2.exceptions import TemplateError
 
 from ..prompting import compile_template, render_checked
-from .base import Row, register
-
-if TYPE_CHECKING:
-    from ..engine import Context
+from .base import Context, Row, register
 
 DEFAULT_SYSTEM = "You are Labrador, a helpful, careful and honest assistant."
 
@@ -44,7 +41,7 @@ async def run(step: dict[str, Any], rows: list[Row], ctx: Context) -> list[Row]:
             "leaf_hash": ctx.leaf.hash,
             "kind": ctx.leaf.kind,
             "teacher": ctx.teacher.name,
-            "pipeline": ctx.pipeline.label,
+            "pipeline": ctx.pipeline_label,
             "prompt_versions": dict(sorted(meta.get("prompts", {}).items())),
             "judge_scores": dict(sorted(meta.get("scores", {}).items())),
             "origin": {"seed": row.get("seed_index"), "document": row.get("document"),

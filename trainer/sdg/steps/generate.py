@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..parsing import PARSERS
-from .base import Row, derive, register
-
-if TYPE_CHECKING:
-    from ..engine import Context
+from .base import Context, Row, derive, register
 
 
 @register("generate", required=("prompt",), optional=("parse", "into"))

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .base import Row, register
-
-if TYPE_CHECKING:
-    from ..engine import Context
+from .base import Context, Row, register
 
 
 @register("seeds")

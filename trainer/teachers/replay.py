@@ -58,7 +58,7 @@ class ReplayTeacher:
         self.records = dict(records or {})
         self.rules = {k: list(v) for k, v in (rules or {}).items()}
         if classify is None:
-            from .prompting import prompt_classifier
+            from trainer.sdg.prompting import prompt_classifier  # which of our prompts a request renders
 
             classify = prompt_classifier()
         self.classify = classify

@@ -1,6 +1,10 @@
-"""``labrador train --config FILE [--resume] [--dry-run]``: the thin edge over :mod:`trainer.train.loop`.
+"""Training from a :class:`~trainer.train.config.TrainConfig`: the one entry point (:func:`train`) that
+``labrador train`` and the nightly job both call, and the ``labrador train --config FILE [--resume] [--dry-run]``
+command over it.
 
-Configuration and data errors are one line on stderr (exit 2) and come before any weights load.
+Why here, above ``train/`` and ``distill/``: distillation is a loss step plugged into the training loop, so the
+place that wires the two sits over both (the loop knows no teacher). Configuration and data errors are one
+line on stderr (exit 2) and come before any weights load.
 """
 
 from __future__ import annotations
@@ -8,11 +12,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from .config import TrainConfigError, check_inputs, load_config
+from .train.config import TrainConfig, TrainConfigError, check_inputs, load_config
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -35,6 +40,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_train)
 
 
+def checked(config: TrainConfig) -> Any:
+    """Check everything that can be checked before weights load (inputs; the distillation teachers and their
+    tokenizers); returns the loss factory for the loop (``None``: plain supervised fine-tuning)."""
+    check_inputs(config)
+    if config.distill is None:
+        return None
+    from .distill.config import check_distill
+    from .distill.step import make_loss_factory
+
+    check_distill(config, config.distill)
+    return make_loss_factory(config.distill)
+
+
+def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train every phase of ``config`` (checked first; distillation on when it has a ``distill`` block)."""
+    from .train.loop import train as run_phases
+
+    factory = checked(config)
+    return run_phases(config, resume=resume, progress=progress, loss_factory=factory)
+
+
 def run_train(args: argparse.Namespace) -> int:
     err = Console(stderr=True, highlight=False)
     try:
@@ -43,28 +69,18 @@ def run_train(args: argparse.Namespace) -> int:
     except ImportError:
         err.print("labrador train needs the [train] extra: pip install 'labrador[train]' (install torch first)")
         return EXIT_USAGE
-    from trainer.distill.cache import CacheError
-    from trainer.lock import Busy
+    from validators.locks import Busy
 
-    from .config import TrainFailed
-    from .data import DataError
+    from .distill.cache import CacheError
+    from .train.config import TrainFailed
+    from .train.data import DataError
 
     try:
         config = load_config(args.config)
-        check_inputs(config)
-        factory = None
-        if config.distill is not None:
-            from trainer.distill.config import check_distill, parse_distill
-            from trainer.distill.step import make_loss_factory
-
-            dc = parse_distill(config)
-            check_distill(config, dc)
-            factory = make_loss_factory(dc)
         if args.dry_run:
+            checked(config)
             return dry_run(config)
-        from .loop import train
-
-        summary = train(config, resume=args.resume, progress=not args.quiet, loss_factory=factory)
+        summary = train(config, resume=args.resume, progress=not args.quiet)
     except (TrainConfigError, DataError, CacheError) as exc:
         err.print(f"error: {exc}", markup=False, soft_wrap=True)
         return EXIT_USAGE
@@ -101,7 +117,7 @@ def heldout_table(summary: dict) -> Table:
 def dry_run(config) -> int:
     import torch
 
-    from .prepare import memory_estimate, param_count, plan_rows, prepare
+    from .train.prepare import memory_estimate, param_count, plan_rows, prepare
 
     prep = prepare(config)
     params, cfg = param_count(config.model)

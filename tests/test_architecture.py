@@ -1,0 +1,138 @@
+"""The layers point down only and no project modules import each other in a circle.
+
+Why a test: cycles and upward imports creep in one convenient import at a time; each makes a part
+impossible to read, test or install without the others (the checker must install without torch).
+Every import counts, also those inside functions and under ``TYPE_CHECKING``.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("validators", "trainer", "bot")
+# a layer may import the layers before it, never one after it
+LAYERS = {"validators": 0, "trainer": 1, "bot": 2}
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            out[name] = path
+    return out
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the project modules it imports (``from pkg import mod`` is an edge to ``pkg.mod``)."""
+    modules = _modules()
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    source = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    source = node.module or ""
+                for alias in node.names:
+                    sub = f"{source}.{alias.name}"
+                    targets.append(sub if sub in modules else source)
+            for target in targets:
+                while target and target not in modules:  # `import a.b.c` of a name inside a module
+                    target = target.rpartition(".")[0]
+                if target and target != name:
+                    graph[name].add(target)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    counter = 0
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_the_cycle_finder_finds_a_cycle_and_the_graph_reads_relative_imports():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+    graph = import_graph()
+    assert "trainer.sdg.steps.base" in graph["trainer.sdg.engine"] or "trainer.sdg.steps" in graph["trainer.sdg.engine"]
+    assert "validators.schema" in graph["validators.leaf"]  # `from . import schema`
+
+
+def test_no_import_cycles_among_project_modules():
+    assert cycles(import_graph()) == []
+
+
+@pytest.mark.parametrize("lower", PACKAGES)
+def test_no_layer_imports_a_layer_above_it(lower):
+    upward = sorted(f"{m} imports {t}" for m, targets in import_graph().items() if m.split(".")[0] == lower
+                    for t in targets if LAYERS[t.split(".")[0]] > LAYERS[lower])
+    assert upward == []
+
+
+def _callers(name: str) -> set[str]:
+    """Project modules that call ``name(...)`` (the defining module's own definition is not a call)."""
+    found = set()
+    for module, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                func = node.func
+                called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+                if called == name:
+                    found.add(module)
+    return found
+
+
+def test_one_function_builds_a_teacher_and_one_wires_distillation_into_training():
+    assert _callers("make_teacher") == {"trainer.teachers.config"}  # build_teacher, from [teacher] settings
+    assert _callers("build_teacher") <= {"trainer.cli", "trainer.preview", "trainer.nightly.night", "bot.preview"}
+    assert _callers("make_loss_factory") == {"trainer.training"}  # `labrador train` and the night alike

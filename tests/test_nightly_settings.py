@@ -1,0 +1,80 @@
+"""[nightly] composes: its training is a [nightly.train] table that *is* a training config (the same keys, defaults
+and checks as `labrador train`'s YAML), its mix a recipe reference; the old flat keys still work for one release."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from trainer.nightly.settings import DEFAULT_RECIPE, QUICK_TRAIN, load_nightly, night_recipe
+from trainer.train.config import TrainConfig, parse_config
+from validators.settings import ConfigError
+
+
+def toml(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "labrador.toml"
+    path.write_text('[nightly]\nbase_model = "base"\n' + text)
+    return path
+
+
+def night_config(path: Path, quick: bool = False) -> TrainConfig:
+    return load_nightly(path, quick=quick).train_config("m", Path("/o"), Path("/d.jsonl"))
+
+
+def test_the_train_table_is_a_training_config_with_its_defaults(tmp_path):
+    cfg = night_config(toml(tmp_path, "[nightly.train]\nmax_seq_len = 512\n[[nightly.train.phases]]\nlr = 1e-4\n"))
+    plain = parse_config({"model": "m", "output_dir": "/o", "phases": [{"name": "night", "data": "/d.jsonl"}]})
+    assert cfg.max_seq_len == 512 and cfg.phases[0].lr == 1e-4
+    assert replace(cfg, max_seq_len=plain.max_seq_len, phases=plain.phases, source="") == replace(plain, source="")
+    assert cfg.phases[0].data == "/d.jsonl" and cfg.phases[0].name == "night"
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[nightly.train]\nmax_seq_lenn = 1\n", ["[nightly] train", "max_seq_lenn", "did you mean 'max_seq_len'"]),
+    ("[[nightly.train.phases]]\nlr = inf\n", ["phases[0].lr", "finite"]),
+    ("[[nightly.train.phases]]\nepochs = 1\n[[nightly.train.phases]]\nepochs = 2\n", ["one phase"]),
+    ("[nightly.train.distill]\nteacher_model = 't'\nlamda = 0.1\n", ["distill.lamda", "did you mean 'lambda'"]),
+    ("recipe = 'missing.yaml'\n", ["cannot read recipe"]),
+])
+def test_a_bad_train_table_or_recipe_is_refused_when_read(tmp_path, text, words):
+    with pytest.raises(ConfigError) as exc:
+        load_nightly(toml(tmp_path, text))
+    for w in words:
+        assert w in str(exc.value)
+
+
+def test_a_recipe_with_two_phases_is_refused(tmp_path):
+    (tmp_path / "two.yaml").write_text("version: 1\nphases:\n  - name: a\n    groups: [{name: g, include: ['**']}]\n"
+                                       "  - name: b\n    groups: [{name: g, include: ['**']}]\n")
+    with pytest.raises(ConfigError, match="exactly one phase"):
+        load_nightly(toml(tmp_path, "recipe = 'two.yaml'\n"))
+
+
+def test_quick_is_a_preset_train_table_that_the_file_can_override(tmp_path):
+    cfg = night_config(toml(tmp_path, "[[nightly.train.phases]]\nepochs = 1\n"), quick=True)
+    assert cfg.phases[0].epochs == 1  # the file's key
+    assert cfg.phases[0].lr == QUICK_TRAIN["phases"][0]["lr"] and cfg.max_seq_len == QUICK_TRAIN["max_seq_len"]
+    assert cfg.save_every_steps == 2 and cfg.min_sample_tokens == 8  # said in the preset, not hidden in code
+
+
+def test_the_old_flat_keys_give_the_same_config_with_a_warning_each(tmp_path):
+    new = night_config(toml(tmp_path, "[nightly.train]\nmax_seq_len = 256\nheldout_fraction = 0.2\n"
+                                      "[nightly.train.distill]\nteacher_model = 'teach'\nlambda = 0.3\n"
+                                      "[[nightly.train.phases]]\nepochs = 3\nlr = 0.001\n"))
+    moved = r"\[nightly\] epochs, lr, .*: deprecated keys.* epochs as \[nightly.train\] phases\[0\]"
+    with pytest.warns(FutureWarning, match=moved):
+        old = night_config(toml(tmp_path, "epochs = 3\nlr = 0.001\nmax_seq_len = 256\nheldout_fraction = 0.2\n"
+                                          "distill_teacher = 'teach'\ndistill_lambda = 0.3\n"))
+    assert old == new and old.distill.teacher_model == str(tmp_path / "teach")
+
+
+def test_the_default_recipe_replays_earlier_nights_and_the_old_replay_keys_still_apply(tmp_path):
+    recipe = night_recipe(load_nightly(toml(tmp_path, "")))
+    assert recipe.source == str(DEFAULT_RECIPE) and recipe.phases[0].replay[0].dataset == "earlier-nights"
+    assert recipe.phases[0].replay[0].max_per_leaf == 30
+    with pytest.warns(FutureWarning):
+        settings = load_nightly(toml(tmp_path, "replay_fraction = 0.5\nreplay_max_per_leaf = 0\n"))
+    replay = night_recipe(settings).phases[0].replay[0]
+    assert (replay.fraction, replay.max_per_leaf) == (0.5, None)

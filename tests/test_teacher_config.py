@@ -1,0 +1,90 @@
+"""One teacher section: ``[teacher]`` read by one loader (flags > LABRADOR_TEACHER > [teacher] > the deprecated keys
+of [generate], [nightly] and [bot]) and built by one function, for generate, nightly, check --preview and the bot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.config import load_settings as load_bot
+from trainer.teachers.config import HOW_TO_CONFIGURE, TeacherConfigError, TeacherSettings, build_teacher, load_teacher
+from validators.settings import ConfigError
+
+
+def toml(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "labrador.toml"
+    path.write_text(text)
+    return path
+
+
+def test_flags_beat_the_environment_which_beats_the_file(tmp_path):
+    path = toml(tmp_path, '[teacher]\nspec = "http://file:1/v1"\nmax_concurrency = 3\nmodel = "m"\n')
+    assert load_teacher(path, env={}).spec == "http://file:1/v1"
+    from_env = load_teacher(path, env={"LABRADOR_TEACHER": "http://env:2/v1"})
+    assert (from_env.spec, from_env.max_concurrency, from_env.model) == ("http://env:2/v1", 3, "m")
+    flagged = load_teacher(path, env={"LABRADOR_TEACHER": "http://env:2/v1"}, spec="http://flag:3/v1", model=None)
+    assert (flagged.spec, flagged.model) == ("http://flag:3/v1", "m")  # an unset flag changes nothing
+
+
+def test_the_old_generate_keys_still_work_with_a_warning_naming_the_new_section(tmp_path):
+    path = toml(tmp_path, '[generate]\nteacher = "http://old:1/v1"\nmax_concurrency = 2\nout = "data"\n')
+    with pytest.warns(FutureWarning, match=r"\[generate\] teacher, max_concurrency is deprecated; write `spec`, "
+                                           r"`max_concurrency` under \[teacher\]"):
+        settings = load_teacher(path, env={})
+    assert (settings.spec, settings.max_concurrency) == ("http://old:1/v1", 2)
+    both = toml(tmp_path, '[teacher]\nspec = "http://new:1/v1"\n[generate]\nteacher = "http://old:1/v1"\n')
+    assert load_teacher(both, env={}).spec == "http://new:1/v1"  # [teacher] wins; the old key is not read
+
+
+def test_each_command_reads_only_its_own_old_section(tmp_path):
+    path = toml(tmp_path, '[nightly]\nteacher = "http://night:1/v1"\nbase_model = "m"\n'
+                          '[bot]\nteacher = "http://bot:1/v1"\n')
+    with pytest.warns(FutureWarning):
+        assert load_teacher(path, env={}, legacy=("nightly", "generate")).spec == "http://night:1/v1"
+    assert load_teacher(path, env={}).spec is None  # `labrador generate` never read [nightly]
+    with pytest.warns(FutureWarning, match=r"\[bot\] teacher"):
+        assert load_bot(path, env={}).teacher.spec == "http://bot:1/v1"
+
+
+def test_the_bot_gets_the_whole_teacher_section(tmp_path):
+    path = toml(tmp_path, '[teacher]\nspec = "http://127.0.0.1:9/v1"\nmodel = "granite"\napi_key_env = "KEY"\n'
+                          'max_concurrency = 4\n')
+    teacher = load_bot(path, env={}).teacher
+    assert (teacher.model, teacher.api_key_env, teacher.max_concurrency) == ("granite", "KEY", 4)
+
+
+@pytest.mark.parametrize("text, words", [
+    ('[teacher]\nspecs = "x"\n', ["[teacher] specs: unknown key; did you mean 'spec'?"]),
+    ("[teacher]\nmax_concurrency = 0\n", ["max_concurrency", "at least 1"]),
+    ('[teacher]\nprofile = "fast"\n', ["profile", "auto, full, quick", "'fast'"]),
+    ('[teacher]\nmax_concurrency = "8"\n', ["max_concurrency: must be a whole number, got '8'"]),
+])
+def test_bad_teacher_settings_name_the_file_and_the_key(tmp_path, text, words):
+    path = toml(tmp_path, text)
+    with pytest.raises(ConfigError) as exc:
+        load_teacher(path, env={})
+    assert str(path) in str(exc.value)
+    for w in words:
+        assert w in str(exc.value)
+
+
+def test_the_profile_follows_the_teacher_unless_set():
+    assert TeacherSettings(spec="embedded").profile_name == "quick"  # a 135M CPU teacher
+    assert TeacherSettings(spec="http://x/v1").profile_name == "full"
+    assert TeacherSettings(spec="embedded", profile="full").profile_name == "full"
+
+
+def test_one_builder_builds_every_backend_and_says_how_to_configure_none(tmp_path):
+    with pytest.raises(TeacherConfigError, match="under \\[teacher\\]"):
+        build_teacher(TeacherSettings())
+    assert "LABRADOR_TEACHER" in HOW_TO_CONFIGURE
+    recording = tmp_path / "r.json"
+    recording.write_text(json.dumps({"answers": {}}))
+    teacher = build_teacher(TeacherSettings(spec=f"replay:{recording}", max_concurrency=2))
+    assert type(teacher).__name__ == "ReplayTeacher"
+    http = build_teacher(TeacherSettings(spec="http://127.0.0.1:9/v1", model="m", max_concurrency=3))
+    assert type(http).__name__ == "OpenAIHTTPTeacher" and http.name.endswith("m")
+    with pytest.raises(ValueError, match="unrecognised teacher spec"):
+        build_teacher(TeacherSettings(spec=str(tmp_path / "nowhere")))

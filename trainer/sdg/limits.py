@@ -1,0 +1,51 @@
+"""Caps on a generation run (previews, profiles, budgets): plain data that steps read and the cache key holds."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps for previews and budgets. All but ``window`` change the output, so they enter the cache key."""
+
+    max_seeds: int | None = None  # seed examples used
+    max_chunks: int | None = None  # document chunks used (knowledge)
+    max_rows: int | None = None  # rows entering each teacher step
+    max_samples: int | None = None  # samples written
+    n: int | None = None  # cap on completions per generate request
+    num: int | None = None  # overrides a prompt's ``num`` variable (items asked for per completion)
+    max_tokens: int | None = None  # cap on every request's max_tokens (small CPU teachers)
+    judge_max_tokens: int | None = None  # tighter cap for judges (a verdict is a few tokens; small models ramble)
+    window: int = 2048  # requests gathered at once per step (memory bound only)
+
+    def key_params(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "window"}
+
+    @classmethod
+    def preview(cls, samples: int = 3) -> Limits:
+        """Small and fast for a PR preview: a few seeds and chunks, at most two completions per request,
+        and at most ``4 * samples`` rows into each teacher step (judges drop some, so ask for more)."""
+        return cls(max_seeds=3, max_chunks=2, max_rows=4 * samples, max_samples=samples, n=2, num=max(3, samples))
+
+    @classmethod
+    def profile(cls, name: str) -> Limits:
+        """A generation profile by name: ``full`` (the pipelines as written) or ``quick`` (CPU-sized teachers:
+        one seed (one document chunk), three questions asked, at most three rows into each teacher step, one
+        completion, replies capped at 160 tokens and verdicts at 48)."""
+        if name == "full":
+            return cls()
+        if name == "quick":
+            return cls(max_seeds=1, max_chunks=1, max_rows=3, n=1, num=3, max_tokens=160, judge_max_tokens=48)
+        raise ValueError(f"unknown generation profile {name!r}: use full or quick")
+
+    def merged(self, other: Limits) -> Limits:
+        """The tighter of two sets of caps (a preview under the quick profile)."""
+        def tight(a: int | None, b: int | None) -> int | None:
+            return b if a is None else a if b is None else min(a, b)
+
+        return Limits(**{f: tight(getattr(self, f), getattr(other, f)) for f in
+                         ("max_seeds", "max_chunks", "max_rows", "max_samples", "n", "num", "max_tokens",
+                          "judge_max_tokens")},
+                      window=min(self.window, other.window))

@@ -1,0 +1,143 @@
+"""Which teacher a project uses: ``[teacher]`` in labrador.toml, read by one loader and built by one function.
+
+Why one place: ``labrador generate``, the nightly job, ``labrador check --preview``, the bot's ``/lab preview``
+(and the judge of an evaluation) must agree on the teacher and on how hard they may hit it. Precedence, highest
+first: command-line flags, the environment variable ``LABRADOR_TEACHER`` (the spec only), ``[teacher]``, the
+deprecated ``teacher`` keys of ``[generate]``, ``[nightly]`` and ``[bot]`` (one more release, with a warning), the
+defaults. Secrets never live here: only the *name* of the environment variable that holds an API key.
+
+Core-only on purpose (stdlib + the settings loader): ``labrador check`` reads it on installs without the
+``[sdg]`` extra, to say how to configure a teacher.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from validators.settings import ConfigError, coerce, read_toml, section_values
+
+from .base import Teacher
+
+SECTION = "teacher"
+TEACHER_ENV = "LABRADOR_TEACHER"
+PROFILES = ("auto", "full", "quick")
+HOW_TO_CONFIGURE = (
+    f"no teacher configured: set `spec = \"http://HOST:PORT/v1\"` (or \"embedded\") under [{SECTION}] in "
+    f"labrador.toml, or the environment variable {TEACHER_ENV}"
+)
+# deprecated keys (section -> old key -> [teacher] key), read for one more release
+LEGACY = {
+    "generate": {"teacher": "spec", "max_concurrency": "max_concurrency", "api_key_env": "api_key_env",
+                 "model": "model", "tokenizer": "tokenizer", "profile": "profile"},
+    "nightly": {"teacher": "spec", "profile": "profile"},
+    "bot": {"teacher": "spec"},
+}
+
+
+class TeacherConfigError(ConfigError, ValueError):
+    """A ``[teacher]`` section (or flag) that cannot be used; the message names the key and the fix."""
+
+
+@dataclass(frozen=True)
+class TeacherSettings:
+    """``[teacher]``: everything needed to build the teacher. ``None``: not set anywhere."""
+
+    spec: str | None = None  # http(s)://HOST:PORT/v1[#MODEL], vllm:PATH, a model folder, embedded, replay:FILE
+    model: str | None = None  # model id on the server (HTTP teacher); default: discovered
+    api_key_env: str | None = None  # NAME of the variable holding the key (HTTP teacher)
+    tokenizer: str | None = None  # tokenizer.json / model folder for exact chunk sizes (HTTP teacher)
+    max_concurrency: int = 8  # requests in flight to the teacher, across all leaves (local: the batch size)
+    profile: str = "auto"  # generation profile: full, quick (CPU-sized teachers), auto (quick for embedded)
+
+    @property
+    def profile_name(self) -> str:
+        """The profile in force: ``auto`` is ``quick`` for the embedded CPU teacher and ``full`` otherwise."""
+        if self.profile != "auto":
+            return self.profile
+        return "quick" if (self.spec or "").strip().startswith("embedded") else "full"
+
+    def merged(self, **overrides: Any) -> TeacherSettings:
+        """A copy with every override that is not ``None`` applied (command-line flags)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _legacy(path: Path, sections: tuple[str, ...], have: set[str]) -> dict[str, Any]:
+    """The deprecated keys of ``sections`` that ``[teacher]`` does not set; one warning per section."""
+    raw = read_toml(path)
+    defaults = TeacherSettings()
+    values: dict[str, Any] = {}
+    for section in sections:
+        table = raw.get(section)
+        if not isinstance(table, dict):
+            continue
+        used = [(old, new) for old, new in LEGACY[section].items()
+                if old in table and new not in have and new not in values]
+        for old, new in used:
+            default = getattr(defaults, new)
+            values[new] = coerce(f"{path}: [{section}]", old, table[old], "" if default is None else default)
+        if used:
+            warnings.warn(f"{path}: [{section}] {', '.join(o for o, _ in used)} is deprecated; write "
+                          f"{', '.join(f'`{n}`' for _, n in used)} under [{SECTION}] (the old keys go in the next "
+                          "release)", FutureWarning, stacklevel=3)
+    return values
+
+
+def load_teacher(path: Path | None, env: Mapping[str, str] | None = None, *, legacy: tuple[str, ...] = ("generate",),
+                 **flags: Any) -> TeacherSettings:
+    """The teacher settings in force: ``[teacher]`` of ``path`` (may be ``None`` or missing) over the deprecated
+    keys of the ``legacy`` sections, then ``LABRADOR_TEACHER``, then ``flags`` (``None`` values are unset).
+
+    Relative ``tokenizer`` (and model folder) paths are resolved against the file's folder, so a setting means
+    the same thing whatever folder the command runs from.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    if path is not None and Path(path).is_file():
+        values = section_values(path, SECTION, TeacherSettings(), paths=("tokenizer",))
+        values = {**_legacy(Path(path), legacy, set(values)), **values}
+        spec = values.get("spec")
+        if spec and not spec.startswith(("http://", "https://", "openai:", "vllm:", "embedded", "replay:",
+                                          "transformers:", "/", "~")) and (Path(path).parent / spec).is_dir():
+            values["spec"] = str((Path(path).parent / spec).resolve())  # a model folder beside the file
+    if env.get(TEACHER_ENV, "").strip():
+        values["spec"] = env[TEACHER_ENV].strip()
+    settings = TeacherSettings(**values).merged(**flags)
+    where = f"{path or 'labrador.toml'}: [{SECTION}]"
+    if settings.max_concurrency < 1:
+        raise TeacherConfigError(f"{where} max_concurrency: must be at least 1, got {settings.max_concurrency}")
+    if settings.profile == "":
+        settings = replace(settings, profile="auto")  # an empty old `[nightly] profile` meant "the default"
+    if settings.profile not in PROFILES:
+        raise TeacherConfigError(f"{where} profile: must be one of {', '.join(PROFILES)}, got {settings.profile!r}")
+    return settings
+
+
+def teacher_options(spec: str, settings: TeacherSettings) -> dict[str, Any]:
+    """Backend options for ``make_teacher``: only the ones that backend understands."""
+    if spec.startswith("replay:"):
+        return {"max_concurrency": settings.max_concurrency}
+    if spec.startswith(("http://", "https://", "openai:")):
+        opts: dict[str, Any] = {"max_concurrency": settings.max_concurrency}
+        if settings.model:
+            opts["model"] = settings.model
+        if settings.api_key_env:
+            opts["api_key_env"] = settings.api_key_env
+        if settings.tokenizer:
+            opts["tokenizer_path"] = settings.tokenizer
+        return opts
+    return {"batch_size": settings.max_concurrency}  # local backends: one batch is the concurrency
+
+
+def build_teacher(settings: TeacherSettings) -> Teacher:
+    """The one place a teacher is built from settings (``make_teacher`` picks the backend for the spec)."""
+    if not settings.spec:
+        raise TeacherConfigError(HOW_TO_CONFIGURE)
+    from . import make_teacher
+
+    spec = settings.spec.strip()
+    return make_teacher(spec, **teacher_options(spec, settings))
