@@ -66,3 +66,19 @@ def test_paths_are_relative_to_the_file(tmp_path: Path):
     assert load_generate(path).out == str((path.parent / "data").resolve())
     assert load_bot(path, env={}).work_dir == str((path.parent / "state").resolve())
     assert load_config(path).cache_dir == str((path.parent / "cache").resolve())
+
+
+def test_a_check_without_settings_keys_never_imports_the_validation_library(tmp_path: Path):
+    """pydantic costs ~0.1 s to import: a contributor's `labrador check` only pays it when a section has keys."""
+    import subprocess
+    import sys
+
+    (tmp_path / "taxonomy" / "knowledge").mkdir(parents=True)
+    (tmp_path / "labrador.toml").write_text("[check]\n# only comments\n")
+    code = ("import sys; from validators.cli import main; rc = main(['validate', '--taxonomy', 'taxonomy', "
+            "'--config', 'labrador.toml', '--no-cache']); print(rc, 'pydantic' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.stdout.split()[-2:] == ["0", "False"], run.stderr
+    (tmp_path / "labrador.toml").write_text("[check]\nmax_depth = 10\n")
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.stdout.split()[-2:] == ["0", "True"], run.stderr  # keys to check: checked by pydantic

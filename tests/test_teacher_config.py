@@ -88,3 +88,18 @@ def test_one_builder_builds_every_backend_and_says_how_to_configure_none(tmp_pat
     assert type(http).__name__ == "OpenAIHTTPTeacher" and http.name.endswith("m")
     with pytest.raises(ValueError, match="unrecognised teacher spec"):
         build_teacher(TeacherSettings(spec=str(tmp_path / "nowhere")))
+
+
+def test_the_command_line_prints_a_moved_key_as_one_warning_line(tmp_path):
+    import subprocess
+    import sys
+
+    toml(tmp_path, '[generate]\nteacher = "http://127.0.0.1:9/v1"\n')
+    (tmp_path / "taxonomy").mkdir()
+    labrador = str(Path(sys.executable).with_name("labrador"))
+    proc = subprocess.run([labrador, "generate", "--taxonomy", "taxonomy", "--out", "o"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    warning = [line for line in proc.stderr.splitlines() if "deprecated" in line]
+    assert warning == [f"labrador: warning: {tmp_path / 'labrador.toml'}: [generate] teacher is deprecated; write "
+                       "`spec` under [teacher] (the old keys go in the next release)"]
+    assert "Traceback" not in proc.stderr and "warnings.warn" not in proc.stderr

@@ -38,6 +38,16 @@ def test_defaults_and_relative_paths(tmp_path):
     ({**BASE, "max_seq_len": 1.5}, ["max_seq_len", "whole number"]),
     ({**BASE, "phases": [{"name": "a", "data": "x", "lr": "2e-5"}]}, ["phases[0].lr", "number"]),
     ({**BASE, "phases": [{"name": "a"}]}, ["phases[0].data", "required"]),
+    # the distill: block is part of the same schema (torch-free, checked with the rest)
+    ({**BASE, "distill": {"teacher_model": "t", "lamda": 0.5}}, ["distill.lamda", "did you mean 'lambda'"]),
+    ({**BASE, "distill": {"teacher_model": "t", "lambda": 2}}, ["distill.lambda", "at most 1"]),
+    ({**BASE, "distill": {}}, ["exactly one"]),
+    ({**BASE, "distill": {"teacher_model": "t", "dae": {"expert": "e", "reference": "r", "domain": ["x/**"]}}},
+     ["exactly one"]),
+    ({**BASE, "distill": {"dae": {"expert": "e", "reference": "r"}}}, ["distill.dae.domain"]),
+    ({**BASE, "distill": {"dae": {"expert": "e", "reference": "r", "domian": ["x"]}}}, ["distill.dae.domian"]),
+    ({**BASE, "distill": {"teacher_cache": "c", "attention": 1.0}}, ["online"]),
+    ({**BASE, "attn_implementation": "sdpa", "distill": {"teacher_model": "t", "attention": 1.0}}, ["eager"]),
     ({**BASE, "phases": []}, ["phases", "non-empty"]),
     ({k: v for k, v in BASE.items() if k != "model"}, ["model", "required"]),
     ({**BASE, "max_seq_len": 4096, "max_tokens_per_batch": 1024}, ["max_seq_len", "max_tokens_per_batch"]),
@@ -104,3 +114,18 @@ def test_fingerprint_changes_with_anything_that_changes_the_weights(tmp_path):
     c = load_config(write(tmp_path, {**BASE, "phases": [{"name": "phase1", "data": "p1.jsonl", "lr": 1e-4}]}))
     assert len({a.fingerprint(), b.fingerprint(), c.fingerprint()}) == 3
     assert a.fingerprint() == load_config(write(tmp_path, BASE)).fingerprint()
+
+
+def test_the_old_distill_teacher_key_still_works_for_one_release_with_a_warning(tmp_path):
+    path = write(tmp_path, {**BASE, "distill": {"teacher": "t", "lambda": 0.3}})
+    with pytest.warns(FutureWarning, match="distill.teacher_model"):
+        cfg = load_config(path)
+    assert cfg.distill.teacher_model == str(tmp_path.resolve() / "t") and cfg.distill.lam == 0.3
+
+
+def test_dae_domains_use_the_recipes_glob_dialect(tmp_path):
+    cfg = load_config(write(tmp_path, {**BASE, "distill": {"dae": {"expert": "e", "reference": "r",
+                                                                  "domain": ["knowledge/finance"]}}}))
+    dae = cfg.distill.dae
+    assert dae.is_domain({"leaf": "knowledge/finance/tax/rates"})  # a branch selects its subtree
+    assert not dae.is_domain({"leaf": "knowledge/financial_news"}) and not dae.is_domain({})

@@ -12,12 +12,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
-from .train.config import TrainConfig, TrainConfigError, check_inputs, load_config
+if TYPE_CHECKING:  # imported when used: `labrador --help` and `labrador check` load this module to register
+    from .train.config import TrainConfig
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -43,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def checked(config: TrainConfig) -> Any:
     """Check everything that can be checked before weights load (inputs; the distillation teachers and their
     tokenizers); returns the loss factory for the loop (``None``: plain supervised fine-tuning)."""
+    from .train.config import check_inputs
+
     check_inputs(config)
     if config.distill is None:
         return None
@@ -72,7 +75,7 @@ def run_train(args: argparse.Namespace) -> int:
     from validators.locks import Busy
 
     from .distill.cache import CacheError
-    from .train.config import TrainFailed
+    from .train.config import TrainConfigError, TrainFailed, load_config
     from .train.data import DataError
 
     try:

@@ -1,5 +1,5 @@
-"""One loader for every section of ``labrador.toml``: ``[check]``, ``[documents]``, ``[generate]``, ``[bot]``,
-``[train]``, ``[nightly]``...
+"""One loader for every section of ``labrador.toml``: ``[check]``, ``[documents]``, ``[teacher]``, ``[generate]``,
+``[bot]``, ``[nightly]``...
 
 Why one: each section used to have its own loader with its own type rules. Here a section is a frozen
 dataclass whose defaults give the types, checked by pydantic through :mod:`validators.typed`; unknown keys,
@@ -19,9 +19,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from .typed import FORBID_EXTRA, ConfigError, Count, Flag, IdText, Number, Texts, _adapter, first_error, validate
+from .errors import ConfigError
 
 __all__ = ["ConfigError", "check_sections", "coerce", "known_sections", "read_toml", "section_values"]
 
@@ -64,6 +62,8 @@ def check_sections(path: Path) -> None:
 
 def _type_for(default: Any) -> Any:
     """A settings key's type, from its default (bool, a whole number, a number, strings, a string)."""
+    from .typed import Count, Flag, IdText, Number, Texts
+
     if isinstance(default, bool):
         return Flag
     if isinstance(default, int):
@@ -78,6 +78,8 @@ def _type_for(default: Any) -> Any:
 @cache
 def _schema(cls: type, exclude: frozenset[str]) -> type:
     """``cls``'s settings keys as a dataclass pydantic validates: every key optional, typed by its default."""
+    from .typed import FORBID_EXTRA
+
     defaults = cls()
     spec = [(f.name, _type_for(getattr(defaults, f.name)), dataclasses.field(default=None))
             for f in dataclasses.fields(cls) if f.name not in exclude and f.init]
@@ -88,6 +90,10 @@ def _schema(cls: type, exclude: frozenset[str]) -> type:
 def coerce(where: str, key: str, value: Any, default: Any, *, from_text: bool = False) -> Any:
     """One value checked against the type of ``default``. ``from_text``: it came from an environment variable,
     so numbers may be written as text."""
+    from pydantic import ValidationError
+
+    from .typed import _adapter, first_error
+
     if from_text and isinstance(value, str) and isinstance(default, int | float) and not isinstance(default, bool):
         try:
             value = type(default)(value)
@@ -115,6 +121,10 @@ def section_values(path: Path | None, section: str, defaults: Any, *, exclude: I
     for key in table:
         if refuse is not None and (why := refuse(key)):
             raise ConfigError(f"{path}: [{section}] {key}: {why}")
+    if not table:
+        return {}  # nothing to check: the validation library is not even imported (a fast `labrador check`)
+    from .typed import validate
+
     checked = validate(_schema(type(defaults), frozenset(exclude)), table, str(path), f"[{section}] ")
     values = {key: getattr(checked, key) for key in table}
     for key in paths:

@@ -20,11 +20,12 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BeforeValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError
 
+from .errors import ConfigError
+
+__all__ = ["FORBID_EXTRA", "ConfigError", "Count", "Flag", "Fraction", "IdText", "Invalid", "Name", "Number",
+           "Positive", "Text", "Texts", "describe", "first_error", "validate"]
+
 FORBID_EXTRA: ClassVar = ConfigDict(extra="forbid")  # a dataclass's ``__pydantic_config__``
-
-
-class ConfigError(Exception):
-    """A settings file that cannot be used; the message names the file, the key and the fix."""
 
 
 class Invalid(ValueError):
