@@ -58,7 +58,8 @@ class TrainerPreviewer:
 
         result = await preview_leaf(leaf_relpath, leaf_bytes, self._get_teacher(), samples=self.samples,
                                     documents=list(documents) or None, config=self.config, out_dir=self.out_dir,
-                                    report=report, profile=self.teacher.profile_name)
+                                    report=report, profile=self.teacher.profile_name,
+                                    structured=self.teacher.structured_on)
         return PreviewResult(samples=[sample_fields(s) for s in getattr(result, "samples", [])],
                              kept=int(getattr(result, "kept", 0)), dropped=dict(getattr(result, "dropped", {})),
                              seconds=float(getattr(result, "seconds", 0.0)), error=str(getattr(result, "error", "")))

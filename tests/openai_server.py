@@ -27,12 +27,17 @@ class FakeOpenAIServer:
     (delay, then answer).
     ``always`` applies a fault to every request once ``faults`` is empty.
     ``n_mode``: ``"ok"`` honours n, ``"ignore"`` answers one choice, ``"reject"`` answers 400 to n > 1.
+    ``format_mode``: ``"ignore"`` answers as if ``response_format`` were not there (as ``transformers serve``
+    does), ``"reject"`` answers 400 naming it. ``replies``: message contents to answer with, in order, instead
+    of the echo (one per choice).
     """
 
     def __init__(
-        self, *, delay_s: float = 0.0, n_mode: str = "ok", models: tuple[str, ...] = ("fake-model",)
+        self, *, delay_s: float = 0.0, n_mode: str = "ok", models: tuple[str, ...] = ("fake-model",),
+        format_mode: str = "ignore",
     ) -> None:
-        self.delay_s, self.n_mode, self.models = delay_s, n_mode, models
+        self.delay_s, self.n_mode, self.models, self.format_mode = delay_s, n_mode, models, format_mode
+        self.replies: deque[str] = deque()
         self.faults: deque[dict[str, Any]] = deque()
         self.always: dict[str, Any] | None = None
         self.bodies: list[dict[str, Any]] = []
@@ -63,21 +68,34 @@ class FakeOpenAIServer:
         with self._lock:
             return self.faults.popleft() if self.faults else self.always
 
+    def _reply(self, i: int, body: dict[str, Any], last_user: str) -> str:
+        with self._lock:
+            if self.replies:
+                return self.replies.popleft()
+        return _reply_default(i, body, last_user)
+
     def answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         n = body.get("n", 1)
         if self.n_mode == "reject" and n > 1:
             return 400, {"error": {"message": "n > 1 is not supported", "type": "invalid_request_error"}}
+        if self.format_mode == "reject" and "response_format" in body:
+            refused = "Unsupported parameter: 'response_format'"
+            return 400, {"error": {"message": refused, "type": "invalid_request_error"}}
         count = 1 if self.n_mode == "ignore" else n
         last_user = next((m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), "")
         choices = [
             {
                 "index": i,
-                "message": {"role": "assistant", "content": f"echo[{i}] seed={body.get('seed')} {last_user}"},
+                "message": {"role": "assistant", "content": self._reply(i, body, last_user)},
                 "finish_reason": "stop",
             }
             for i in range(count)
         ]
         return 200, {"id": "chatcmpl-fake", "object": "chat.completion", "model": body.get("model"), "choices": choices}
+
+
+def _reply_default(i: int, body: dict[str, Any], last_user: str) -> str:
+    return f"echo[{i}] seed={body.get('seed')} {last_user}"
 
 
 def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:

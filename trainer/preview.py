@@ -146,7 +146,7 @@ def check_hook(args: argparse.Namespace, reports: Sequence[Any]) -> int:
     docs = not getattr(args, "no_documents", False)
     text = asyncio.run(_previews(preview_leaf, leaves, taxonomy, teacher, settings.preview_samples, settings.seed,
                                  config, repo_root(taxonomy) if taxonomy.exists() else None, docs,
-                                 chosen.profile_name))
+                                 chosen.profile_name, chosen.structured_on))
     print("\n" + text, file=out)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
@@ -156,14 +156,16 @@ def check_hook(args: argparse.Namespace, reports: Sequence[Any]) -> int:
 
 
 async def _previews(preview_leaf: Any, leaves: Sequence[Any], taxonomy: Path, teacher: Any, samples: int, seed: int,
-                    config: Any, local: Path | None, documents: bool, profile: str = "full") -> str:
+                    config: Any, local: Path | None, documents: bool, profile: str = "full",
+                    structured: bool = True) -> str:
     async def one(report: Any) -> str:
         if report.branch == "knowledge" and not documents:
             return render_preview_markdown(report.path, [], None, skipped="documents are off (--no-documents)")
         data = (taxonomy / report.path).read_bytes()
         parsed = report.data if isinstance(report.data, dict) else check_file(report.path, data, config).data
         result = await preview_leaf(report.path, data, teacher, samples=samples, seed=seed, config=config,
-                                    local_repo=local, taxonomy_repo=local, report=report, profile=profile)
+                                    local_repo=local, taxonomy_repo=local, report=report, profile=profile,
+                                    structured=structured)
         return render_preview_markdown(report.path, seeds_of(parsed), result)
 
     try:

@@ -242,8 +242,9 @@ def _generate(night: Night, record: dict[str, Any], run_dir: Path) -> dict[str, 
         raise NightError(f"teacher {night.teacher.spec!r}: {exc}") from None
     name = teacher.name
     night.say(f"generating with {name} ({night.teacher.profile_name} profile)")
+    limits = Limits.profile(night.teacher.profile_name, structured=night.teacher.structured_on)
     results = asyncio.run(generate(inputs, teacher, night.state / "generated", seed=night.settings.seed,
-                                   limits=Limits.profile(night.teacher.profile_name), config=night.checker,
+                                   limits=limits, config=night.checker,
                                    taxonomy_repo=repo_root(night.taxonomy), close_teacher=True))
     changed = set(record["leaves_regenerated"])
     new: list[dict[str, Any]] = []

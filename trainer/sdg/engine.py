@@ -101,7 +101,7 @@ class LeafRun:
         try:
             cap = self.limits.judge_max_tokens if prompt.is_judge and self.limits.judge_max_tokens else \
                 self.limits.max_tokens
-            return build_request(prompt, variables, seed=seed, n=n, max_tokens=cap)
+            return build_request(prompt, variables, seed=seed, n=n, max_tokens=cap, structured=self.limits.structured)
         except (TemplateError, ValueError) as exc:
             self.drop("render_error")
             self.stats.note_error(f"{prompt.name}: {type(exc).__name__}: {exc}")

@@ -19,9 +19,11 @@ class Limits:
     max_tokens: int | None = None  # cap on every request's max_tokens (small CPU teachers)
     judge_max_tokens: int | None = None  # tighter cap for judges (a verdict is a few tokens; small models ramble)
     window: int = 2048  # requests gathered at once per step (memory bound only)
+    structured: bool = True  # requests carry their prompt's reply schema for the backend to enforce
 
     def key_params(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "window"}
+        """What enters the leaf key; ``structured`` only when off, so keys made before it existed hold."""
+        return {k: v for k, v in asdict(self).items() if k != "window" and (k != "structured" or not v)}
 
     @classmethod
     def preview(cls, samples: int = 3) -> Limits:
@@ -30,14 +32,15 @@ class Limits:
         return cls(max_seeds=3, max_chunks=2, max_rows=4 * samples, max_samples=samples, n=2, num=max(3, samples))
 
     @classmethod
-    def profile(cls, name: str) -> Limits:
+    def profile(cls, name: str, *, structured: bool = True) -> Limits:
         """A generation profile by name: ``full`` (the pipelines as written) or ``quick`` (CPU-sized teachers:
         one seed (one document chunk), three questions asked, at most three rows into each teacher step, one
         completion, replies capped at 160 tokens and verdicts at 48)."""
         if name == "full":
-            return cls()
+            return cls(structured=structured)
         if name == "quick":
-            return cls(max_seeds=1, max_chunks=1, max_rows=3, n=1, num=3, max_tokens=160, judge_max_tokens=48)
+            return cls(max_seeds=1, max_chunks=1, max_rows=3, n=1, num=3, max_tokens=160, judge_max_tokens=48,
+                       structured=structured)
         raise ValueError(f"unknown generation profile {name!r}: use full or quick")
 
     def merged(self, other: Limits) -> Limits:
@@ -48,4 +51,4 @@ class Limits:
         return Limits(**{f: tight(getattr(self, f), getattr(other, f)) for f in
                          ("max_seeds", "max_chunks", "max_rows", "max_samples", "n", "num", "max_tokens",
                           "judge_max_tokens")},
-                      window=min(self.window, other.window))
+                      window=min(self.window, other.window), structured=self.structured and other.structured)

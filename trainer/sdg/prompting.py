@@ -8,7 +8,9 @@ are never compiled as templates, so ``{{ 7*7 }}`` in a completion stays ``{{ 7*7
 
 from __future__ import annotations
 
+import json
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -21,10 +23,10 @@ from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import Field, Strict
 
-from trainer.teachers.base import Request
+from trainer.teachers.base import Request, canonical_schema, schema_problem
 from validators.typed import FORBID_EXTRA, ConfigError, Name, Number, Positive, Text, Texts, validate
 
-from .parsing import judge_parser
+from .parsing import Parsed, judge_parser
 
 BUILTIN_DIR = Path(__file__).parent / "prompts"
 _NAME = re.compile(r"[a-z0-9_]{1,64}")
@@ -81,14 +83,40 @@ class Prompt:
     threshold: float | None = None
     source: bytes = b""
     path: str = ""
+    schema: Mapping[str, Any] | None = None  # the reply's JSON schema: asked for, enforced where the backend can
 
     @property
     def is_judge(self) -> bool:
-        return self.parse is not None
+        return self.parse is not None or (self.schema is not None and self.threshold is not None)
 
     def score(self, text: str) -> int | None:
+        if self.schema is not None:
+            value = json_reply(self.request_schema(), text)
+            return value["score"] if isinstance(value, dict) else None
         assert self.parse is not None
         return judge_parser(dict(self.parse))(text)
+
+    def request_schema(self) -> str:
+        """The named schema a request carries (``""``: free text)."""
+        return canonical_schema({"name": self.name, "schema": dict(self.schema)}) if self.schema else ""
+
+    def items(self, text: str) -> Parsed:
+        """A generator's reply as items: the elements of the schema's one array (strings, or objects of
+        strings such as ``{question, answer}``). A reply that fails the schema is one ``parse_error``."""
+        value = json_reply(self.request_schema(), text)
+        if not isinstance(value, dict):
+            return Parsed(errors=Counter(parse_error=1))
+        out = Parsed()
+        for item in value[_array_key(self.schema or {})]:
+            if isinstance(item, str):
+                item = item.strip()
+            elif isinstance(item, dict):
+                item = {k: str(v).strip() for k, v in item.items()}
+            if item and (not isinstance(item, dict) or all(item.values())):
+                out.items.append(item)
+            else:
+                out.errors["empty"] += 1
+        return out
 
     def render(self, variables: Mapping[str, Any]) -> str:
         """Render the user message; raises ``TemplateError`` (e.g. a missing variable) for the caller to count."""
@@ -161,6 +189,38 @@ class PromptFile:
     vars: dict[str, Any] = field(default_factory=dict)
     parse: dict[str, Any] | None = None
     threshold: Number | None = None
+    schema: dict[str, Any] | None = None  # the reply's JSON schema (then no `parse:`: the schema is the format)
+
+
+def json_reply(schema: str, text: str) -> Any:
+    """The reply's JSON when it matches ``schema``, else ``None`` (hostile text included)."""
+    return json.loads(text) if schema_problem(schema, text) is None else None
+
+
+def _array_key(schema: Mapping[str, Any]) -> str:
+    """The one array property of a generator's reply object (``questions``, ``contexts``, ``pairs``)."""
+    props = schema.get("properties") or {}
+    arrays = [k for k, v in props.items() if isinstance(v, dict) and v.get("type") == "array"]
+    if schema.get("type") != "object" or len(arrays) != 1 or arrays[0] not in (schema.get("required") or []):
+        raise PromptError("a generator's schema is an object with exactly one required array property (its items)")
+    return arrays[0]
+
+
+def _check_schema(f: PromptFile) -> None:
+    import jsonschema
+
+    try:
+        jsonschema.Draft202012Validator.check_schema(f.schema)
+    except jsonschema.SchemaError as exc:
+        raise PromptError(f"schema: not a JSON schema: {exc.message}") from None
+    if f.parse is not None:
+        raise PromptError("give `schema:` or `parse:`, not both: the schema is the reply's format")
+    if f.threshold is not None:
+        score = ((f.schema or {}).get("properties") or {}).get("score") or {}
+        if score.get("type") != "integer" or "score" not in ((f.schema or {}).get("required") or []):
+            raise PromptError("a judge's schema needs a required integer `score`")
+    else:
+        _array_key(f.schema or {})
 
 
 def _build(raw: object, source: bytes, path: str, name: str) -> Prompt:
@@ -171,12 +231,16 @@ def _build(raw: object, source: bytes, path: str, name: str) -> Prompt:
     if f.name != name:
         raise PromptError(f"{path}: name {f.name!r} does not match the file name {name!r}")
     try:
+        if f.schema is not None:
+            _check_schema(f)
         prompt = Prompt(name=name, version=f.version, system=f.system.strip(), template=f.template, n=f.n,
                         max_tokens=f.max_tokens, temperature=f.temperature, top_p=f.top_p, stop=f.stop,
-                        vars=dict(f.vars), parse=f.parse, threshold=f.threshold, source=source, path=path)
+                        vars=dict(f.vars), parse=f.parse, threshold=f.threshold, source=source, path=path,
+                        schema=f.schema)
         compile_template(prompt.template)
-        if prompt.is_judge:
+        if prompt.parse is not None:
             judge_parser(dict(prompt.parse or {}))
+        if prompt.is_judge:
             if prompt.threshold is None or prompt.n != 1:
                 raise PromptError("a judge (a prompt with parse:) needs a threshold and n: 1")
     except (TypeError, ValueError) as exc:
@@ -189,14 +253,16 @@ def load_prompts(names: list[str], override_dir: Path | None = None) -> dict[str
 
 
 def build_request(prompt: Prompt, variables: Mapping[str, Any], *, seed: int | None, n: int | None = None,
-                  max_tokens: int | None = None) -> Request:
+                  max_tokens: int | None = None, structured: bool = True) -> Request:
     """The chat request for one row: system text from the file, user text rendered from the row;
-    ``max_tokens`` caps the prompt's own limit (generation profiles)."""
+    ``max_tokens`` caps the prompt's own limit (generation profiles). ``structured``: the request carries the
+    prompt's schema for the backend to enforce (off: the prompt still asks for that JSON, in words)."""
     user = prompt.render(variables)
     messages = ((("system", prompt.system),) if prompt.system else ()) + (("user", user),)
     cap = prompt.max_tokens if max_tokens is None else min(prompt.max_tokens, max_tokens)
     return Request(messages=messages, n=n or prompt.n, max_tokens=cap,
-                   temperature=prompt.temperature, top_p=prompt.top_p, seed=seed, stop=prompt.stop)
+                   temperature=prompt.temperature, top_p=prompt.top_p, seed=seed, stop=prompt.stop,
+                   schema=prompt.request_schema() if structured else "")
 
 
 def prompt_classifier(override_dir: Path | None = None) -> Callable[[Request], str | None]:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 ROLES = ("system", "user", "assistant")
 
@@ -30,11 +31,14 @@ class Request:
     top_p: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    # the reply's JSON schema, as canonical JSON of {"name": ..., "schema": {...}}; "" = free text
+    schema: str = ""
 
     def __post_init__(self) -> None:
         # Normalise lists to tuples and ints to floats so equal requests always have equal keys.
         msgs = tuple((str(role), str(content)) for role, content in self.messages)
         object.__setattr__(self, "messages", msgs)
+        object.__setattr__(self, "schema", canonical_schema(self.schema))
         object.__setattr__(self, "stop", tuple(self.stop))
         object.__setattr__(self, "temperature", float(self.temperature))
         object.__setattr__(self, "top_p", float(self.top_p))
@@ -59,10 +63,63 @@ class Request:
     def as_openai_messages(self) -> list[dict[str, str]]:
         return [{"role": role, "content": content} for role, content in self.messages]
 
+    @property
+    def response_format(self) -> dict[str, Any] | None:
+        """OpenAI's ``response_format`` for the schema (strict), or ``None`` for free text."""
+        if not self.schema:
+            return None
+        named = json.loads(self.schema)
+        return {"type": "json_schema", "json_schema": {"name": named["name"], "schema": named["schema"],
+                                                       "strict": True}}
+
     def key(self) -> str:
-        """sha256 of a canonical JSON of all fields: stable across processes and Python versions."""
-        blob = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        """sha256 of a canonical JSON of all fields: stable across processes and Python versions. A request
+        without a schema keys as it did before schemas existed, so earlier caches stay valid; one with a schema
+        never shares a key with the same request unconstrained."""
+        fields = asdict(self)
+        if not self.schema:
+            del fields["schema"]
+        blob = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+_SCHEMA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # OpenAI's rule for json_schema.name
+
+
+def canonical_schema(schema: str | Mapping[str, Any]) -> str:
+    """``{"name": NAME, "schema": {...}}`` (a mapping or its JSON) as canonical JSON; ``""`` stays ``""``.
+    Raises ``ValueError`` for anything else, before a request is ever sent."""
+    if not schema:
+        return ""
+    try:
+        named = json.loads(schema) if isinstance(schema, str) else dict(schema)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"schema is not JSON: {exc}") from None
+    if not isinstance(named, dict) or set(named) != {"name", "schema"} or not isinstance(named["schema"], dict):
+        raise ValueError('a request schema is {"name": NAME, "schema": {...}} (a JSON schema object)')
+    if not isinstance(named["name"], str) or not _SCHEMA_NAME.fullmatch(named["name"]):
+        raise ValueError("a schema name is 1-64 letters, digits, '_' or '-'")
+    return json.dumps(named, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def schema_problem(schema: str, text: str, *, max_chars: int = 200_000) -> str | None:
+    """Why ``text`` is not a reply matching ``schema`` (canonical JSON from :func:`canonical_schema`), or
+    ``None``. Hostile replies (huge, nested past the parser's limit, wrong types) are a reason, never a crash."""
+    if len(text) > max_chars:
+        return f"reply of {len(text):,} characters is over {max_chars:,}"
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        return f"not JSON: {type(exc).__name__}"
+    import jsonschema
+
+    try:
+        jsonschema.validate(value, json.loads(schema)["schema"])
+    except jsonschema.ValidationError as exc:
+        return f"does not match the schema: {exc.message[:200]}"
+    except RecursionError:
+        return "nested too deeply"
+    return None
 
 
 def sample_seed(seed: int | None, index: int) -> int | None:
@@ -71,6 +128,14 @@ def sample_seed(seed: int | None, index: int) -> int | None:
     if seed is None or index == 0:
         return seed
     digest = hashlib.sha256(f"{seed}:{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def retry_seed(seed: int | None, index: int, attempt: int) -> int | None:
+    """A new seed for asking sample ``index`` again (``attempt`` 1, 2, ...) after its reply failed its schema."""
+    if seed is None:
+        return None
+    digest = hashlib.sha256(f"{seed}:{index}:retry:{attempt}".encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 

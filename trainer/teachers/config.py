@@ -26,6 +26,7 @@ from .base import Teacher
 SECTION = "teacher"
 TEACHER_ENV = "LABRADOR_TEACHER"
 PROFILES = ("auto", "full", "quick")
+STRUCTURED = ("auto", "off")
 HOW_TO_CONFIGURE = (
     f"no teacher configured: set `spec = \"http://HOST:PORT/v1\"` (or \"embedded\") under [{SECTION}] in "
     f"labrador.toml, or the environment variable {TEACHER_ENV}"
@@ -53,6 +54,7 @@ class TeacherSettings:
     tokenizer: str | None = None  # tokenizer.json / model folder for exact chunk sizes (HTTP teacher)
     max_concurrency: int = 8  # requests in flight to the teacher, across all leaves (local: the batch size)
     profile: str = "auto"  # generation profile: full, quick (CPU-sized teachers), auto (quick for embedded)
+    structured: str = "auto"  # auto: requests carry their reply schema where the prompt has one; off: never
 
     @property
     def profile_name(self) -> str:
@@ -60,6 +62,10 @@ class TeacherSettings:
         if self.profile != "auto":
             return self.profile
         return "quick" if (self.spec or "").strip().startswith("embedded") else "full"
+
+    @property
+    def structured_on(self) -> bool:
+        return self.structured != "off"
 
     def merged(self, **overrides: Any) -> TeacherSettings:
         """A copy with every override that is not ``None`` applied (command-line flags)."""
@@ -112,6 +118,9 @@ def load_teacher(path: Path | None, env: Mapping[str, str] | None = None, *, leg
         raise TeacherConfigError(f"{where} max_concurrency: must be at least 1, got {settings.max_concurrency}")
     if settings.profile == "":
         settings = replace(settings, profile="auto")  # an empty old `[nightly] profile` meant "the default"
+    if settings.structured not in STRUCTURED:
+        raise TeacherConfigError(f"{where} structured: must be one of {', '.join(STRUCTURED)}, got "
+                                 f"{settings.structured!r}")
     if settings.profile not in PROFILES:
         raise TeacherConfigError(f"{where} profile: must be one of {', '.join(PROFILES)}, got {settings.profile!r}")
     return settings
