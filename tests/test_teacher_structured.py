@@ -100,3 +100,18 @@ def test_a_reply_that_fails_its_schema_is_asked_again_with_a_new_seed_and_counte
         teacher = OpenAIHTTPTeacher(srv.base_url, parse_retries=1)
         assert asyncio.run(teacher.complete(ask(SCORE, seed=5))) == ["more prose"]  # the parser counts the drop
         assert teacher.schema_retries == 1 and len(srv.bodies) == 2
+
+
+def test_vllm_gets_the_schema_as_its_structured_outputs_parameter():
+    """vLLM does not run here (no GPU): the parameters it would get are built by a pure function, checked
+    against stand-ins for vLLM's two classes that record what they are given."""
+    from types import SimpleNamespace
+
+    from trainer.teachers.vllm_inprocess import sampling_params
+
+    vllm = SimpleNamespace(SamplingParams=lambda **kw: kw,
+                           sampling_params=SimpleNamespace(StructuredOutputsParams=lambda **kw: ("structured", kw)))
+    constrained = sampling_params(vllm, ask(SCORE, seed=4, n=2, stop=("[End]",)))
+    assert constrained == {"n": 2, "max_tokens": 256, "temperature": 0.7, "top_p": 1.0, "seed": 4,
+                           "stop": ["[End]"], "structured_outputs": ("structured", {"json": SCORE["schema"]})}
+    assert "structured_outputs" not in sampling_params(vllm, ask(seed=4))

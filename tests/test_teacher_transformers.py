@@ -132,3 +132,31 @@ def test_vllm_missing_gives_install_hint(monkeypatch: pytest.MonkeyPatch, tmp_pa
     monkeypatch.setitem(sys.modules, "vllm", None)  # as if vLLM were not installed (CPU machines)
     with pytest.raises(ImportError, match=r"labrador\[gpu\]"):
         make_teacher(f"vllm:{tmp_path}")
+
+
+JUDGE = {"name": "judge", "schema": {"type": "object", "additionalProperties": False, "required": ["score", "ok"],
+                                     "properties": {"score": {"type": "integer", "minimum": 0, "maximum": 1},
+                                                    "ok": {"type": "boolean"}}}}
+
+
+def test_a_schema_constrains_every_row_and_the_batch_equals_one_row_at_a_time(
+        teacher: TransformersTeacher, tiny_model_dir: Path) -> None:  # noqa: F811
+    """xgrammar masks each constrained row (free rows in the same batch stay free): an untrained model at
+    temperature 1.0 still answers valid JSON of the schema, whatever the seed and the batch."""
+    pytest.importorskip("xgrammar")
+    from trainer.teachers.base import schema_problem
+
+    constrained = [ask("Score this.", seed=s, temperature=1.0, max_tokens=24, schema=JUDGE) for s in range(10)]
+    free = ask("Score this.", seed=3, temperature=1.0, max_tokens=12)
+
+    async def together() -> list[list[str]]:
+        return list(await asyncio.gather(*(teacher.complete(r) for r in [*constrained, free])))
+
+    batched = run(together())
+    replies = [texts[0] for texts in batched[:-1]]
+    assert [schema_problem(r.schema, text) for r, text in zip(constrained, replies, strict=True)] == [None] * 10
+    assert schema_problem(constrained[0].schema, batched[-1][0]) is not None  # the free row was not masked
+    alone = make_teacher(str(tiny_model_dir), batch_size=1)
+    one_by_one = [run(alone.complete(r)) for r in constrained[:3]]
+    assert one_by_one == batched[:3]
+    assert teacher.compile_seconds > 0 and len(teacher._grammars) == 1  # one schema, compiled once

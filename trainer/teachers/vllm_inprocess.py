@@ -35,17 +35,20 @@ class VLLMTeacher(BatchedTeacher):
         self._start_batcher(batch_size, max_wait_s)
 
     def _run_batch(self, requests: list[Request]) -> list[list[str]]:
-        params = [
-            self._vllm.SamplingParams(
-                n=r.n,
-                max_tokens=r.max_tokens,
-                temperature=r.temperature,
-                top_p=r.top_p,
-                seed=r.seed,
-                stop=list(r.stop) or None,
-            )
-            for r in requests
-        ]
+        params = [sampling_params(self._vllm, r) for r in requests]
         conversations = [r.as_openai_messages() for r in requests]
         outputs = self._llm.chat(conversations, sampling_params=params, use_tqdm=False)
         return [[c.text for c in sorted(out.outputs, key=lambda c: c.index)] for out in outputs]
+
+
+def sampling_params(vllm: Any, request: Request) -> Any:
+    """vLLM's ``SamplingParams`` for one request; a reply schema becomes vLLM's structured output (vLLM >= 0.12:
+    ``structured_outputs=StructuredOutputsParams(json=...)``; the old ``guided_*`` fields are gone)."""
+    extra: dict[str, Any] = {}
+    if request.schema:
+        import json
+
+        schema = json.loads(request.schema)["schema"]
+        extra["structured_outputs"] = vllm.sampling_params.StructuredOutputsParams(json=schema)
+    return vllm.SamplingParams(n=request.n, max_tokens=request.max_tokens, temperature=request.temperature,
+                               top_p=request.top_p, seed=request.seed, stop=list(request.stop) or None, **extra)
