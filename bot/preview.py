@@ -28,6 +28,7 @@ class PreviewResult:
     dropped: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     error: str = ""  # set when the preview failed; shown to the reviewer (it is escaped like everything else)
+    generated: int = 0  # candidates the last fan-out step produced (before judges and deduplication)
 
 
 class Previewer(Protocol):
@@ -61,6 +62,7 @@ class TrainerPreviewer:
                                     report=report, profile=self.teacher.profile_name,
                                     structured=self.teacher.structured_on)
         return PreviewResult(samples=[sample_fields(s) for s in getattr(result, "samples", [])],
+                             generated=int(getattr(result, "generated", 0)),
                              kept=int(getattr(result, "kept", 0)), dropped=dict(getattr(result, "dropped", {})),
                              seconds=float(getattr(result, "seconds", 0.0)), error=str(getattr(result, "error", "")))
 

@@ -325,8 +325,9 @@ def test_lab_preview_runs_for_a_maintainer_and_is_refused_to_an_outsider(
     assert "sorry" not in body  # the refusal notice was replaced
     assert f"Preview for `{pr.head_sha[:12]}`, requested by @maintainer" in body
     assert "#### compositional\\_skills/writing/freeform/senryu/qna\\.yaml" in body
-    stats = next(line for line in body.splitlines() if line.startswith("kept **"))
-    kept = int(stats.split("**")[1])
+    stats = next(line for line in body.splitlines() if line.startswith("generated **"))
+    generated, kept = int(stats.split("**")[1]), int(stats.split("**")[3])
+    assert generated >= kept and " · kept **" in stats  # the yield: candidates, then what was kept
     assert " · dropped: " in stats and stats.endswith(" s")  # per-leaf counts and timing
     assert "<summary>Seeds (6)</summary>" in body  # the seeds beside the samples
     if kept:  # the tiny random model rarely survives the judges; if it did, the samples are shown inline

@@ -87,11 +87,12 @@ def test_preview_section_is_the_check_hooks_markdown_under_the_bots_heading() ->
 
 def test_preview_shows_samples_beside_seeds_with_counts() -> None:
     leaf = render.LeafPreview("compositional_skills/x/qna.yaml", [{"question": "seed q", "answer": "seed a"}],
-                              PreviewResult([{"question": "gen q?", "answer": "gen a"}], 1, {"judge": 3}, 2.25))
+                              PreviewResult([{"question": "gen q?", "answer": "gen a"}], 1, {"judge": 3}, 2.25,
+                                            generated=4))
     out = render.preview_section([leaf, render.LeafPreview("knowledge/y/qna.yaml", [], skipped="has errors")],
                                  HEAD, "maria")
     assert "requested by @maria" in out  # the requester is notified on purpose (a well-formed login)
-    assert "kept **1**" in out and "judge 3" in out and "2.2 s" in out
+    assert "generated **4** · kept **1** · dropped: judge 3 · 2.2 s" in out  # the yield, in one line
     assert "<details><summary>Seeds (1)</summary>" in out and "<details><summary>Sample 1: gen q?</summary>" in out
     assert "Not previewed: has errors" in out
 

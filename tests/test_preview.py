@@ -83,11 +83,11 @@ def test_check_hook_output_is_inert(text: str, tmp_path: Path) -> None:
 
 def test_render_layout_seeds_stats_and_samples() -> None:
     seeds = [{"question": "Write a haiku about rain.", "answer": "Rain taps on the roof"}]
-    res = LeafResult(f"{HAIKU}/qna.yaml", "ok", kept=2, dropped={"duplicate": 3, "judge_rejected": 1},
+    res = LeafResult(f"{HAIKU}/qna.yaml", "ok", generated=6, kept=2, dropped={"duplicate": 3, "judge_rejected": 1},
                      seconds=1.25, samples=[sample("Q one?", "A one"), sample("Q two?", "A two")])
     out = render_preview_markdown(f"{HAIKU}/qna.yaml", seeds, res)
     assert out.startswith("#### compositional\\_skills/writing/freeform/haiku/qna\\.yaml\n\n")
-    assert "kept **2** · dropped: duplicate 3, judge\\_rejected 1 · 1.2 s" in out
+    assert "generated **6** · kept **2** · dropped: duplicate 3, judge\\_rejected 1 · 1.2 s" in out
     assert "<details><summary>Seeds (1)</summary>" in out and "Write a haiku about rain." in out
     assert "<summary>Sample 1: Q one?</summary>" in out and "<summary>Sample 2: Q two?</summary>" in out
     empty = render_preview_markdown("x/qna.yaml", seeds, LeafResult("x/qna.yaml", "ok", dropped={"parse_error": 4}))

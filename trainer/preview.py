@@ -73,7 +73,9 @@ def preview_blocks(leaf_path: str, seeds: Sequence[Mapping[str, Any]], result: A
         return [f"{head}\n\n_The preview failed: {md.text(error, 500)}_"]
     dropped = getattr(result, "dropped", None) or {}
     drops = ", ".join(f"{md.text(k, 40)} {int(v)}" for k, v in sorted(dropped.items()) if v) or "none"
-    stats = (f"kept **{int(getattr(result, 'kept', len(samples)))}** · dropped: {drops} · "
+    kept = int(getattr(result, "kept", len(samples)))
+    generated = int(getattr(result, "generated", 0) or 0)  # the yield: candidates, kept, and why the rest went
+    stats = (f"generated **{max(generated, kept)}** · kept **{kept}** · dropped: {drops} · "
              f"{float(getattr(result, 'seconds', 0.0)):.1f} s")
     seeds_block = md.details(f"Seeds ({len(seeds)})", "\n\n".join(_qa(s, 800) for s in seeds[:10]))
     blocks = [f"{head}\n\n{stats}\n\n{seeds_block}"]
