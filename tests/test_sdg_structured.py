@@ -109,3 +109,17 @@ def test_a_judge_schema_needs_an_integer_score(tmp_path):
              schema={"type": "object", "required": ["verdict"], "properties": {"verdict": {"type": "string"}}})
     with pytest.raises(PromptError, match="integer `score`"):
         load_prompt("freeform_question_judge", tmp_path / "sdg" / "prompts")
+
+
+def test_a_reply_cut_off_mid_json_is_counted_as_truncated(tmp_path):
+    from trainer.sdg.parsing import json_cut_short
+
+    assert json_cut_short('{"questions": ["one", "tw') and json_cut_short('{"a": {"b": [1, 2')
+    assert not json_cut_short('{"questions": ["a } ] {"]}') and not json_cut_short("Sure, here: [1]")
+    repo = structured_repo(tmp_path)
+    cut = '{"questions": ["Write a haiku about a heron at dusk.", "Write a ha'
+    res = run(repo, ReplayTeacher(rules=rules([cut], '{"explanation": "fits", "sco')))
+    assert res.dropped.get("truncated", 0) >= 1 and res.dropped.get("parse_error", 0) == 0
+    whole = json.dumps({"questions": ["Write a haiku about a heron at dusk."]})
+    res = run(repo, ReplayTeacher(rules=rules([whole], '{"explanation": "fits", "sco')))
+    assert res.dropped.get("truncated", 0) >= 1 and res.dropped.get("judge_unparseable", 0) == 0

@@ -158,3 +158,24 @@ def judge_parser(spec: dict[str, Any]) -> Callable[[str], int | None]:
     if fmt == "yes_no":
         return parse_yes_no
     raise ValueError(f"unknown judge parse format {fmt!r}; expected 'score' or 'yes_no'")
+
+
+def json_cut_short(text: str) -> bool:
+    """Does ``text`` open more JSON than it closes (a reply that hit ``max_tokens`` mid-object)? A scan of
+    brackets outside strings; with a grammar-constrained teacher this is the only way a reply can fail."""
+    depth, in_string, escaped = 0, False, False
+    for ch in text.strip():
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+    return text.strip().startswith(("{", "[")) and (in_string or depth > 0)

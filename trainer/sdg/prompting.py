@@ -26,7 +26,7 @@ from pydantic import Field, Strict
 from trainer.teachers.base import Request, canonical_schema, schema_problem
 from validators.typed import FORBID_EXTRA, ConfigError, Name, Number, Positive, Text, Texts, validate
 
-from .parsing import Parsed, judge_parser
+from .parsing import Parsed, json_cut_short, judge_parser
 
 BUILTIN_DIR = Path(__file__).parent / "prompts"
 _NAME = re.compile(r"[a-z0-9_]{1,64}")
@@ -105,7 +105,7 @@ class Prompt:
         strings such as ``{question, answer}``). A reply that fails the schema is one ``parse_error``."""
         value = json_reply(self.request_schema(), text)
         if not isinstance(value, dict):
-            return Parsed(errors=Counter(parse_error=1))
+            return Parsed(errors=Counter({"truncated" if json_cut_short(text) else "parse_error": 1}))
         out = Parsed()
         for item in value[_array_key(self.schema or {})]:
             if isinstance(item, str):

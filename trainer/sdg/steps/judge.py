@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..parsing import json_cut_short
 from .base import Context, Row, derive, register
 
 
@@ -20,8 +21,8 @@ async def run(step: dict[str, Any], rows: list[Row], ctx: Context) -> list[Row]:
         if texts is None:
             continue
         score = prompt.score(texts[0])
-        if score is None:
-            ctx.drop("judge_unparseable")
+        if score is None:  # a verdict cut off mid-JSON (max_tokens) is told apart from one that makes no sense
+            ctx.drop("truncated" if prompt.schema is not None and json_cut_short(texts[0]) else "judge_unparseable")
             continue
         if score < prompt.threshold:
             ctx.drop("judge_rejected")
