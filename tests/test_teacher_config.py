@@ -38,6 +38,15 @@ def test_the_old_generate_keys_still_work_with_a_warning_naming_the_new_section(
     assert load_teacher(both, env={}).spec == "http://new:1/v1"  # [teacher] wins; the old key is not read
 
 
+def test_an_empty_old_key_meant_not_set_and_an_old_relative_tokenizer_is_against_the_file(tmp_path):
+    path = toml(tmp_path, '[nightly]\nteacher = ""\nprofile = ""\nbase_model = "m"\n'
+                          '[generate]\nteacher = "http://gen:1/v1"\ntokenizer = "tok"\n')
+    with pytest.warns(FutureWarning):
+        settings = load_teacher(path, env={}, legacy=("nightly", "generate"))
+    assert (settings.spec, settings.profile) == ("http://gen:1/v1", "auto")
+    assert settings.tokenizer == str(tmp_path / "tok")
+
+
 def test_each_command_reads_only_its_own_old_section(tmp_path):
     path = toml(tmp_path, '[nightly]\nteacher = "http://night:1/v1"\nbase_model = "m"\n'
                           '[bot]\nteacher = "http://bot:1/v1"\n')

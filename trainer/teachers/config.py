@@ -81,11 +81,13 @@ def _legacy(path: Path, sections: tuple[str, ...], have: set[str]) -> dict[str, 
         table = raw.get(section)
         if not isinstance(table, dict):
             continue
-        used = [(old, new) for old, new in LEGACY[section].items()
-                if old in table and new not in have and new not in values]
+        used = [(old, new) for old, new in LEGACY[section].items()  # "" was the old "not set here"
+                if table.get(old) not in (None, "") and new not in have and new not in values]
         for old, new in used:
             default = getattr(defaults, new)
             values[new] = coerce(f"{path}: [{section}]", old, table[old], "" if default is None else default)
+            if new == "tokenizer" and not Path(values[new]).expanduser().is_absolute():
+                values[new] = str((path.parent / values[new]).resolve())  # as [teacher]'s: against the file
         if used:
             warnings.warn(f"{path}: [{section}] {', '.join(o for o, _ in used)} is deprecated; write "
                           f"{', '.join(f'`{n}`' for _, n in used)} under [{SECTION}] (the old keys go in the next "
