@@ -22,7 +22,7 @@ import pygit2
 
 from .locks import file_lock
 
-__all__ = ["BoundedFetch", "FetchBudget", "FetchCancelled", "bare_repository", "bound_network_waits", "file_lock"]
+__all__ = ["BoundedFetch", "FetchBudget", "FetchCancelled", "bare_repository", "bound_network_waits"]
 
 _TIMEOUTS_MS = (("server_connect_timeout", 30_000), ("server_timeout", 120_000))
 

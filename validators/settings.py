@@ -117,7 +117,8 @@ def section_values(path: Path | None, section: str, defaults: Any, *, exclude: I
     table = read_toml(Path(path)).get(section, {})
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [{section}] must be a table")
-    table = {k: v for k, v in table.items() if k not in set(legacy)}
+    skipped = set(legacy)
+    table = {k: v for k, v in table.items() if k not in skipped}
     for key in table:
         if refuse is not None and (why := refuse(key)):
             raise ConfigError(f"{path}: [{section}] {key}: {why}")

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
 ROLES = ("system", "user", "assistant")
@@ -111,15 +112,21 @@ def schema_problem(schema: str, text: str, *, max_chars: int = 200_000) -> str |
         value = json.loads(text)
     except (ValueError, RecursionError) as exc:
         return f"not JSON: {type(exc).__name__}"
-    import jsonschema
-
     try:
-        jsonschema.validate(value, json.loads(schema)["schema"])
-    except jsonschema.ValidationError as exc:
-        return f"does not match the schema: {exc.message[:200]}"
+        error = next(_validator(schema).iter_errors(value), None)
     except RecursionError:
         return "nested too deeply"
-    return None
+    return None if error is None else f"does not match the schema: {error.message[:200]}"
+
+
+@lru_cache(maxsize=64)
+def _validator(schema: str) -> Any:
+    """One compiled validator per schema: every reply of a run is checked against a few schemas, and
+    ``jsonschema.validate`` would check the schema itself again for each reply."""
+    import jsonschema
+
+    body = json.loads(schema)["schema"]
+    return jsonschema.validators.validator_for(body)(body)
 
 
 def sample_seed(seed: int | None, index: int) -> int | None:
