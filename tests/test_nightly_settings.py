@@ -70,6 +70,12 @@ def test_the_old_flat_keys_give_the_same_config_with_a_warning_each(tmp_path):
     assert old == new and old.distill.teacher_model == str(tmp_path / "teach")
 
 
+def test_dae_model_paths_in_the_train_table_are_relative_to_the_file(tmp_path):
+    cfg = night_config(toml(tmp_path, "[nightly.train.distill.dae]\nexpert = 'e'\nreference = '/abs/r'\n"
+                                      "domain = ['knowledge/finance']\n"))
+    assert (cfg.distill.dae.expert, cfg.distill.dae.reference) == (str(tmp_path / "e"), "/abs/r")
+
+
 def test_the_default_recipe_replays_earlier_nights_and_the_old_replay_keys_still_apply(tmp_path):
     recipe = night_recipe(load_nightly(toml(tmp_path, "")))
     assert recipe.source == str(DEFAULT_RECIPE) and recipe.phases[0].replay[0].dataset == "earlier-nights"

@@ -102,6 +102,14 @@ def _moved(path: Path, table: Mapping[str, Any]) -> tuple[dict[str, Any], dict[s
     return train, replay
 
 
+def _against(table: dict[str, Any], keys: tuple[str, ...], path: Path) -> dict[str, Any]:
+    """``table`` with its relative path ``keys`` made absolute against the settings file's folder."""
+    for key in keys:
+        if isinstance(table.get(key), str) and table[key] and not Path(table[key]).expanduser().is_absolute():
+            table[key] = str((Path(path).parent / table[key]).resolve())
+    return table
+
+
 def load_nightly(path: Path | None, quick: bool = False) -> NightlySettings:
     """``[nightly]`` of ``path`` over the defaults (the embedded ones with ``quick``), checked before any work:
     the train table by the trainer's rules, the recipe by the mixing rules."""
@@ -114,12 +122,10 @@ def load_nightly(path: Path | None, quick: bool = False) -> NightlySettings:
     if not isinstance(table, dict):
         raise ConfigError(f"{where} train must be a table ([nightly.train])")
     train = _merge(_merge(QUICK_TRAIN if quick else {}, old_train), table)
-    if isinstance(train.get("distill"), dict) and path is not None:
-        d = dict(train["distill"])
-        for key in ("teacher_model", "teacher", "teacher_cache"):
-            if isinstance(d.get(key), str) and d[key] and not Path(d[key]).expanduser().is_absolute():
-                d[key] = str((Path(path).parent / d[key]).resolve())
-        train["distill"] = d
+    if isinstance(train.get("distill"), dict) and path is not None:  # its paths mean what they mean in the file
+        train["distill"] = _against(dict(train["distill"]), ("teacher_model", "teacher", "teacher_cache"), path)
+        if isinstance(train["distill"].get("dae"), dict):
+            train["distill"]["dae"] = _against(dict(train["distill"]["dae"]), ("expert", "reference"), path)
     if values.get("base_model") and not values["base_model"].startswith("derive:") and path is not None:
         bm = Path(values["base_model"]).expanduser()
         values["base_model"] = str(bm if bm.is_absolute() else (Path(path).parent / bm).resolve())
