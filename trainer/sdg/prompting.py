@@ -8,7 +8,6 @@ are never compiled as templates, so ``{{ 7*7 }}`` in a completion stays ``{{ 7*7
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -23,7 +22,7 @@ from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import Field, Strict
 
-from trainer.teachers.base import Request, canonical_schema, schema_problem
+from trainer.teachers.base import Request, canonical_schema, parse_reply
 from validators.typed import FORBID_EXTRA, ConfigError, Name, Number, Positive, Text, Texts, validate
 
 from .parsing import Parsed, json_cut_short, judge_parser
@@ -102,7 +101,8 @@ class Prompt:
 
     def items(self, text: str) -> Parsed:
         """A generator's reply as items: the elements of the schema's one array (strings, or objects of
-        strings such as ``{question, answer}``). A reply that fails the schema is one ``parse_error``."""
+        strings such as ``{question, answer}``). A reply that fails the schema is one ``parse_error``, or one
+        ``truncated`` when it stops mid-JSON."""
         value = json_reply(self.request_schema(), text)
         if not isinstance(value, dict):
             return Parsed(errors=Counter({"truncated" if json_cut_short(text) else "parse_error": 1}))
@@ -194,7 +194,7 @@ class PromptFile:
 
 def json_reply(schema: str, text: str) -> Any:
     """The reply's JSON when it matches ``schema``, else ``None`` (hostile text included)."""
-    return json.loads(text) if schema_problem(schema, text) is None else None
+    return parse_reply(schema, text)[0]
 
 
 def _array_key(schema: Mapping[str, Any]) -> str:

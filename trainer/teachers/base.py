@@ -106,17 +106,23 @@ def canonical_schema(schema: str | Mapping[str, Any]) -> str:
 def schema_problem(schema: str, text: str, *, max_chars: int = 200_000) -> str | None:
     """Why ``text`` is not a reply matching ``schema`` (canonical JSON from :func:`canonical_schema`), or
     ``None``. Hostile replies (huge, nested past the parser's limit, wrong types) are a reason, never a crash."""
+    return parse_reply(schema, text, max_chars=max_chars)[1]
+
+
+def parse_reply(schema: str, text: str, *, max_chars: int = 200_000) -> tuple[Any, str | None]:
+    """``(value, None)`` for a reply that is JSON matching ``schema``, else ``(None, why)``: the reply is
+    parsed once, for both the check and its use."""
     if len(text) > max_chars:
-        return f"reply of {len(text):,} characters is over {max_chars:,}"
+        return None, f"reply of {len(text):,} characters is over {max_chars:,}"
     try:
         value = json.loads(text)
     except (ValueError, RecursionError) as exc:
-        return f"not JSON: {type(exc).__name__}"
+        return None, f"not JSON: {type(exc).__name__}"
     try:
         error = next(_validator(schema).iter_errors(value), None)
     except RecursionError:
-        return "nested too deeply"
-    return None if error is None else f"does not match the schema: {error.message[:200]}"
+        return None, "nested too deeply"
+    return (value, None) if error is None else (None, f"does not match the schema: {error.message[:200]}")
 
 
 @lru_cache(maxsize=64)
