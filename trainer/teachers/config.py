@@ -118,8 +118,6 @@ def load_teacher(path: Path | None, env: Mapping[str, str] | None = None, *, leg
     where = f"{path or 'labrador.toml'}: [{SECTION}]"
     if settings.max_concurrency < 1:
         raise TeacherConfigError(f"{where} max_concurrency: must be at least 1, got {settings.max_concurrency}")
-    if settings.profile == "":
-        settings = replace(settings, profile="auto")  # an empty old `[nightly] profile` meant "the default"
     if settings.structured not in STRUCTURED:
         raise TeacherConfigError(f"{where} structured: must be one of {', '.join(STRUCTURED)}, got "
                                  f"{settings.structured!r}")
