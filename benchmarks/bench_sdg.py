@@ -52,7 +52,10 @@ def sentence(words: int = 10) -> str:
 
 
 def reply(kind: str, items: int, upstream: bool) -> str:
-    """A well-formed answer of ``kind`` in our tags ([Question] ... [End]) or upstream's ([Start of X])."""
+    """A well-formed answer of ``kind``: the JSON our prompts' schemas ask for, or upstream's tags
+    ([Start of X] ... [End of X])."""
+    if not upstream:
+        return ours(kind, items)
     def tag(name: str, body: str) -> str:
         return f"[Start of {name}]\n{body}\n[End of {name}]\n" if upstream else f"[{name}]\n{body}\n[End]\n"
 
@@ -62,12 +65,23 @@ def reply(kind: str, items: int, upstream: bool) -> str:
     if kind == "context":
         return tag("Context", sentence(40))
     if kind in ("score1", "score2", "score3"):
-        return (tag("Evaluation", "Fine.") if upstream else "Fine.\n") + tag("Score", kind[-1])
-    if kind == "yes":
-        return tag("Verdict", "YES")
+        return tag("Evaluation", "Fine.") + tag("Score", kind[-1])
+    return tag("Response", sentence(20))
+
+
+def ours(kind: str, items: int) -> str:
+    """Our reply formats: JSON for the parsed prompts (one array of items, or an explanation and a score)."""
+    if kind in ("questions", "grounded_questions"):
+        count = items if kind == "questions" else 3
+        return json.dumps({"questions": [f"Please explain {sentence()}?" for _ in range(count)]})
+    if kind == "context":
+        return json.dumps({"contexts": [sentence(40)]})
+    if kind in ("score1", "score2", "score3", "yes"):
+        return json.dumps({"explanation": "Fine.", "score": 1 if kind == "yes" else int(kind[-1])})
     if kind == "qa":
-        return "".join(f"[Question]\nWhat is {sentence(6)}?\n[Answer]\n{sentence()}\n[End]\n" for _ in range(items))
-    return tag("Response", sentence(20)) if upstream else sentence(20)
+        return json.dumps({"pairs": [{"question": f"What is {sentence(6)}?", "answer": sentence()}
+                                     for _ in range(items)]})
+    return sentence(20)
 
 
 OURS = {"freeform_questions": "questions", "grounded_questions": "grounded_questions", "grounded_contexts": "context",

@@ -62,34 +62,35 @@ def override_prompts(repo: Path, **changes: dict[str, Any]) -> Path:
 
 
 @pytest.mark.parametrize("n_mode", ["ok", "ignore"])
-def test_echoed_prompts_are_parsed_then_every_judge_is_unparseable(tmp_path: Path, n_mode: str) -> None:
+def test_echoed_prompts_fail_their_schema_are_asked_again_and_dropped(tmp_path: Path, n_mode: str) -> None:
     repo = override_prompts(tmp_path / "repo", freeform_questions={"n": 2})
     with FakeOpenAIServer(n_mode=n_mode) as srv:
         teacher = OpenAIHTTPTeacher(srv.base_url, max_concurrency=3, **FAST)
         res = run_leaf(teacher, tmp_path / "out", repo)
         bodies = list(srv.bodies)
-    assert res.status == "ok" and res.kept == 0
+    assert res.status == "ok" and res.kept == 0 and res.generated == 0
     steps = {s["step"]: s for s in res.steps}
-    # The questions prompt shows the seed and a two-item format example, all in [Question] tags: an echo
-    # parses into 3 questions per completion, 2 completions per seed.
+    # An echoed prompt is not the JSON it asks for: each completion is asked again twice (new seeds), then
+    # dropped as a parse error; no judge is reached.
     gen = steps["1:generate:freeform_questions"]
-    assert gen["requests"] == gen["sent"] == SEEDS and gen["out"] == 3 * 2 * SEEDS == res.generated
-    dedup = steps["2:dedup:question"]
-    assert dedup["dropped"] == {"duplicate": gen["out"] - dedup["out"]} and dedup["out"] >= SEEDS
-    judge = steps["3:judge:freeform_question_judge"]  # an echoed judge prompt says "0 or 1": not a score
-    assert judge["sent"] == dedup["out"] and judge["dropped"] == {"judge_unparseable": dedup["out"]}
-    assert steps["4:generate:freeform_answer"]["sent"] == 0
-    assert res.dropped == {"duplicate": dedup["dropped"]["duplicate"], "judge_unparseable": dedup["out"]}
-    # Requests flowed as sent: n=2 in one body when the server honours n, else two bodies of n=1.
+    assert gen["requests"] == gen["sent"] == SEEDS and gen["out"] == 0
+    assert gen["dropped"] == {"parse_error": 2 * SEEDS} and gen["schema_retries"] == 2 * 2 * SEEDS
+    assert gen["structured"] == "schema" and res.structured == "schema" and res.schema_retries == 4 * SEEDS
+    assert steps["3:judge:freeform_question_judge"]["sent"] == 0
+    assert res.dropped == {"parse_error": 2 * SEEDS}
+    # Requests flowed as sent: n=2 in one body when the server honours n, else two bodies of n=1; every
+    # body carries the schema and each its own seed.
     question_bodies = [b for b in bodies if "Write 20 new requests" in b["messages"][-1]["content"]]
+    assert len(bodies) == len(question_bodies)
+    assert all(b["response_format"]["json_schema"]["name"] == "freeform_questions" for b in bodies)
+    first = [b for b in question_bodies if b.get("n", 1) == 2]
     if n_mode == "ok":
-        assert len(question_bodies) == SEEDS and {b["n"] for b in question_bodies} == {2}
+        assert len(first) == SEEDS and len(question_bodies) == SEEDS + 4 * SEEDS
     else:
         # Requests sent before the server's first answer still ask n=2 (and get one choice); the rest go singly.
-        assert len(question_bodies) == 2 * SEEDS and sum(b.get("n", 1) == 2 for b in question_bodies) <= SEEDS
+        assert len(first) <= SEEDS and len(question_bodies) == 2 * SEEDS + 4 * SEEDS
         assert teacher.n_supported is False
-    assert len(bodies) == len(question_bodies) + judge["sent"]
-    assert len({b["seed"] for b in question_bodies}) == len(question_bodies)  # each sample its own seed
+    assert len({b["seed"] for b in question_bodies}) == len(question_bodies)
 
 
 # -- a scripted "good teacher": every stage runs --------------------------------------------------------
@@ -106,14 +107,13 @@ class ScriptedServer(FakeOpenAIServer):
         user = body["messages"][-1]["content"]
         tag = hashlib.sha256(f"{user}{body.get('seed')}".encode()).hexdigest()
         if name == "freeform_questions":  # three unrelated questions: nothing is a near-duplicate
-            text = "".join(f"[Question]\n{i + 1}. Write a haiku about {' '.join(_words(tag, i))}.\n[End]\n"
-                           for i in range(3))
+            text = json.dumps({"questions": [f"Write a haiku about {' '.join(_words(tag, i))}." for i in range(3)]})
         elif name == "freeform_question_judge":
-            text = "Clear and on topic.\n[Score]\n1\n[End]"
+            text = '{"explanation": "Clear and on topic.", "score": 1}'
         elif name == "freeform_answer":
             text = f"A haiku over HTTP {tag[:8]}"
         elif name == "freeform_pair_judge":
-            text = "Does what was asked.\n[Score]\n3\n[End]"
+            text = '{"explanation": "Does what was asked.", "score": 3}'
         else:
             return 400, {"error": {"message": f"unexpected prompt {name}"}}
         choices = [{"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
@@ -202,10 +202,10 @@ def test_tiny_model_over_transformers_serve(serve, tmp_path: Path) -> None:
     gen = res.steps[1]
     assert gen["step"] == "1:generate:freeform_questions" and gen["sent"] == SEEDS
     assert teacher.n_supported is False  # the server ignores n: each second sample was fetched alone
-    # 2 completions per seed of gibberish: read as untagged questions (small teachers) or not at all, then
-    # dropped by the judges; nothing is kept and every drop has a named reason.
-    assert res.kept == 0 and sum(res.dropped.values()) >= SEEDS
-    assert set(res.dropped) <= {"parse_error", "empty", "judge_unparseable", "duplicate", "judge_low", "over_limit"}
+    # The server ignores response_format (it warns): 2 completions per seed of gibberish fail the schema, are
+    # each asked again twice with new seeds, and are then dropped with a named reason; nothing is kept.
+    assert gen["structured"] == "schema" and gen["schema_retries"] == 2 * 2 * SEEDS
+    assert res.kept == 0 and gen["dropped"].get("parse_error", 0) + gen["dropped"].get("truncated", 0) == 2 * SEEDS
     assert 0 < teacher.max_in_flight <= 3
     manifest = json.loads((res.folder / "manifest.json").read_text())
     assert manifest["complete"] and manifest["counts"]["dropped"] == res.dropped

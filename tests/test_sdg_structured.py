@@ -45,7 +45,7 @@ def structured_repo(tmp_path: Path) -> Path:
 def rules(questions: list[str], verdict: str) -> dict[str, list[str]]:
     return {"freeform_questions": questions, "freeform_question_judge": [verdict],
             "freeform_answer": ["A quiet river / carries the moon downstream / frogs keep the count"],
-            "freeform_pair_judge": ["[Score] 3 [End]"]}
+            "freeform_pair_judge": [json.dumps({"explanation": "good", "score": 3})]}
 
 
 def run(repo: Path, teacher: ReplayTeacher, limits: Limits | None = None):
@@ -67,6 +67,9 @@ def test_the_schema_is_the_format_end_to_end(tmp_path):
     off = ReplayTeacher(rules=rules([reply], json.dumps({"explanation": "fits", "score": 1})))
     res_off = run(repo, off, Limits(structured=False))
     assert res_off.kept == res.kept and all(r.schema == "" for r in off.requests)  # asked in words only
+    assert res.structured == "schema" and res_off.structured == "words"  # per step, in the manifest too
+    steps = {s["step"]: s["structured"] for s in res.steps}
+    assert steps["1:generate:freeform_questions"] == "schema" and steps["4:generate:freeform_answer"] == ""
     assert res_off.key != res.key  # a different request: never answered from the other's cache
 
 
@@ -123,3 +126,45 @@ def test_a_reply_cut_off_mid_json_is_counted_as_truncated(tmp_path):
     whole = json.dumps({"questions": ["Write a haiku about a heron at dusk."]})
     res = run(repo, ReplayTeacher(rules=rules([whole], '{"explanation": "fits", "sco')))
     assert res.dropped.get("truncated", 0) >= 1 and res.dropped.get("judge_unparseable", 0) == 0
+
+
+def test_every_builtin_parsed_prompt_declares_its_schema_and_asks_for_that_json():
+    from trainer.sdg.prompting import BUILTIN_DIR
+
+    parsed = {"freeform_questions", "grounded_questions", "grounded_contexts", "knowledge_qa"}
+    for path in sorted(BUILTIN_DIR.glob("*.yaml")):
+        prompt = load_prompt(path.stem)
+        if prompt.threshold is None and path.stem not in parsed:
+            assert prompt.schema is None, path.stem  # answers stay free text
+            continue
+        assert prompt.schema is not None and prompt.parse is None, path.stem
+        keys = list(prompt.schema["properties"])
+        assert all(f'"{k}"' in prompt.template for k in keys), path.stem  # the words ask for the same JSON
+        if prompt.threshold is not None:
+            assert keys == ["explanation", "score"] and prompt.schema["properties"]["explanation"]["maxLength"]
+
+
+def test_a_generator_asked_for_num_items_gets_at_most_num():
+    prompt = load_prompt("freeform_questions")
+    capped = json.loads(prompt.request_schema({"num": 3}))["schema"]["properties"]["questions"]
+    assert capped["maxItems"] == 3 and "maxItems" not in prompt.schema["properties"]["questions"]
+    assert prompt.request_schema({"num": 3}) != prompt.request_schema({"num": 4})  # a different request key
+
+
+def test_an_override_without_a_schema_still_works_as_text(tmp_path):
+    """A taxonomy's own prompts written before schemas: tagged text, read by the pipeline's parse: and the
+    judge's parse:, and no schema is sent."""
+    override(tmp_path, "freeform_questions", drop=("schema",),
+             template="Write tasks for {{ leaf.task_description }} as [Question] ... [End] blocks.")
+    override(tmp_path, "freeform_question_judge", drop=("schema",), parse={"format": "score", "range": [0, 1]},
+             template="Task: {{ question }}. Give [Score] 0 or 1 [End].")
+    teacher = ReplayTeacher(rules={
+        "freeform_questions": ["[Question]\n1. Write a haiku about a heron at dusk.\n[End]"],
+        "freeform_question_judge": ["Fits.\n[Score]\n1\n[End]"],
+        "freeform_answer": ["A quiet river / carries the moon downstream / frogs keep the count"],
+        "freeform_pair_judge": [json.dumps({"explanation": "good", "score": 3})]})
+    res = run(tmp_path, teacher)
+    assert res.status == "ok" and res.kept >= 1 and not res.dropped.get("parse_error")
+    asked = {teacher.classify(r): r for r in teacher.requests}
+    assert asked["freeform_questions"].schema == "" and asked["freeform_question_judge"].schema == ""
+    assert res.samples[0]["messages"][1]["content"] == "Write a haiku about a heron at dusk."

@@ -15,7 +15,7 @@ pytest.importorskip("httpx")
 
 from openai_server import FakeOpenAIServer  # noqa: E402
 
-from trainer.teachers.base import Request, schema_problem  # noqa: E402
+from trainer.teachers.base import Request, complete_checked, schema_problem  # noqa: E402
 from trainer.teachers.openai_http import OpenAIHTTPTeacher  # noqa: E402
 
 SCORE = {"name": "judge", "schema": {"type": "object", "additionalProperties": False,
@@ -68,7 +68,7 @@ def test_the_schema_goes_out_as_strict_response_format():
         teacher = OpenAIHTTPTeacher(srv.base_url)
         assert asyncio.run(teacher.complete(ask(SCORE, seed=1))) == [GOOD]
         assert srv.bodies[-1]["response_format"] == {"type": "json_schema", "json_schema": {**SCORE, "strict": True}}
-        assert teacher.structured is True and teacher.schema_retries == 0
+        assert teacher.structured is True
         asyncio.run(teacher.complete(ask(seed=1)))
         assert "response_format" not in srv.bodies[-1]  # free text stays free
 
@@ -90,16 +90,17 @@ def test_a_server_that_refuses_the_field_is_remembered_for_the_run():
 def test_a_reply_that_fails_its_schema_is_asked_again_with_a_new_seed_and_counted():
     with FakeOpenAIServer() as srv:  # ignores response_format, as `transformers serve` does
         srv.replies.extend(["Sure! It is good.", '{"score": 1}', GOOD])
-        teacher = OpenAIHTTPTeacher(srv.base_url, parse_retries=2)
-        assert asyncio.run(teacher.complete(ask(SCORE, seed=5))) == [GOOD]
-        assert teacher.schema_retries == 2
+        teacher = OpenAIHTTPTeacher(srv.base_url)
+        assert asyncio.run(complete_checked(teacher, ask(SCORE, seed=5), 2)) == ([GOOD], 2)
         seeds = [b.get("seed") for b in srv.bodies]
         assert seeds[0] == 5 and len(set(seeds)) == 3  # every retry with its own seed
     with FakeOpenAIServer() as srv:
         srv.replies.extend(["prose", "more prose", "still prose"])
-        teacher = OpenAIHTTPTeacher(srv.base_url, parse_retries=1)
-        assert asyncio.run(teacher.complete(ask(SCORE, seed=5))) == ["more prose"]  # the parser counts the drop
-        assert teacher.schema_retries == 1 and len(srv.bodies) == 2
+        teacher = OpenAIHTTPTeacher(srv.base_url)
+        # the last answer stands and the parser counts the drop
+        assert asyncio.run(complete_checked(teacher, ask(SCORE, seed=5), 1)) == (["more prose"], 1)
+        assert len(srv.bodies) == 2
+        assert asyncio.run(complete_checked(teacher, ask(seed=5), 2)) == (["still prose"], 0)  # free text: no check
 
 
 def test_vllm_gets_the_schema_as_its_structured_outputs_parameter():

@@ -79,7 +79,8 @@ def _manifest(job: _Job, ctx: LeafRun, teacher: Teacher, seed: int, limits: Limi
         "documents": [{"path": p, "sha256": sha(d)} for p, d in sorted(job.documents)],
         "seed": seed, "limits": limits.key_params(),
         "counts": {"generated": ctx.stats.generated, "kept": kept, "dropped": ctx.stats.dropped(),
-                   "sent": ctx.stats.sent()},
+                   "sent": ctx.stats.sent(), "schema_retries": ctx.stats.schema_retries()},
+        "structured": ctx.stats.structured(),
         "steps": [s.to_dict() for s in ctx.stats.steps], "seconds": round(seconds, 3),
         "errors": ctx.stats.errors,
     }

@@ -18,7 +18,7 @@ from typing import Any
 
 from jinja2.exceptions import TemplateError
 
-from trainer.teachers.base import Request, Teacher
+from trainer.teachers.base import Request, Teacher, repair_replies
 
 from .checkpoint import CheckpointStore
 from .leaf import LeafSpec
@@ -101,7 +101,11 @@ class LeafRun:
         try:
             cap = self.limits.judge_max_tokens if prompt.is_judge and self.limits.judge_max_tokens else \
                 self.limits.max_tokens
-            return build_request(prompt, variables, seed=seed, n=n, max_tokens=cap, structured=self.limits.structured)
+            request = build_request(prompt, variables, seed=seed, n=n, max_tokens=cap,
+                                    structured=self.limits.structured, max_temperature=self.limits.max_temperature)
+            if prompt.schema is not None and not self.step.structured:
+                self.step.structured = "schema" if request.schema else "words"
+            return request
         except (TemplateError, ValueError) as exc:
             self.drop("render_error")
             self.stats.note_error(f"{prompt.name}: {type(exc).__name__}: {exc}")
@@ -119,28 +123,38 @@ class LeafRun:
         return out
 
     async def _one(self, request: Request) -> list[str] | None:
-        key = request.key()
         self.step.requests += 1
-        cached = self.store.get(key) if self.store is not None else None
-        if cached is not None and len(cached) == request.n:
-            self.step.cached += 1
-            texts: list[str] | None = cached
-        else:
-            future = self._inflight.get(key)
-            if future is None:  # identical requests in flight at once are sent once
-                future = asyncio.ensure_future(self._send(request, key))
-                self._inflight[key] = future
-            texts = await future
-            if texts is None:
-                self.drop("teacher_error")
+        texts = await self._fetch(request, counted=True)
+        if texts is None:
+            self.drop("teacher_error")
+        elif request.schema and self.limits.parse_retries:
+            texts, used = await repair_replies(self._fetch, request, texts, self.limits.parse_retries)
+            self.step.schema_retries += used
         self._done += 1
         self._report("advance", self._done, self._total)
         return texts
 
-    async def _send(self, request: Request, key: str) -> list[str] | None:
-        self.step.sent += 1
+    async def _fetch(self, request: Request, counted: bool = False) -> list[str] | None:
+        """The texts for ``request`` from the checkpoint, or sent (identical requests in flight at once are sent
+        once) and checkpointed; ``None`` if the teacher failed. ``counted``: a pipeline request (a schema retry
+        is counted apart, in ``schema_retries``)."""
+        key = request.key()
+        cached = self.store.get(key) if self.store is not None else None
+        if cached is not None and len(cached) == request.n:
+            self.step.cached += counted
+            return cached
+        future = self._inflight.get(key)
+        if future is None:
+            future = asyncio.ensure_future(self._send(request, key, counted))
+            self._inflight[key] = future
+        return await future
+
+    async def _send(self, request: Request, key: str, counted: bool) -> list[str] | None:
+        self.step.sent += counted
         try:
             texts = await self.teacher.complete(request)
+            if request.schema and getattr(self.teacher, "structured", None) is False:
+                self.step.structured = "words"  # the server refused the field: the prompt's words alone ask
         except Exception as exc:  # TeacherError, or a backend bug: counted, never raised out of the leaf
             self.stats.note_error(f"{type(exc).__name__}: {exc}")
             return None

@@ -18,12 +18,16 @@ class Limits:
     num: int | None = None  # overrides a prompt's ``num`` variable (items asked for per completion)
     max_tokens: int | None = None  # cap on every request's max_tokens (small CPU teachers)
     judge_max_tokens: int | None = None  # tighter cap for judges (a verdict is a few tokens; small models ramble)
+    max_temperature: float | None = None  # cap on sampling temperature (small models degenerate when hot)
     window: int = 2048  # requests gathered at once per step (memory bound only)
     structured: bool = True  # requests carry their prompt's reply schema for the backend to enforce
+    parse_retries: int = 2  # a reply that fails its schema is asked again (new seed) up to this many times
 
     def key_params(self) -> dict[str, Any]:
-        """What enters the leaf key; ``structured`` only when off, so keys made before it existed hold."""
-        return {k: v for k, v in asdict(self).items() if k != "window" and (k != "structured" or not v)}
+        """What enters the leaf key; ``structured`` only when off, so keys made before it existed hold. The
+        window and the retries do not: a checkpointed answer is the same answer however it was reached."""
+        return {k: v for k, v in asdict(self).items()
+                if k not in ("window", "parse_retries") and (k != "structured" or not v)}
 
     @classmethod
     def preview(cls, samples: int = 3) -> Limits:
@@ -45,10 +49,11 @@ class Limits:
 
     def merged(self, other: Limits) -> Limits:
         """The tighter of two sets of caps (a preview under the quick profile)."""
-        def tight(a: int | None, b: int | None) -> int | None:
+        def tight(a: float | None, b: float | None) -> float | None:
             return b if a is None else a if b is None else min(a, b)
 
         return Limits(**{f: tight(getattr(self, f), getattr(other, f)) for f in
                          ("max_seeds", "max_chunks", "max_rows", "max_samples", "n", "num", "max_tokens",
-                          "judge_max_tokens")},
-                      window=min(self.window, other.window), structured=self.structured and other.structured)
+                          "judge_max_tokens", "max_temperature")},
+                      window=min(self.window, other.window), structured=self.structured and other.structured,
+                      parse_retries=min(self.parse_retries, other.parse_retries))

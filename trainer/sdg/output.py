@@ -38,20 +38,24 @@ def read_samples(folder: Path) -> list[dict[str, Any]]:
 
 
 def summary_table(results: Sequence[LeafResult], title: str = "Synthetic data") -> Table:
-    """One row per leaf: status, generated, kept, dropped by reason, requests sent, time."""
+    """One row per leaf: status, generated, kept, dropped by reason, schema retries (when any), requests sent,
+    time, and how the reply formats were asked for (``schema``, ``words``, ``mixed``)."""
     reasons = [r for r in REASONS if any(res.dropped.get(r) for res in results)]
     reasons += sorted({r for res in results for r in res.dropped} - set(reasons))
     table = Table(title=title)
     table.add_column("leaf", overflow="fold")
     table.add_column("status")
-    for name in ("generated", "kept", *reasons, "sent", "seconds"):
+    retries = any(res.schema_retries for res in results)
+    for name in ("generated", "kept", *reasons, *(["retries"] if retries else []), "sent", "seconds"):
         table.add_column(name, justify="right")
+    table.add_column("structured")
     for res in results:
         style = {"failed": "red", "partial": "yellow", "cached": "dim", "skipped": "dim"}.get(res.status, "")
         status = f"[{style}]{res.status}[/]" if style else res.status
         table.add_row(Text(res.leaf.removesuffix("/qna.yaml")), status, str(res.generated), str(res.kept),
-                      *(str(res.dropped.get(r, 0)) for r in reasons), str(res.sent),
-                      f"{res.seconds:.1f}")
+                      *(str(res.dropped.get(r, 0)) for r in reasons),
+                      *([str(res.schema_retries)] if retries else []), str(res.sent), f"{res.seconds:.1f}",
+                      res.structured or "-")
     return table
 
 

@@ -95,9 +95,19 @@ class Prompt:
         assert self.parse is not None
         return judge_parser(dict(self.parse))(text)
 
-    def request_schema(self) -> str:
-        """The named schema a request carries (``""``: free text)."""
-        return canonical_schema({"name": self.name, "schema": dict(self.schema)}) if self.schema else ""
+    def request_schema(self, variables: Mapping[str, Any] | None = None) -> str:
+        """The named schema a request carries (``""``: free text). A generator asked for ``num`` items gets
+        at most ``num``: the rendered ``num`` (a profile may lower it) caps its array's ``maxItems``."""
+        if not self.schema:
+            return ""
+        schema = dict(self.schema)
+        num = (variables or {}).get("num")
+        if self.threshold is None and isinstance(num, int) and num > 0:
+            key = _array_key(schema)
+            array = dict(schema["properties"][key])
+            array["maxItems"] = min(num, array.get("maxItems", num))
+            schema["properties"] = {**schema["properties"], key: array}
+        return canonical_schema({"name": self.name, "schema": schema})
 
     def items(self, text: str) -> Parsed:
         """A generator's reply as items: the elements of the schema's one array (strings, or objects of
@@ -253,16 +263,20 @@ def load_prompts(names: list[str], override_dir: Path | None = None) -> dict[str
 
 
 def build_request(prompt: Prompt, variables: Mapping[str, Any], *, seed: int | None, n: int | None = None,
-                  max_tokens: int | None = None, structured: bool = True) -> Request:
+                  max_tokens: int | None = None, structured: bool = True,
+                  max_temperature: float | None = None) -> Request:
     """The chat request for one row: system text from the file, user text rendered from the row;
-    ``max_tokens`` caps the prompt's own limit (generation profiles). ``structured``: the request carries the
-    prompt's schema for the backend to enforce (off: the prompt still asks for that JSON, in words)."""
+    ``max_tokens`` and ``max_temperature`` cap the prompt's own (generation profiles). ``structured``: the
+    request carries the prompt's schema for the backend to enforce (off: the prompt still asks for that JSON,
+    in words)."""
     user = prompt.render(variables)
     messages = ((("system", prompt.system),) if prompt.system else ()) + (("user", user),)
     cap = prompt.max_tokens if max_tokens is None else min(prompt.max_tokens, max_tokens)
     return Request(messages=messages, n=n or prompt.n, max_tokens=cap,
-                   temperature=prompt.temperature, top_p=prompt.top_p, seed=seed, stop=prompt.stop,
-                   schema=prompt.request_schema() if structured else "")
+                   temperature=prompt.temperature if max_temperature is None else min(prompt.temperature,
+                                                                                     max_temperature),
+                   top_p=prompt.top_p, seed=seed, stop=prompt.stop,
+                   schema=prompt.request_schema(variables) if structured else "")
 
 
 def prompt_classifier(override_dir: Path | None = None) -> Callable[[Request], str | None]:

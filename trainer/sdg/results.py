@@ -36,3 +36,15 @@ class LeafResult:
     steps: list[dict[str, Any]] = field(default_factory=list)
     error: str = ""
     samples: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    @property
+    def schema_retries(self) -> int:
+        """Replies asked again because they failed their schema (from the step records)."""
+        return sum(int(s.get("schema_retries", 0)) for s in self.steps)
+
+    @property
+    def structured(self) -> str:
+        """How the parsed steps' formats reached the teacher: schema (enforced where the backend can), words
+        (asked in the prompt only: ``structured = off`` or a server that refused the field), mixed, or ""."""
+        modes = {s.get("structured") for s in self.steps if s.get("structured")}
+        return str(modes.pop()) if len(modes) == 1 else "mixed" if modes else ""

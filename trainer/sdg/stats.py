@@ -27,6 +27,8 @@ class StepStats:
     sent: int = 0  # of those, sent to the teacher
     dropped: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    structured: str = ""  # how its prompt's reply format reached the teacher: schema | words | "" (free text)
+    schema_retries: int = 0  # replies that failed their schema and were asked again
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,6 +41,8 @@ class StepStats:
             "sent": self.sent,
             "dropped": dict(sorted(self.dropped.items())),
             "seconds": round(self.seconds, 4),
+            "structured": self.structured,
+            "schema_retries": self.schema_retries,
         }
 
 
@@ -58,6 +62,14 @@ class LeafStats:
 
     def sent(self) -> int:
         return sum(s.sent for s in self.steps)
+
+    def schema_retries(self) -> int:
+        return sum(s.schema_retries for s in self.steps)
+
+    def structured(self) -> str:
+        """The leaf's mode over its parsed steps: schema, words, mixed, or "" (none parsed)."""
+        modes = {s.structured for s in self.steps if s.structured}
+        return modes.pop() if len(modes) == 1 else "mixed" if modes else ""
 
     def note_error(self, message: str, limit: int = 5) -> None:
         if len(self.errors) < limit and message not in self.errors:

@@ -6,11 +6,12 @@ vLLM) sits behind it is a deployment choice made by :func:`trainer.teachers.make
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
@@ -150,6 +151,37 @@ def retry_seed(seed: int | None, index: int, attempt: int) -> int | None:
         return None
     digest = hashlib.sha256(f"{seed}:{index}:retry:{attempt}".encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+async def repair_replies(ask: Callable[[Request], Awaitable[list[str] | None]], request: Request,
+                         texts: list[str], retries: int = 2) -> tuple[list[str], int]:
+    """``(texts, retries used)``: each reply that fails the request's schema (a server that ignores
+    ``response_format``, a reply cut off mid-JSON, none sent) is asked again alone through ``ask`` with a new
+    seed, up to ``retries`` times; the last answer stands and the caller's parser counts it. ``ask`` returning
+    ``None`` (the teacher failed) ends that reply's retries. One rule for every backend; the engine's ``ask``
+    checkpoints each retry under its own key, so a killed run never sends an answered retry again."""
+    if not request.schema or retries <= 0:
+        return texts, 0
+    used = 0
+
+    async def fix(k: int, text: str) -> str:
+        nonlocal used
+        for attempt in range(1, retries + 1):
+            if schema_problem(request.schema, text) is None:
+                break
+            used += 1
+            again = await ask(replace(request, n=1, seed=retry_seed(request.seed, k, attempt)))
+            if not again:
+                break
+            text = again[0]
+        return text
+
+    return list(await asyncio.gather(*(fix(k, t) for k, t in enumerate(texts)))), used
+
+
+async def complete_checked(teacher: Teacher, request: Request, retries: int = 2) -> tuple[list[str], int]:
+    """The teacher's replies to ``request``, repaired by :func:`repair_replies` (without a checkpoint)."""
+    return await repair_replies(teacher.complete, request, await teacher.complete(request), retries)
 
 
 def cut_at_stop(text: str, stop: Iterable[str]) -> str:

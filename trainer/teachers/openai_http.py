@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .base import Request, TeacherError, cut_at_stop, retry_seed, sample_seed, schema_problem
+from .base import Request, TeacherError, cut_at_stop, sample_seed
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 WORDS_TO_TOKENS = 1.3  # rough tokens-per-word of BPE tokenizers on English, used without a tokenizer
@@ -91,7 +91,6 @@ class OpenAIHTTPTeacher:
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 30.0,
         tokenizer_path: str | Path | None = None,
-        parse_retries: int = 2,
     ) -> None:
         try:
             import httpx
@@ -99,9 +98,8 @@ class OpenAIHTTPTeacher:
             raise ImportError("the HTTP teacher needs httpx: pip install 'labrador[sdg]'") from exc
         self._httpx = httpx
         self.base_url, url_model = _normalise_base_url(base_url)
-        if max_concurrency < 1 or max_attempts < 1 or parse_retries < 0:
-            raise ValueError("max_concurrency and max_attempts must be >= 1, parse_retries >= 0")
-        self.parse_retries = parse_retries
+        if max_concurrency < 1 or max_attempts < 1:
+            raise ValueError("max_concurrency and max_attempts must be >= 1")
         self.max_concurrency, self.max_attempts = max_concurrency, max_attempts
         self.timeout_s, self.backoff_base_s, self.backoff_max_s = timeout_s, backoff_base_s, backoff_max_s
         self._headers = {"Content-Type": "application/json"}
@@ -115,7 +113,6 @@ class OpenAIHTTPTeacher:
         self._tokenizer = _load_tokenizer(tokenizer_path) if tokenizer_path else None
         self.n_supported: bool | None = None  # learnt from the server's first n > 1 answer
         self.structured: bool | None = None  # False once the server refused response_format (for this run)
-        self.schema_retries = 0  # observable: replies that failed their schema and were asked again
         self.in_flight = self.max_in_flight = 0  # observable; max_in_flight never exceeds max_concurrency
         self.client_requests: list[int] = []  # observable: requests sent through each client, and their peaks
         self.client_max_in_flight: list[int] = []
@@ -132,29 +129,6 @@ class OpenAIHTTPTeacher:
     # -- public API ----------------------------------------------------------------------------------
 
     async def complete(self, request: Request) -> list[str]:
-        texts = await self._complete(request)
-        if request.schema and self.parse_retries:
-            texts = await self._repair(request, texts)
-        return texts
-
-    async def _repair(self, request: Request, texts: list[str]) -> list[str]:
-        """A reply that fails its schema (a server that ignores ``response_format``, or none was sent) is asked
-        again with a new seed, up to ``parse_retries`` times; the last answer stands (the parser counts it)."""
-
-        async def fix(k: int, text: str) -> str:
-            for attempt in range(1, self.parse_retries + 1):
-                if schema_problem(request.schema, text) is None:
-                    break
-                self.schema_retries += 1
-                try:
-                    text = (await self._chat(request, 1, seed=retry_seed(request.seed, k, attempt)))[0]
-                except _Rejected as exc:
-                    raise self._error(str(exc)) from None
-            return text
-
-        return list(await asyncio.gather(*(fix(k, t) for k, t in enumerate(texts))))
-
-    async def _complete(self, request: Request) -> list[str]:
         if request.n == 1 or self.n_supported is False:
             return await self._fan_out(request, 0)
         try:
