@@ -60,7 +60,7 @@ class TrainerPreviewer:
         result = await preview_leaf(leaf_relpath, leaf_bytes, self._get_teacher(), samples=self.samples,
                                     documents=list(documents) or None, config=self.config, out_dir=self.out_dir,
                                     report=report, profile=self.teacher.profile_name,
-                                    structured=self.teacher.structured_on)
+                                    structured=self.teacher.structured_on, judges=self.teacher.judges_on)
         return PreviewResult(samples=[sample_fields(s) for s in getattr(result, "samples", [])],
                              generated=int(getattr(result, "generated", 0)),
                              kept=int(getattr(result, "kept", 0)), dropped=dict(getattr(result, "dropped", {})),

@@ -148,8 +148,9 @@ def test_a_rejected_night_keeps_the_previous_model_as_parent(repo, tmp_path, rec
     assert night(repo, state)["status"] == "promoted"
     git = pygit2.Repository(str(repo))
     edit_and_add(repo, git)
-    (repo / "labrador.toml").write_text(settings(recording, base_model, lr=1.0, gate_max_forgetting=0.0))
-    rejected = night(repo, state)  # a learning rate that wrecks the model: the gate refuses it
+    wrecking = settings(recording, base_model, lr=1.0, warmup_steps=0, epochs=6, gate_max_forgetting=0.0)
+    (repo / "labrador.toml").write_text(wrecking)
+    rejected = night(repo, state)  # a learning rate that wrecks the model (no warmup, many epochs): refused
     assert rejected["status"] == "rejected" and ("forgetting" in rejected["reason"] or "improve" in rejected["reason"])
     (repo / "labrador.toml").write_text(settings(recording, base_model))
     again = night(repo, state)

@@ -67,6 +67,21 @@ def test_pipeline_end_to_end(tmp_path, rel, kind, prompts):
     assert not (tmp_path / ".checkpoints" / f"{res.key}.jsonl").exists()  # finished leaves drop it
 
 
+def test_judges_off_passes_every_row_unasked_and_says_so(tmp_path):
+    from trainer.sdg import Limits
+
+    judged = run_leaf(FREEFORM, teacher("freeform"), tmp_path / "on")
+    t = teacher("freeform")
+    res = run_leaf(FREEFORM, t, tmp_path / "off", limits=Limits(judges=False))
+    assert res.status == "ok" and res.kept >= judged.kept and "judge_rejected" not in res.dropped
+    judges = [s for s in res.steps if s["type"] == "judge"]
+    assert judges and all(s["skipped"] and s["sent"] == 0 and s["in"] == s["out"] for s in judges)
+    assert all(not s["judge_scores"] for s in res.samples)
+    assert res.key != judged.key  # different output, different leaf key
+    manifest = json.loads((res.folder / "manifest.json").read_text())
+    assert manifest["limits"]["judges"] is False
+
+
 def test_grounded_prompt_is_context_plus_question(tmp_path):
     res = run_leaf(GROUNDED, teacher("grounded"), tmp_path)
     for s in res.samples:

@@ -68,6 +68,7 @@ def test_the_bot_gets_the_whole_teacher_section(tmp_path):
     ('[teacher]\nspecs = "x"\n', ["[teacher] specs: unknown key; did you mean 'spec'?"]),
     ("[teacher]\nmax_concurrency = 0\n", ["max_concurrency", "at least 1"]),
     ('[teacher]\nprofile = "fast"\n', ["profile", "auto, full, quick", "'fast'"]),
+    ('[teacher]\njudges = "maybe"\n', ["judges", "auto, on, off", "'maybe'"]),
     ('[teacher]\nmax_concurrency = "8"\n', ["max_concurrency: must be a whole number, got '8'"]),
 ])
 def test_bad_teacher_settings_name_the_file_and_the_key(tmp_path, text, words):
@@ -83,6 +84,18 @@ def test_the_profile_follows_the_teacher_unless_set():
     assert TeacherSettings(spec="embedded").profile_name == "quick"  # a 135M CPU teacher
     assert TeacherSettings(spec="http://x/v1").profile_name == "full"
     assert TeacherSettings(spec="embedded", profile="full").profile_name == "full"
+
+
+def test_judges_follow_the_profile_unless_set():
+    from trainer.sdg.limits import Limits
+
+    assert Limits.for_teacher(TeacherSettings(spec="embedded")).judges is False  # quick: a 135M judge is noise
+    assert Limits.for_teacher(TeacherSettings(spec="http://x/v1")).judges is True
+    assert Limits.for_teacher(TeacherSettings(spec="embedded", judges="on")).judges is True
+    assert Limits.for_teacher(TeacherSettings(spec="http://x/v1", judges="off")).judges is False
+    # judges off changes the output, so it is part of the leaf key; on (the default) leaves old keys as they were
+    assert Limits.profile("full").key_params() == Limits().key_params()
+    assert Limits.profile("full", judges=False).key_params()["judges"] is False
 
 
 def test_one_builder_builds_every_backend_and_says_how_to_configure_none(tmp_path):

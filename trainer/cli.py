@@ -56,11 +56,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer", metavar="PATH", help="tokenizer.json or model folder for exact chunk sizes")
     p.add_argument("--profile", choices=("auto", "full", "quick"),
                    help="generation profile: full (the pipelines as written), quick (for CPU-sized teachers: 1 seed, "
-                   "3 questions, 3 rows per step, n=1, 160-token replies) or auto (default: quick for `embedded`, "
-                   "full for any other teacher)")
+                   "3 questions, 3 rows per step, n=1, 160-token replies, no judges) or auto (default: quick for "
+                   "`embedded`, full for any other teacher)")
     p.add_argument("--structured", choices=("auto", "off"),
                    help="auto (default): a prompt that declares its reply's JSON schema sends it for the teacher to "
                    "enforce (OpenAI response_format); off: never (the prompt still asks for that JSON in words)")
+    p.add_argument("--judges", choices=("auto", "on", "off"),
+                   help="judge steps: on, off (every generated row is kept; for teachers too small to judge) or auto "
+                   "(default: off under the quick profile, on under full)")
     p.add_argument("--no-mix", action="store_true", help="generate per-leaf samples only; no phase files")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=run_generate)
@@ -85,7 +88,7 @@ def settings_for(args: argparse.Namespace, taxonomy: Path) -> tuple[Config, Gene
         config, settings = load_config(path), load_settings(path)
         teacher = load_teacher(path, spec=args.teacher, max_concurrency=args.max_concurrency, model=args.model,
                                api_key_env=args.api_key_env, tokenizer=args.tokenizer, profile=args.profile,
-                               structured=args.structured)
+                               structured=args.structured, judges=getattr(args, "judges", None))
     except (ConfigError, SettingsError) as exc:
         raise UsageError(str(exc)) from None
     settings = settings.merged(out=args.out, recipe=args.recipe, seed=args.seed)
@@ -152,8 +155,7 @@ def _generate(args: argparse.Namespace) -> int:
     display = ProgressDisplay(stderr, len(inputs), live=not args.quiet and ProgressDisplay.wanted(stderr))
     with display:
         results = asyncio.run(generate(inputs, teacher, out, seed=settings.seed, max_leaves=args.max_leaves,
-                                       limits=Limits.profile(teacher_settings.profile_name,
-                                                             structured=teacher_settings.structured_on),
+                                       limits=Limits.for_teacher(teacher_settings),
                                        progress=display.event,
                                        on_leaf=display.leaf_done, config=config, taxonomy_repo=repo_root(taxonomy),
                                        close_teacher=True))

@@ -148,7 +148,7 @@ def check_hook(args: argparse.Namespace, reports: Sequence[Any]) -> int:
     docs = not getattr(args, "no_documents", False)
     text = asyncio.run(_previews(preview_leaf, leaves, taxonomy, teacher, settings.preview_samples, settings.seed,
                                  config, repo_root(taxonomy) if taxonomy.exists() else None, docs,
-                                 chosen.profile_name, chosen.structured_on))
+                                 chosen.profile_name, chosen.structured_on, chosen.judges_on))
     print("\n" + text, file=out)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
@@ -159,7 +159,7 @@ def check_hook(args: argparse.Namespace, reports: Sequence[Any]) -> int:
 
 async def _previews(preview_leaf: Any, leaves: Sequence[Any], taxonomy: Path, teacher: Any, samples: int, seed: int,
                     config: Any, local: Path | None, documents: bool, profile: str = "full",
-                    structured: bool = True) -> str:
+                    structured: bool = True, judges: bool | None = None) -> str:
     async def one(report: Any) -> str:
         if report.branch == "knowledge" and not documents:
             return render_preview_markdown(report.path, [], None, skipped="documents are off (--no-documents)")
@@ -167,7 +167,7 @@ async def _previews(preview_leaf: Any, leaves: Sequence[Any], taxonomy: Path, te
         parsed = report.data if isinstance(report.data, dict) else check_file(report.path, data, config).data
         result = await preview_leaf(report.path, data, teacher, samples=samples, seed=seed, config=config,
                                     local_repo=local, taxonomy_repo=local, report=report, profile=profile,
-                                    structured=structured)
+                                    structured=structured, judges=judges)
         return render_preview_markdown(report.path, seeds_of(parsed), result)
 
     try:

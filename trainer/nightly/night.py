@@ -242,7 +242,7 @@ def _generate(night: Night, record: dict[str, Any], run_dir: Path) -> dict[str, 
         raise NightError(f"teacher {night.teacher.spec!r}: {exc}") from None
     name = teacher.name
     night.say(f"generating with {name} ({night.teacher.profile_name} profile)")
-    limits = Limits.profile(night.teacher.profile_name, structured=night.teacher.structured_on)
+    limits = Limits.for_teacher(night.teacher)
     results = asyncio.run(generate(inputs, teacher, night.state / "generated", seed=night.settings.seed,
                                    limits=limits, config=night.checker,
                                    taxonomy_repo=repo_root(night.taxonomy), close_teacher=True))

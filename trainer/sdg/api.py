@@ -200,13 +200,14 @@ async def preview_leaf(leaf_relpath: str, leaf_bytes: bytes, teacher: Teacher, *
                        documents: Documents | None = None, seed: int = 0, progress: Progress | None = None,
                        taxonomy_repo: Path | None = None, config: Config | None = None,
                        local_repo: Path | None = None, out_dir: Path | None = None, report: Any = None,
-                       profile: str = "full", structured: bool = True) -> LeafResult:
+                       profile: str = "full", structured: bool = True, judges: bool | None = None) -> LeafResult:
     """A handful of samples from a few seeds with n=1, fast enough for a PR comment.
 
     Same prompts, judges and filters as the nightly run, so a preview shows what the leaf will really yield.
     """
     return await generate_leaf(leaf_relpath, leaf_bytes, teacher, out_dir, documents=documents, seed=seed,
-                               limits=Limits.preview(samples).merged(Limits.profile(profile, structured=structured)),
+                               limits=Limits.preview(samples).merged(Limits.profile(profile, structured=structured,
+                                                                                          judges=judges)),
                                progress=progress,
                                taxonomy_repo=taxonomy_repo,
                                config=config, local_repo=local_repo, report=report)

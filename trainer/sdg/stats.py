@@ -29,6 +29,7 @@ class StepStats:
     seconds: float = 0.0
     structured: str = ""  # how its prompt's reply format reached the teacher: schema | words | "" (free text)
     schema_retries: int = 0  # replies that failed their schema and were asked again
+    skipped: bool = False  # a judge step with judges off: every row passed unasked
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -43,6 +44,7 @@ class StepStats:
             "seconds": round(self.seconds, 4),
             "structured": self.structured,
             "schema_retries": self.schema_retries,
+            "skipped": self.skipped,
         }
 
 

@@ -27,6 +27,7 @@ SECTION = "teacher"
 TEACHER_ENV = "LABRADOR_TEACHER"
 PROFILES = ("auto", "full", "quick")
 STRUCTURED = ("auto", "off")
+JUDGES = ("auto", "on", "off")
 HOW_TO_CONFIGURE = (
     f"no teacher configured: set `spec = \"http://HOST:PORT/v1\"` (or \"embedded\") under [{SECTION}] in "
     f"labrador.toml, or the environment variable {TEACHER_ENV}"
@@ -55,6 +56,7 @@ class TeacherSettings:
     max_concurrency: int = 8  # requests in flight to the teacher, across all leaves (local: the batch size)
     profile: str = "auto"  # generation profile: full, quick (CPU-sized teachers), auto (quick for embedded)
     structured: str = "auto"  # auto: requests carry their reply schema where the prompt has one; off: never
+    judges: str = "auto"  # judge steps: on, off, auto (the profile's choice: off under quick, on under full)
 
     @property
     def profile_name(self) -> str:
@@ -66,6 +68,11 @@ class TeacherSettings:
     @property
     def structured_on(self) -> bool:
         return self.structured != "off"
+
+    @property
+    def judges_on(self) -> bool | None:
+        """True/False when set; ``None`` leaves it to the profile."""
+        return None if self.judges == "auto" else self.judges == "on"
 
     def merged(self, **overrides: Any) -> TeacherSettings:
         """A copy with every override that is not ``None`` applied (command-line flags)."""
@@ -121,6 +128,8 @@ def load_teacher(path: Path | None, env: Mapping[str, str] | None = None, *, leg
     if settings.structured not in STRUCTURED:
         raise TeacherConfigError(f"{where} structured: must be one of {', '.join(STRUCTURED)}, got "
                                  f"{settings.structured!r}")
+    if settings.judges not in JUDGES:
+        raise TeacherConfigError(f"{where} judges: must be one of {', '.join(JUDGES)}, got {settings.judges!r}")
     if settings.profile not in PROFILES:
         raise TeacherConfigError(f"{where} profile: must be one of {', '.join(PROFILES)}, got {settings.profile!r}")
     return settings

@@ -16,7 +16,7 @@ from trainer.teachers.base import Request, Teacher
 from ..leaf import LeafSpec
 from ..limits import Limits
 from ..prompting import Prompt
-from ..stats import LeafStats
+from ..stats import LeafStats, StepStats
 
 Row = dict[str, Any]
 
@@ -29,6 +29,7 @@ class Context(Protocol):
     documents: Sequence[tuple[str, bytes]]
     limits: Limits
     stats: LeafStats
+    step: StepStats  # the running step's counters
 
     @property
     def pipeline_label(self) -> str: ...

@@ -1,4 +1,4 @@
-"""``judge``: the teacher scores each row; unparseable or below-threshold rows are dropped."""
+"""``judge``: the teacher scores each row; unparseable or below-threshold rows are dropped (unless judges are off)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ async def run(step: dict[str, Any], rows: list[Row], ctx: Context) -> list[Row]:
     if not prompt.is_judge or prompt.threshold is None:
         raise ValueError(f"prompt {prompt.name!r} is not a judge: it needs parse: and threshold:")
     name = step.get("into", prompt.name)
+    if not ctx.limits.judges:  # judges off (the quick profile): every row passes, and the step says so
+        ctx.step.skipped = True
+        return rows
     rows = ctx.cap(rows)
     results = await ctx.ask([ctx.request(prompt, row, n=1) for row in rows])
     out: list[Row] = []
