@@ -134,7 +134,7 @@ class Prompt:
 
 
 # the block markers our prompts and parsers use; in seed or teacher text they could forge a block
-_MARKER = re.compile(r"\[\s*(end|question|answer|context|score|document|verdict|explanation|item|tag)\s*\]",
+_MARKER = re.compile(r"\[\s*(end|question|answer|reference|context|score|document|verdict|explanation|item|tag)\s*\]",
                      re.IGNORECASE)
 
 

@@ -1,0 +1,173 @@
+"""`labrador evaluate`: a model trained on a leaf's task beats an untrained one in the judge's eyes, swapping
+them says "regressed" and exits 1, judge failures are counted (never a score), and the verdicts follow the
+contract. Real components: tiny Llamas through `from_pretrained`, our trainer, a loopback judge server."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("accelerate")
+from openai_server import FakeOpenAIServer  # noqa: E402
+from tinymodel import build_tiny_model  # noqa: E402
+from trainkit import TASK_CORPUS, write_config, write_phase  # noqa: E402
+
+from trainer.evaluation.judging import Judgement  # noqa: E402
+from trainer.evaluation.questions import Question  # noqa: E402
+from trainer.evaluation.verdicts import branch_eval, verdict  # noqa: E402
+
+LABRADOR = str(Path(sys.executable).with_name("labrador"))
+LEAF = "compositional_skills/reverse"
+SEEDS = [("reverse: red cat sun", "sun cat red"), ("reverse: dog moon tree fish", "fish tree moon dog"),
+         ("reverse: star rock", "rock star"), ("reverse: bird frog leaf", "leaf frog bird"),
+         ("reverse: rain sand blue green", "green blue sand rain")]
+
+
+class ExactnessJudge(FakeOpenAIServer):
+    """A judge that scores an answer by how much of the reference it reproduces (1..10), as JSON; the
+    reply for a request whose user text contains ``fail_marker`` is prose (fails the schema)."""
+
+    fail_marker = "\x00never"
+
+    def _reply(self, i: int, body: dict, last_user: str) -> str:
+        if self.fail_marker in last_user:
+            return "I think it is fine."
+        ref = re.search(r"\[Reference\]\n(.*?)\n\[Answer\]", last_user, re.S)
+        ans = re.search(r"\[Answer\]\n(.*?)\n\[End\]", last_user, re.S)
+        ratio = difflib.SequenceMatcher(None, ref.group(1).strip(), ans.group(1).strip()).ratio() if ref and ans \
+            else 0.0
+        return json.dumps({"explanation": f"matches {ratio:.0%} of the reference", "score": 1 + round(9 * ratio)})
+
+
+def leaf_yaml() -> str:
+    return yaml.safe_dump({"version": 3, "created_by": "tester",
+                           "task_description": "Reverse the order of the words the user gives.",
+                           "seed_examples": [{"question": q, "answer": a} for q, a in SEEDS]}, sort_keys=False)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """(taxonomy, trained, untrained): the candidate is the untrained model taught the leaf's seeds."""
+    root = tmp_path_factory.mktemp("eval")
+    taxonomy = root / "taxonomy"
+    (taxonomy / LEAF).mkdir(parents=True)
+    (taxonomy / LEAF / "qna.yaml").write_text(leaf_yaml())
+    untrained = build_tiny_model(root / "untrained", corpus=TASK_CORPUS)
+    data = write_phase(root / "seeds.jsonl", [{"messages": [{"role": "user", "content": q},
+                                                            {"role": "assistant", "content": a}], "leaf": LEAF}
+                                              for q, a in SEEDS])
+    config = write_config(root / "train", untrained, [{"name": "p", "data": str(data), "epochs": 80,
+                                                      "effective_batch": 5, "lr": 3.0e-3, "warmup_steps": 2}],
+                          heldout_fraction=0.0)
+    proc = subprocess.run([LABRADOR, "train", "--config", str(config), "-q"], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return taxonomy, root / "train" / "out" / "p" / "final", untrained
+
+
+def evaluate(taxonomy: Path, model: Path, baseline: Path, judge: str, *extra: str) -> tuple[int, dict, str]:
+    proc = subprocess.run([LABRADOR, "evaluate", "--taxonomy", str(taxonomy), "--model", str(model), "--baseline",
+                           str(baseline), "--judge", judge, "--format", "json", "-q", *extra],
+                          capture_output=True, text=True, timeout=600)
+    try:
+        result = json.loads(proc.stdout)
+    except ValueError:
+        result = {}
+    return proc.returncode, result, proc.stderr
+
+
+def test_a_trained_model_improves_and_the_swap_regresses_with_exit_1(models, tmp_path):
+    taxonomy, trained, untrained = models
+    with ExactnessJudge() as judge:
+        code, result, err = evaluate(taxonomy, trained, untrained, judge.base_url, "--out", str(tmp_path / "e.json"))
+        assert code == 0, err
+        leaf = result["leaves"][LEAF]
+        assert leaf["verdict"] == "improved" and leaf["questions"] == len(SEEDS)
+        assert leaf["model"] >= 8 and leaf["baseline"] <= 4 and leaf["delta"] == leaf["model"] - leaf["baseline"]
+        assert result["judge_error_rate"] == 0.0 and result["model"] == str(trained)
+        assert json.loads((tmp_path / "e.json").read_text()) == result
+        details = [json.loads(x) for x in (tmp_path / "e.details.jsonl").read_text().splitlines()]
+        assert [d["reference"] for d in details] == [a for _, a in SEEDS]
+        assert sum(d["model"]["answer"] == d["reference"] for d in details) >= 4  # it learnt the task
+        # every answer was judged alone: one request per answer, never two answers in one prompt
+        judged = [b for b in judge.bodies if "[Reference]" in b["messages"][-1]["content"]]
+        assert len(judged) == 2 * len(SEEDS)
+        assert all(b["messages"][-1]["content"].count("[Answer]") == 1 for b in judged)
+
+        code, swapped, _ = evaluate(taxonomy, untrained, trained, judge.base_url)
+        assert code == 1 and swapped["leaves"][LEAF]["verdict"] == "regressed"
+        assert swapped["leaves"][LEAF]["delta"] == -leaf["delta"]
+
+
+def test_judge_failures_are_counted_not_scored(models):
+    taxonomy, trained, untrained = models
+    with ExactnessJudge() as judge:
+        judge.fail_marker = SEEDS[0][1]  # every verdict on the first question (both answers) is prose
+        code, result, err = evaluate(taxonomy, trained, untrained, judge.base_url)
+    assert code == 0, err
+    assert result["judge_error_rate"] == pytest.approx(2 / (2 * len(SEEDS)))
+    leaf = result["leaves"][LEAF]
+    assert leaf["questions"] == len(SEEDS) and leaf["verdict"] == "improved"
+
+
+def test_human_output_and_bad_input(models, tmp_path):
+    taxonomy, trained, untrained = models
+    with ExactnessJudge() as judge:
+        proc = subprocess.run([LABRADOR, "evaluate", "--taxonomy", str(taxonomy), "--model", str(trained),
+                               "--baseline", str(untrained), "--judge", judge.base_url, "-q"],
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0 and LEAF in proc.stdout and "improved" in proc.stdout
+        assert "judge error rate 0.0%" in proc.stdout
+        code, _, err = evaluate(taxonomy, tmp_path / "nothing", untrained, judge.base_url)
+        assert code == 2 and "not a Hugging Face model folder" in err and "Traceback" not in err
+        code, _, err = evaluate(taxonomy, trained, untrained, judge.base_url, str(taxonomy / "nope"))
+        assert code == 2 and "Traceback" not in err
+
+
+def test_the_baseline_marks_new_leaves(models, tmp_path):
+    from trainer.evaluation.seen import read_seen, write_seen
+
+    taxonomy, trained, untrained = models
+    baseline = tmp_path / "baseline"
+    import shutil
+
+    shutil.copytree(untrained, baseline)
+    write_seen(baseline, ["compositional_skills/other"])
+    assert read_seen(baseline) == {"compositional_skills/other"}
+    with ExactnessJudge() as judge:
+        code, result, _ = evaluate(taxonomy, trained, baseline, judge.base_url)
+    leaf = result["leaves"][LEAF]
+    assert code == 0 and leaf["verdict"] == "new" and leaf["baseline"] is not None and leaf["delta"] > 0
+
+
+# -- the pure verdicts ----------------------------------------------------------------------------------
+
+
+def test_verdicts_follow_the_threshold():
+    assert verdict(1.0, new=False, min_delta=1.0) == "improved"
+    assert verdict(0.99, new=False, min_delta=1.0) == "unchanged"
+    assert verdict(-1.0, new=False, min_delta=1.0) == "regressed"
+    assert verdict(-5.0, new=True, min_delta=1.0) == "new"
+    assert verdict(None, new=False, min_delta=1.0) == "unchanged"
+
+
+def test_scores_are_paired_over_questions_both_sides_judged():
+    qs = [Question("a", f"q{i}", "r") for i in range(3)] + [Question("b", "q", "r")]
+    model = [Judgement(9), Judgement(None, error="x"), Judgement(7), Judgement(None, error="x")]
+    base = [Judgement(3), Judgement(1), Judgement(5), Judgement(None, error="x")]
+    out = branch_eval(judge="j", model="m", baseline="b", questions=qs, model_judgements=model,
+                      baseline_judgements=base, seen=None, min_delta=1.0)
+    a = out["leaves"]["a"]
+    assert (a["model"], a["baseline"], a["delta"], a["questions"]) == (8.0, 4.0, 4.0, 3)  # q1 left out of both
+    b = out["leaves"]["b"]
+    assert b["model"] is None and b["delta"] is None and b["verdict"] == "unchanged"
+    assert out["judge_error_rate"] == 3 / 8
+    assert set(out) == {"judge", "model", "baseline", "judge_error_rate", "leaves"}

@@ -1,0 +1,48 @@
+"""Both models answer: greedily, through their own chat template, one request per question (a local model
+batches them). A model is any teacher spec, so a served model (``http://…/v1``) can be evaluated too."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from trainer.teachers.base import Request, Teacher, TeacherError
+
+from .questions import EvaluationError, Question
+
+Tick = Callable[[], None]
+
+
+def open_model(spec: str, batch_size: int) -> Teacher:
+    """The model to evaluate, as a teacher: a Hugging Face folder (the usual case) or any teacher spec."""
+    from trainer.teachers import make_teacher
+
+    folder = Path(spec).expanduser()
+    if not spec.startswith(("http://", "https://", "vllm:", "embedded", "replay:")):
+        if not (folder / "config.json").is_file():
+            raise EvaluationError(f"{spec}: not a Hugging Face model folder (no config.json)")
+        spec = str(folder.resolve())
+    try:
+        return make_teacher(spec, **({} if spec.startswith(("http://", "https://", "replay:"))
+                                     else {"batch_size": batch_size}))
+    except (ValueError, ImportError, OSError, TeacherError) as exc:
+        raise EvaluationError(f"{spec}: cannot load the model: {exc}") from None
+
+
+async def answer(model: Teacher, questions: Sequence[Question], max_new_tokens: int,
+                 tick: Tick | None = None) -> list[str]:
+    """One greedy answer per question, in order. A model that cannot answer stops the evaluation: a score
+    of an answer never given would be a lie."""
+    async def one(q: Question) -> str:
+        request = Request.chat([{"role": "user", "content": q.prompt}], temperature=0.0, seed=0,
+                               max_tokens=max_new_tokens)
+        try:
+            texts = await model.complete(request)
+        except TeacherError as exc:
+            raise EvaluationError(f"{model.name} failed to answer a question of {q.leaf}: {exc}") from None
+        if tick is not None:
+            tick()
+        return (texts[0] if texts else "").strip()
+
+    return list(await asyncio.gather(*(one(q) for q in questions)))

@@ -1,0 +1,146 @@
+"""``labrador evaluate``: did a model learn each leaf better than its baseline? A thin edge over
+:func:`trainer.evaluation.evaluate_branch`: choose leaves with the checker's own rule, build the judge from
+the teacher settings, show progress, print the table or the JSON, exit 1 when a leaf regressed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..cli import UsageError  # one line on stderr, exit status 2
+
+EXIT_OK, EXIT_REGRESSED, EXIT_USAGE = 0, 1, 2
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate", help="judge a model against a baseline on each leaf's seed questions",
+        description="Both models answer each leaf's seed questions (greedy, their own chat template; a knowledge "
+                    "leaf's context comes with its question, as in the training data). A judge scores every "
+                    "answer from 1 to 10 against the seed's answer, each answer alone. Per leaf: mean scores, "
+                    "delta and verdict (improved / regressed when the mean moved by at least [evaluate] "
+                    "min_delta, new when the baseline's labrador-leaves.json lacks the leaf). Exit status 1 "
+                    "when a leaf regressed, 2 for a usage error. Settings: [evaluate] in labrador.toml.")
+    p.add_argument("leaves", nargs="*", type=Path, metavar="PATH",
+                   help="leaf folders or folders above them (default: every leaf of the taxonomy)")
+    p.add_argument("--model", required=True, metavar="DIR", help="the model to evaluate (a Hugging Face folder)")
+    p.add_argument("--baseline", required=True, metavar="DIR", help="the model it is compared with")
+    p.add_argument("--judge", metavar="SPEC", help="the judge, any teacher spec: embedded, http(s)://HOST/v1, a "
+                   "model folder, vllm:PATH (default: the configured [teacher])")
+    p.add_argument("--out", metavar="FILE", type=Path, help="also write the result JSON here (and FILE's "
+                   "stem + .details.jsonl: every question, both answers, scores and explanations)")
+    p.add_argument("--format", choices=("human", "json"), default="human", help="stdout: a table (default) or "
+                   "the result JSON")
+    p.add_argument("--taxonomy", metavar="DIR", type=Path, help="taxonomy folder (default: ./taxonomy or .)")
+    p.add_argument("--config", metavar="FILE", type=Path, help="settings file (default: nearest labrador.toml)")
+    p.add_argument("--max-new-tokens", type=int, metavar="N", help="answer length cap ([evaluate] max_new_tokens)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    try:
+        return _evaluate(args)
+    except UsageError as exc:
+        print(f"labrador evaluate: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    try:
+        from .output import table
+        from .questions import EvaluationError, leaf_questions
+        from .run import evaluate_branch
+        from .seen import read_seen
+        from .settings import load_evaluate
+    except ImportError as exc:
+        raise UsageError(f"labrador evaluate needs the train extra ({exc.name} is missing): "
+                         "pip install 'labrador[train]'") from None
+    from validators.config import ConfigError, find_config, load_config
+    from validators.tree import repo_root
+
+    from ..cli import select, taxonomy_dir
+    from ..teachers import TeacherError
+    from ..teachers.config import HOW_TO_CONFIGURE, build_teacher, load_teacher
+
+    taxonomy = taxonomy_dir(args.taxonomy)
+    path = args.config if args.config is not None else find_config(taxonomy)
+    if args.config is not None and not args.config.is_file():
+        raise UsageError(f"config file {args.config} does not exist")
+    try:
+        config, settings = load_config(path), load_evaluate(path)
+        judge_settings = load_teacher(path, spec=args.judge)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    if args.max_new_tokens is not None:
+        if args.max_new_tokens < 1:
+            raise UsageError("--max-new-tokens must be at least 1")
+        settings = settings.merged(max_new_tokens=args.max_new_tokens)
+    if not judge_settings.spec:
+        raise UsageError(HOW_TO_CONFIGURE + ", or pass --judge SPEC")
+    leaves = select(taxonomy, args.leaves)
+    try:
+        questions = [q for qs in leaf_questions(taxonomy, leaves, config, settings.questions_per_leaf).values()
+                     for q in qs]
+    except EvaluationError as exc:
+        raise UsageError(str(exc)) from None
+    if not questions:
+        raise UsageError("no seed question in the chosen leaves")
+    try:
+        judge = build_teacher(judge_settings)
+    except (ValueError, ImportError, TeacherError) as exc:
+        raise UsageError(f"judge {judge_settings.spec!r}: {exc}") from None
+    root = repo_root(taxonomy) if taxonomy.exists() else None
+    prompts = root / "sdg" / "prompts" if root is not None and (root / "sdg" / "prompts").is_dir() else None
+    with _Progress(len(questions), live=not args.quiet and sys.stderr.isatty()) as progress:
+        try:
+            result, details = evaluate_branch(str(args.model), str(args.baseline), judge, questions, settings,
+                                              seen=read_seen(args.baseline), prompts=prompts, progress=progress)
+        except EvaluationError as exc:
+            raise UsageError(str(exc)) from None
+    if args.out is not None:
+        from validators.atomic import atomic_write_json, atomic_write_jsonl
+
+        atomic_write_json(args.out, result)
+        atomic_write_jsonl(args.out.with_name(args.out.stem + ".details.jsonl"), details)
+    if args.format == "json":
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        from rich.console import Console
+
+        console = Console()
+        (console if console.is_terminal else Console(width=200)).print(table(result))
+    return EXIT_REGRESSED if any(v["verdict"] == "regressed" for v in result["leaves"].values()) else EXIT_OK
+
+
+class _Progress:
+    """Three bars on stderr (model answers, baseline answers, judging); nothing when not a terminal."""
+
+    def __init__(self, questions: int, live: bool) -> None:
+        self.live, self.questions = live, questions
+        self._bars = None
+        self._tasks: dict[str, int] = {}
+
+    def __enter__(self) -> _Progress:
+        if self.live:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                  TimeElapsedColumn(), console=Console(stderr=True))
+            for stage, label, total in (("model", "model answers", self.questions),
+                                        ("baseline", "baseline answers", self.questions),
+                                        ("judge", "judging", 2 * self.questions)):
+                self._tasks[stage] = self._bars.add_task(label, total=total)
+            self._bars.start()
+        return self
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self._bars is not None and stage in self._tasks:
+            self._bars.update(self._tasks[stage], completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bars is not None:
+            self._bars.stop()

@@ -1,0 +1,71 @@
+"""How an evaluation is shown: a rich table for people, Markdown rows for the nightly report, and a bar chart
+of the per-leaf deltas (PNG). Leaf names are contributor text: escaped wherever they are printed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from validators.atomic import atomic_path
+
+from ..markdown import text as md_text
+
+COLOURS = {"improved": "green", "regressed": "red", "unchanged": "white", "new": "cyan"}
+
+
+def _num(v: float | None, signed: bool = False) -> str:
+    return "—" if v is None else (f"{v:+.2f}" if signed else f"{v:.2f}")
+
+
+def table(result: Mapping[str, Any]) -> Any:
+    """The per-leaf table (rich), titled with the two models and the judge, the error rate in its caption."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = Table(title=escape(f"{result['model']} vs {result['baseline']} (judge: {result['judge']})"),
+              caption=f"judge error rate {result['judge_error_rate']:.1%}")
+    for col, justify in (("leaf", "left"), ("questions", "right"), ("baseline → model", "right"),
+                         ("delta", "right"), ("verdict", "left")):
+        t.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for leaf, v in result["leaves"].items():
+        colour = COLOURS.get(v["verdict"], "white")
+        t.add_row(escape(leaf), str(v["questions"]), f"{_num(v['baseline'])} → {_num(v['model'])}",
+                  _num(v["delta"], signed=True), f"[{colour}]{v['verdict']}[/{colour}]")
+    return t
+
+
+def markdown(result: Mapping[str, Any]) -> list[str]:
+    """Report lines: the table and the judge's error rate."""
+    lines = [f"Judge: {md_text(str(result['judge']), 200)}; judge error rate "
+             f"**{result['judge_error_rate']:.1%}**.", "",
+             "| leaf | questions | baseline → model | delta | verdict |", "|---|---|---|---|---|"]
+    for leaf, v in result["leaves"].items():
+        lines.append(f"| {md_text(leaf, 200)} | {v['questions']} | {_num(v['baseline'])} → {_num(v['model'])} | "
+                     f"{_num(v['delta'], signed=True)} | {v['verdict']} |")
+    return lines
+
+
+def delta_chart(result: Mapping[str, Any], target: Path, title: str = "per-leaf score delta") -> Path | None:
+    """A horizontal bar per leaf (model minus baseline, 1..10 scale), coloured by verdict; ``None`` when no
+    leaf has a delta."""
+    rows = [(leaf, v["delta"], v["verdict"]) for leaf, v in result["leaves"].items() if v["delta"] is not None]
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colour = {"improved": "tab:green", "regressed": "tab:red", "unchanged": "tab:grey", "new": "tab:blue"}
+    fig, ax = plt.subplots(figsize=(8, 0.4 * len(rows) + 1.5), dpi=100)
+    ax.barh([r[0][-60:] for r in rows], [r[1] for r in rows], color=[colour.get(r[2], "tab:grey") for r in rows])
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel("judged score, model minus baseline (1-10 scale)")
+    ax.set_title(title)
+    ax.invert_yaxis()
+    fig.tight_layout()
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return target

@@ -1,0 +1,45 @@
+"""The questions of an evaluation: each leaf's seed examples, as the training data shows them (a knowledge
+leaf's context before its question), with the seed's answer as the reference."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from validators import check_file
+from validators.seeds import seed_conversations
+
+
+class EvaluationError(ValueError):
+    """An evaluation that cannot run (a missing or invalid leaf, a model that does not load); says what to fix."""
+
+
+@dataclass(frozen=True)
+class Question:
+    leaf: str  # the leaf folder, relative to the taxonomy
+    prompt: str  # the user turn
+    reference: str  # the seed's answer
+
+
+def leaf_questions(taxonomy: Path, leaves: Sequence[str], config: Any = None,
+                   per_leaf: int = 0) -> dict[str, list[Question]]:
+    """``{leaf: questions}`` in the order given; ``per_leaf`` > 0 keeps the first that many of each leaf
+    (a fixed choice, so two nights ask the same ones). A leaf that does not pass the checker is refused."""
+    out: dict[str, list[Question]] = {}
+    for leaf in leaves:
+        qna = taxonomy / leaf / "qna.yaml"
+        if not qna.is_file():
+            raise EvaluationError(f"{qna}: no such leaf (pass leaf folders or folders above them)")
+        report = check_file(f"{leaf}/qna.yaml", qna.read_bytes(), config)
+        if not report.ok or not isinstance(report.data, dict):
+            first = report.errors[0] if report.errors else None
+            where = f":{first.line}" if first is not None and first.line else ""
+            why = first.message if first is not None else "not a leaf"
+            raise EvaluationError(f"{qna}{where}: {why} (run `labrador validate {leaf}`)")
+        convs = seed_conversations(report.data)
+        if per_leaf > 0:
+            convs = convs[:per_leaf]
+        out[leaf] = [Question(leaf, c[0]["content"], c[1]["content"]) for c in convs]
+    return out

@@ -1,0 +1,40 @@
+"""``[evaluate]`` in labrador.toml: how the per-leaf evaluation answers and when a change counts.
+
+Core-only (stdlib + the settings loader), like the other sections, so ``labrador check`` can read the file
+without torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from validators.settings import ConfigError, section_values
+
+SECTION = "evaluate"
+
+
+@dataclass(frozen=True)
+class EvaluateSettings:
+    max_new_tokens: int = 256  # tokens each model may answer with (greedy)
+    min_delta: float = 1.0  # a leaf improved / regressed when its mean score moved by at least this (1..10 scale)
+    questions_per_leaf: int = 0  # seed questions asked per leaf (0: all of them)
+    batch_size: int = 8  # questions answered at once by a local model
+    judge_retries: int = 2  # a judge reply that fails its schema is asked again (new seed) up to this many times
+
+    def merged(self, **overrides: Any) -> EvaluateSettings:
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def load_evaluate(path: Path | None) -> EvaluateSettings:
+    """``[evaluate]`` of ``path`` (``None`` or missing: the defaults), checked: bounds named with the key."""
+    values = section_values(path, SECTION, EvaluateSettings())
+    s = EvaluateSettings(**values)
+    where = f"{path or 'labrador.toml'}: [{SECTION}]"
+    for key, low in (("max_new_tokens", 1), ("questions_per_leaf", 0), ("batch_size", 1), ("judge_retries", 0)):
+        if getattr(s, key) < low:
+            raise ConfigError(f"{where} {key}: must be at least {low}, got {getattr(s, key)}")
+    if not 0 <= s.min_delta <= 9:
+        raise ConfigError(f"{where} min_delta: must be between 0 and 9 (scores run from 1 to 10), got {s.min_delta}")
+    return s
