@@ -32,6 +32,7 @@ def recording(tmp_path_factory) -> Path:
     rules: dict = {}
     for kind in ("freeform", "grounded"):
         rules.update(json.loads((FIXTURES / f"{kind}.json").read_text())["rules"])
+    rules["answer_judge"] = ['{"explanation": "Partly right.", "score": 5}']  # the judged evaluation: no change
     path = tmp_path_factory.mktemp("rec") / "all.json"
     path.write_text(json.dumps({"name": "replay-all", "rules": rules}))
     return path
@@ -110,6 +111,11 @@ def test_nights_with_changes_replay_lineage_and_a_night_without(repo, tmp_path, 
     assert first["samples"]["night"]["new"] > 0 and first["samples"]["night"]["replayed"] == 0
     assert Path(first["model"], "model.safetensors").is_file() and Path(first["report"]).is_file()
     assert first["metrics"]["heldout_loss"]["tonight"] < first["metrics"]["heldout_loss"]["tonight_parent"]
+    judged = first["branch_eval"]  # night 1 against the base model, which saw no leaf: every leaf is new
+    assert set(judged["leaves"]) == set(first["leaves_regenerated"]) and judged["judge_error_rate"] == 0.0
+    assert all(v["verdict"] == "new" and v["delta"] == 0.0 for v in judged["leaves"].values())
+    assert json.loads(Path(first["model"], "labrador-leaves.json").read_text())["leaves"] == \
+        sorted(first["leaf_hashes"])
 
     git = pygit2.Repository(str(repo))
     changed, added = edit_and_add(repo, git)
@@ -123,9 +129,15 @@ def test_nights_with_changes_replay_lineage_and_a_night_without(repo, tmp_path, 
     assert changed not in {r["leaf"] for r in mix if r not in
                            [json.loads(x) for x in Path(second["datasets"]["new"]).read_text().splitlines()]}
     assert set(second["metrics"]["forgetting"]) == {"night-0001"}
+    judged = second["branch_eval"]["leaves"]  # the changed leaves, and the earlier ones as a forgetting probe
+    assert judged[changed]["verdict"] == "unchanged" and judged[added]["verdict"] == "new"
+    assert set(judged) == set(first["leaf_hashes"]) | {added}
+    rows = [json.loads(x) for x in (Path(second["report"]).parent / "branch_eval.jsonl").read_text().splitlines()]
+    assert {r["leaf"] for r in rows} == set(judged) and all(r["model"]["score"] == 5 for r in rows)
     report = Path(second["report"]).read_text()
     assert "night-0001" in report and "forgetting" in report.lower() and (Path(second["report"]).parent /
                                                                          "forgetting.png").is_file()
+    assert "Judged per-leaf evaluation" in report and (Path(second["report"]).parent / "branch_eval.png").is_file()
 
     third = night(repo, state)
     assert third["status"] == "no-changes" and not (state / "runs" / third["id"]).exists()
@@ -156,6 +168,18 @@ def test_a_rejected_night_keeps_the_previous_model_as_parent(repo, tmp_path, rec
     again = night(repo, state)
     assert again["parent"] == "night-0001"  # not the rejected night
     assert len(again["leaves_regenerated"]) == 2  # the rejected night's changes are still to be learnt
+
+
+def test_a_judge_that_fails_too_often_rejects_the_night_and_says_why(repo, tmp_path, recording, base_model):
+    rules = json.loads(recording.read_text())
+    rules["rules"]["answer_judge"] = ["I would rate it fairly well."]  # prose: fails the schema, retries too
+    broken = tmp_path / "broken-judge.json"
+    broken.write_text(json.dumps(rules))
+    (repo / "labrador.toml").write_text(settings(broken, base_model))
+    record = night(repo, tmp_path / "state")
+    assert record["status"] == "rejected" and "judge failed on 100%" in record["reason"], record["reason"]
+    assert record["branch_eval"]["judge_error_rate"] == 1.0
+    assert all(v["model"] is None and v["verdict"] == "new" for v in record["branch_eval"]["leaves"].values())
 
 
 def test_a_broken_main_stops_before_any_model_loads(repo, tmp_path):

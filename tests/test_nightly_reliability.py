@@ -17,7 +17,7 @@ pytest.importorskip("torch")
 pytest.importorskip("accelerate")
 from test_nightly import HAIKU, base_model, commit_all, night, recording, repo, settings  # noqa: E402, F401
 
-from trainer.nightly.night import _gate  # noqa: E402
+from trainer.nightly.gate import gate as _gate  # noqa: E402
 from trainer.nightly.settings import NightlySettings  # noqa: E402
 
 SENRYU = "compositional_skills/writing/freeform/senryu"
@@ -195,3 +195,23 @@ def test_runs_work_from_another_folder_and_a_corrupt_registry_is_one_line(repo, 
     db.write_bytes(b"this is not a database" * 100)
     proc = subprocess.run([labrador, "runs", "--state-dir", str(db.parent)], capture_output=True, text=True)
     assert proc.returncode == 1 and "cannot be read" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _judged(**leaves):
+    return {"judge": "j", "model": "m", "baseline": "b", "judge_error_rate": leaves.pop("rate", 0.0),
+            "leaves": {k: {"model": 5.0, "baseline": 5.0 - d if d is not None else None, "delta": d, "questions": 3,
+                           "verdict": "unchanged"} for k, d in leaves.items()}}
+
+
+def test_the_judged_gate_names_regressed_leaves_low_means_and_a_failing_judge():
+    s = NightlySettings(base_model="x", max_leaf_regression=1.0, min_mean_delta=0.5, max_judge_error_rate=0.1)
+    ok, why = _gate(s, _metrics(), _judged(a=2.0, b=0.5), ["a", "b"])
+    assert ok and "+1.25" in why
+    ok, why = _gate(s, _metrics(), _judged(a=2.0, old=-1.5), ["a"])  # an earlier leaf forgotten
+    assert not ok and "old (-1.50)" in why and "max_leaf_regression" in why
+    ok, why = _gate(s, _metrics(), _judged(a=0.2, b=0.4), ["a", "b"])
+    assert not ok and "+0.30 on average" in why and "min_mean_delta" in why
+    ok, why = _gate(s, _metrics(), _judged(a=3.0, rate=0.25), ["a"])
+    assert not ok and "judge failed on 25%" in why
+    ok, why = _gate(s, _metrics(heldout_loss={"tonight": 11.0, "tonight_parent": 68.9}), _judged(a=3.0), ["a"])
+    assert not ok and "worse than guessing" in why  # the loss gate speaks first

@@ -58,6 +58,7 @@ def run_nightly(args: argparse.Namespace) -> int:
     from validators.settings import ConfigError
     from validators.tree import find_taxonomy
 
+    from ..evaluation.settings import load_evaluate
     from ..teachers.config import load_teacher
     from .night import Night, NightError, run_night
     from .settings import load_nightly
@@ -68,6 +69,7 @@ def run_nightly(args: argparse.Namespace) -> int:
     try:
         checker = load_config(path)
         settings = load_nightly(path, quick=args.quick)
+        evaluate = load_evaluate(path)
         teacher = load_teacher(path, legacy=("nightly", "generate"), spec="embedded" if args.quick else None)
         if not teacher.spec:
             raise ConfigError("no teacher for the nightly job: set `spec` under [teacher] in labrador.toml (or "
@@ -83,7 +85,8 @@ def run_nightly(args: argparse.Namespace) -> int:
         err.print(f"error: {exc}", markup=False)
         return EXIT_USAGE
     out = Console(highlight=False)
-    night = Night(taxonomy, state, settings, teacher, checker, say=lambda text: err.print(text, markup=False))
+    night = Night(taxonomy, state, settings, teacher, checker, say=lambda text: err.print(text, markup=False),
+                  evaluate=evaluate)
     try:
         record = run_night(night)
     except (NightError, RuntimeError, OSError) as exc:  # a lock held by a live night, an unreadable registry
@@ -120,6 +123,13 @@ def summary_table(record: dict) -> Table:
         rows.append(("held-out loss tonight", f"{hl.get('tonight')} (parent {hl.get('tonight_parent')})"))
     if m.get("forgetting"):
         rows.append(("forgetting", ", ".join(f"{k} {v:+.3f}" for k, v in m["forgetting"].items() if v is not None)))
+    branch = record.get("branch_eval")
+    if branch:
+        from collections import Counter
+
+        counts = Counter(v["verdict"] for v in branch["leaves"].values())
+        rows.append(("judged leaves", ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items())) +
+                     f"; judge errors {branch['judge_error_rate']:.0%}"))
     if record.get("model"):
         rows.append(("model", record["model"]))
     for k, v in rows:

@@ -25,9 +25,13 @@ from validators.locks import PidLock
 from validators.seeds import seed_conversations
 from validators.tree import check_tree, repo_root, walk
 
+from ..evaluation.seen import write_seen
+from ..evaluation.settings import EvaluateSettings
 from ..teachers.config import TeacherSettings
+from .branch import branch_eval
 from .data import NightError, current_rows, read_jsonl
 from .evaluate import evaluate_night
+from .gate import gate
 from .registry import Registry
 from .report import write_report
 from .settings import NightlySettings
@@ -44,6 +48,7 @@ class Night:
     teacher: TeacherSettings
     checker: Config
     say: Say = lambda text: None
+    evaluate: EvaluateSettings = EvaluateSettings()  # [evaluate]: how the judged evaluation answers
 
     def __post_init__(self) -> None:  # the registry records paths: absolute, so `labrador runs` works anywhere
         self.taxonomy, self.state = Path(self.taxonomy).resolve(), Path(self.state).resolve()
@@ -197,8 +202,14 @@ def _steps(night: Night, registry: Registry, record: dict[str, Any], parent: dic
     record["model"] = trained["model"]
     registry.update(record)
 
+    write_seen(record["model"], record["leaf_hashes"])  # what this model has learnt: the next night's "new"
     evaluation = evaluate_night(night, record, run_dir, start, registry.promoted())
-    gate_ok, reason = _gate(s, evaluation)
+    judged: dict[str, Any] = {"result": None, "changed": []}
+    if s.branch_eval:
+        judged = steps.done("branch_eval") or steps.mark("branch_eval", branch_eval(night, record, run_dir, start,
+                                                                                  parent))
+        record["branch_eval"] = judged["result"]
+    gate_ok, reason = gate(s, evaluation, judged["result"], judged["changed"])
     record["metrics"] = evaluation
     record["status"] = "promoted" if gate_ok else "rejected"
     record["reason"] = f"{record['history']}; {reason}" if record.get("history") else reason
@@ -331,39 +342,3 @@ def _train(night: Night, run_dir: Path, start: str) -> dict[str, Any]:
     night.say(f"training on {run_dir / 'mix.jsonl'} from {start}")
     summary = train(config, resume=(out / "run.json").is_file(), progress=False)
     return {"model": str(Path(config.output_dir) / config.phases[0].name / "final"), "summary": summary}
-
-
-def _gate(s: NightlySettings, m: dict[str, Any]) -> tuple[bool, str]:
-    """Promote only a model that is measurably sound: every loss it was measured on is finite, tonight's is
-    below a uniform guess (ln V), no earlier night is forgotten beyond the limit, and (by default) tonight's
-    held-out loss improves on the parent's. A night that could not be measured is not promoted by default."""
-    broken = m.get("non_finite") or []
-    if broken:
-        return False, (f"the new model's loss on {', '.join(broken)} is not finite: the model is broken "
-                       "(never promoted)")
-    worst = max((v for v in m["forgetting"].values() if v is not None), default=0.0)
-    if worst > s.gate_max_forgetting:
-        night = max(m["forgetting"], key=lambda k: m["forgetting"][k] if m["forgetting"][k] is not None else -1e9)
-        return False, (f"forgetting of {night} is {worst:+.3f} nats/token, above the gate's "
-                       f"{s.gate_max_forgetting}")
-    new, before, what = m["heldout_loss"]["tonight"], m["heldout_loss"]["tonight_parent"], "tonight's held-out loss"
-    if new is None:  # no held-out sample tonight: the changed leaves' seed examples are the measure left
-        new, before = m["seed_loss"]["new"], m["seed_loss"]["parent"]
-        what = "the loss on the changed leaves' seed examples (no held-out sample tonight)"
-    if new is None:
-        if s.gate_promote_unmeasured:
-            return True, f"nothing of tonight's data could be measured (gate_promote_unmeasured); worst " \
-                         f"forgetting {worst:+.3f}"
-        return False, ("nothing of tonight's data could be measured (no held-out sample, no seed example): not "
-                       "promoted (raise heldout_fraction, or set gate_promote_unmeasured = true)")
-    guess = m.get("uniform_loss")
-    if guess is not None and new >= guess:
-        return False, (f"{what} is {new:.3f} nats/token, worse than guessing (ln V = {guess:.3f}): the model "
-                       "has not learned to speak")
-    if s.gate_require_improvement and before is not None and not (new < before):
-        return False, f"{what} {new:.3f} did not improve on the parent model's {before:.3f}"
-    return True, f"{what} {_fmt(before)} -> {new:.3f}; worst forgetting {worst:+.3f}"
-
-
-def _fmt(v: float | None) -> str:
-    return "—" if v is None else f"{v:.3f}"

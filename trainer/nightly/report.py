@@ -1,6 +1,6 @@
 """The night's report: Markdown tables (leaves regenerated, samples per leaf, forgetting per earlier night,
-the verdict and why) and PNG plots (the training loss, forgetting across nights), fit for a workflow's job
-summary."""
+the judged per-leaf scores, the verdict and why) and PNG plots (the training loss, forgetting across nights,
+the per-leaf score deltas), fit for a workflow's job summary."""
 
 from __future__ import annotations
 
@@ -42,6 +42,15 @@ def write_report(run_dir: Path, record: dict[str, Any], runs: list[dict[str, Any
     for night, f in sorted(m.get("forgetting", {}).items()):
         lines.append(f"| {night} held-out | {_num(m['heldout_loss'].get(night))} | "
                      f"{_num(m.get('parent_loss', {}).get(night))} | {_num(f)} |")
+    branch = record.get("branch_eval")
+    if branch:
+        from ..evaluation.output import delta_chart, markdown
+
+        lines += ["", "## Judged per-leaf evaluation (seed questions, this model vs the one it started from)", "",
+                  *markdown(branch)]
+        chart = delta_chart(branch, run_dir / "branch_eval.png", f"{record['id']}: judged score delta per leaf")
+        if chart is not None:
+            lines += ["", f"![{chart.stem}]({chart.name})"]
     plots = _plots(run_dir, record, runs)
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]

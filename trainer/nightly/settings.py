@@ -50,6 +50,11 @@ class NightlySettings:
     gate_require_improvement: bool = True  # tonight's held-out loss must beat the parent model's
     gate_promote_unmeasured: bool = False  # promote a night whose loss could not be measured at all (no data)
     include_seeds: bool = False  # also train on the changed leaves' own seed examples (marked origin "seed")
+    branch_eval: bool = True  # judge the candidate against its parent on the changed leaves' seed questions
+    eval_earlier_leaves: int = 10  # also judge this many unchanged earlier leaves (a fixed sample: forgetting)
+    max_leaf_regression: float = 1.0  # no judged leaf's mean score (1..10) may drop by more than this
+    min_mean_delta: float = 0.0  # the changed leaves' mean score delta must be at least this
+    max_judge_error_rate: float = 0.1  # a judge that fails more often than this cannot pass a night
     train: Mapping[str, Any] = field(default_factory=dict)  # [nightly.train]: a training config, see above
     replay: Mapping[str, Any] = field(default_factory=dict)  # deprecated replay_* keys, applied to the recipe
 
@@ -134,6 +139,12 @@ def load_nightly(path: Path | None, quick: bool = False) -> NightlySettings:
     settings = replace(base, **values, train=train, replay=replay)
     if settings.start_from not in ("promoted", "base"):
         raise ConfigError(f"{where} start_from: must be promoted or base, got {settings.start_from!r}")
+    if settings.eval_earlier_leaves < 0 or settings.max_leaf_regression < 0:
+        key = "eval_earlier_leaves" if settings.eval_earlier_leaves < 0 else "max_leaf_regression"
+        raise ConfigError(f"{where} {key}: must be at least 0, got {getattr(settings, key)}")
+    if not 0 <= settings.max_judge_error_rate <= 1:
+        raise ConfigError(f"{where} max_judge_error_rate: must be between 0 and 1, got "
+                          f"{settings.max_judge_error_rate}")
     try:  # the training values, by the trainer's rules, before any work
         settings.train_config("model", Path("out"), Path("data"), source=f"{where} train")
     except TrainConfigError as exc:

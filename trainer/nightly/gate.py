@@ -1,0 +1,80 @@
+"""The gate: whether tonight's model replaces the last promoted one. Pure: settings and measurements in, a
+verdict and its reason (in words a maintainer can act on) out."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from .settings import NightlySettings
+
+
+def gate(s: NightlySettings, metrics: dict[str, Any], branch: Mapping[str, Any] | None = None,
+         changed: Collection[str] = ()) -> tuple[bool, str]:
+    """The loss gate, then (when the night was judged) the judged gate; the first failure is the reason."""
+    ok, reason = _loss_gate(s, metrics)
+    if not ok or branch is None:
+        return ok, reason
+    ok, judged = judged_gate(s, branch, changed)
+    return ok, (f"{reason}; {judged}" if ok else judged)
+
+
+def judged_gate(s: NightlySettings, branch: Mapping[str, Any], changed: Collection[str]) -> tuple[bool, str]:
+    """A judge that failed too often decides nothing; no judged leaf may drop by more than
+    ``max_leaf_regression``; the changed leaves' mean delta must reach ``min_mean_delta``."""
+    rate = branch["judge_error_rate"]
+    if rate > s.max_judge_error_rate:
+        return False, (f"the judge failed on {rate:.0%} of its verdicts (max_judge_error_rate "
+                       f"{s.max_judge_error_rate:.0%}): the night cannot be judged (check the teacher)")
+    leaves = branch["leaves"]
+    fallen = sorted(((v["delta"], leaf) for leaf, v in leaves.items()
+                     if v["delta"] is not None and v["delta"] < -s.max_leaf_regression))
+    if fallen:
+        named = ", ".join(f"{leaf} ({delta:+.2f})" for delta, leaf in fallen[:5])
+        more = f" and {len(fallen) - 5} more" if len(fallen) > 5 else ""
+        return False, (f"judged scores fell by more than max_leaf_regression {s.max_leaf_regression} on "
+                       f"{named}{more}")
+    deltas = [v["delta"] for leaf, v in leaves.items() if v["delta"] is not None and leaf in changed]
+    if deltas:
+        mean = sum(deltas) / len(deltas)
+        if mean < s.min_mean_delta:
+            return False, (f"the changed leaves' judged score moved {mean:+.2f} on average, below min_mean_delta "
+                           f"{s.min_mean_delta}")
+        return True, f"judged {mean:+.2f} on average over {len(deltas)} changed leaf(s)"
+    return True, "no changed leaf could be judged"
+
+
+def _loss_gate(s: NightlySettings, m: dict[str, Any]) -> tuple[bool, str]:
+    """Promote only a model that is measurably sound: every loss it was measured on is finite, tonight's is
+    below a uniform guess (ln V), no earlier night is forgotten beyond the limit, and (by default) tonight's
+    held-out loss improves on the parent's. A night that could not be measured is not promoted by default."""
+    broken = m.get("non_finite") or []
+    if broken:
+        return False, (f"the new model's loss on {', '.join(broken)} is not finite: the model is broken "
+                       "(never promoted)")
+    worst = max((v for v in m["forgetting"].values() if v is not None), default=0.0)
+    if worst > s.gate_max_forgetting:
+        night = max(m["forgetting"], key=lambda k: m["forgetting"][k] if m["forgetting"][k] is not None else -1e9)
+        return False, (f"forgetting of {night} is {worst:+.3f} nats/token, above the gate's "
+                       f"{s.gate_max_forgetting}")
+    new, before, what = m["heldout_loss"]["tonight"], m["heldout_loss"]["tonight_parent"], "tonight's held-out loss"
+    if new is None:  # no held-out sample tonight: the changed leaves' seed examples are the measure left
+        new, before = m["seed_loss"]["new"], m["seed_loss"]["parent"]
+        what = "the loss on the changed leaves' seed examples (no held-out sample tonight)"
+    if new is None:
+        if s.gate_promote_unmeasured:
+            return True, f"nothing of tonight's data could be measured (gate_promote_unmeasured); worst " \
+                         f"forgetting {worst:+.3f}"
+        return False, ("nothing of tonight's data could be measured (no held-out sample, no seed example): not "
+                       "promoted (raise heldout_fraction, or set gate_promote_unmeasured = true)")
+    guess = m.get("uniform_loss")
+    if guess is not None and new >= guess:
+        return False, (f"{what} is {new:.3f} nats/token, worse than guessing (ln V = {guess:.3f}): the model "
+                       "has not learned to speak")
+    if s.gate_require_improvement and before is not None and not (new < before):
+        return False, f"{what} {new:.3f} did not improve on the parent model's {before:.3f}"
+    return True, f"{what} {_fmt(before)} -> {new:.3f}; worst forgetting {worst:+.3f}"
+
+
+def _fmt(v: float | None) -> str:
+    return "—" if v is None else f"{v:.3f}"
