@@ -27,10 +27,16 @@ class EvaluateSettings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def load_evaluate(path: Path | None) -> EvaluateSettings:
-    """``[evaluate]`` of ``path`` (``None`` or missing: the defaults), checked: bounds named with the key."""
+# `labrador nightly --quick`: a CPU night judges 3 seed questions per leaf with short answers (the embedded
+# judge reads every answer: a 2-layer student's 256 tokens of noise cost it more than they tell)
+QUICK = EvaluateSettings(max_new_tokens=96, questions_per_leaf=3)
+
+
+def load_evaluate(path: Path | None, *, quick: bool = False) -> EvaluateSettings:
+    """``[evaluate]`` of ``path`` (``None`` or missing: the defaults; ``quick``: the quick night's), checked:
+    bounds named with the key."""
     values = section_values(path, SECTION, EvaluateSettings())
-    s = EvaluateSettings(**values)
+    s = replace(QUICK if quick else EvaluateSettings(), **values)
     where = f"{path or 'labrador.toml'}: [{SECTION}]"
     for key, low in (("max_new_tokens", 1), ("questions_per_leaf", 0), ("batch_size", 1), ("judge_retries", 0)):
         if getattr(s, key) < low:

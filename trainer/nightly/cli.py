@@ -69,7 +69,7 @@ def run_nightly(args: argparse.Namespace) -> int:
     try:
         checker = load_config(path)
         settings = load_nightly(path, quick=args.quick)
-        evaluate = load_evaluate(path)
+        evaluate = load_evaluate(path, quick=args.quick)
         teacher = load_teacher(path, legacy=("nightly", "generate"), spec="embedded" if args.quick else None)
         if not teacher.spec:
             raise ConfigError("no teacher for the nightly job: set `spec` under [teacher] in labrador.toml (or "
@@ -86,7 +86,7 @@ def run_nightly(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     out = Console(highlight=False)
     night = Night(taxonomy, state, settings, teacher, checker, say=lambda text: err.print(text, markup=False),
-                  evaluate=evaluate)
+                  evaluate=evaluate, config=path)
     try:
         record = run_night(night)
     except (NightError, RuntimeError, OSError) as exc:  # a lock held by a live night, an unreadable registry

@@ -49,6 +49,7 @@ class Night:
     checker: Config
     say: Say = lambda text: None
     evaluate: EvaluateSettings = EvaluateSettings()  # [evaluate]: how the judged evaluation answers
+    config: Path | None = None  # the settings file (hooks read their own sections from it)
 
     def __post_init__(self) -> None:  # the registry records paths: absolute, so `labrador runs` works anywhere
         self.taxonomy, self.state = Path(self.taxonomy).resolve(), Path(self.state).resolve()
@@ -125,7 +126,26 @@ def run_night(night: Night) -> dict[str, Any]:
             registry.update(record)
             if not isinstance(exc, NightError):
                 raise NightError(f"{record['id']} failed: {reason}") from exc
+        run_hooks(night, record)
         return record
+
+
+def run_hooks(night: Night, record: dict[str, Any]) -> None:
+    """Packages above the trainer act on a finished night through ``labrador.night_hooks`` entry points (the
+    bot comments on the merged pull requests); a hook never changes or fails the night."""
+    if record.get("status") not in ("promoted", "rejected"):
+        return
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="labrador.night_hooks"):
+        try:
+            hook = ep.load()
+        except ImportError:
+            continue  # its package's extra is not installed (the bot's, on a training-only machine): off
+        try:
+            hook(record, night.config, night.settings, night.say)
+        except Exception as exc:  # noqa: BLE001 - a broken hook is reported, the night stands
+            night.say(f"night hook {ep.name} failed: {type(exc).__name__}: {exc}")
 
 
 def _new_record(night: Night, registry: Registry, repo: pygit2.Repository, prefix: str, head: str,

@@ -55,6 +55,8 @@ class NightlySettings:
     max_leaf_regression: float = 1.0  # no judged leaf's mean score (1..10) may drop by more than this
     min_mean_delta: float = 0.0  # the changed leaves' mean score delta must be at least this
     max_judge_error_rate: float = 0.1  # a judge that fails more often than this cannot pass a night
+    report_url: str = ""  # link in the pull-request comments; "{id}" becomes the night's id
+    github_token_env: str = ""  # NAME of a variable holding a token for those comments (default: the bot's App)
     train: Mapping[str, Any] = field(default_factory=dict)  # [nightly.train]: a training config, see above
     replay: Mapping[str, Any] = field(default_factory=dict)  # deprecated replay_* keys, applied to the recipe
 
