@@ -59,6 +59,23 @@ def test_quick_is_a_preset_train_table_that_the_file_can_override(tmp_path):
     assert cfg.save_every_steps == 2 and cfg.min_sample_tokens == 8  # said in the preset, not hidden in code
 
 
+def test_quick_judges_and_reports_but_does_not_gate_on_a_135m_judge(tmp_path):
+    from trainer.evaluation.settings import QUICK, load_evaluate
+    from validators.settings import ConfigError
+
+    path = toml(tmp_path, "")
+    quick, plain = load_nightly(path, quick=True), load_nightly(path)
+    assert quick.branch_eval and not quick.gate_judged and plain.gate_judged
+    assert load_nightly(toml(tmp_path, "gate_judged = true\n"), quick=True).gate_judged
+    path = toml(tmp_path, "gate_judged = false\n")
+    assert load_evaluate(path, quick=True) == QUICK and load_evaluate(path).questions_per_leaf == 0
+    assert load_evaluate(toml(tmp_path, "[evaluate]\nmax_new_tokens = 32\n"), quick=True).max_new_tokens == 32
+    with pytest.raises(ConfigError, match=r"\[evaluate\] min_delta"):
+        load_evaluate(toml(tmp_path, "[evaluate]\nmin_delta = 20.0\n"))
+    with pytest.raises(ConfigError, match="max_judge_error_rate"):
+        load_nightly(toml(tmp_path, "max_judge_error_rate = 2.0\n"))
+
+
 def test_the_old_flat_keys_give_the_same_config_with_a_warning_each(tmp_path):
     new = night_config(toml(tmp_path, "[nightly.train]\nmax_seq_len = 256\nheldout_fraction = 0.2\n"
                                       "[nightly.train.distill]\nteacher_model = 'teach'\nlambda = 0.3\n"

@@ -229,7 +229,7 @@ def _steps(night: Night, registry: Registry, record: dict[str, Any], parent: dic
         judged = steps.done("branch_eval") or steps.mark("branch_eval", branch_eval(night, record, run_dir, start,
                                                                                   parent))
         record["branch_eval"] = judged["result"]
-    gate_ok, reason = gate(s, evaluation, judged["result"], judged["changed"])
+    gate_ok, reason = gate(s, evaluation, judged["result"] if s.gate_judged else None, judged["changed"])
     record["metrics"] = evaluation
     record["status"] = "promoted" if gate_ok else "rejected"
     record["reason"] = f"{record['history']}; {reason}" if record.get("history") else reason

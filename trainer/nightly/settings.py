@@ -51,6 +51,7 @@ class NightlySettings:
     gate_promote_unmeasured: bool = False  # promote a night whose loss could not be measured at all (no data)
     include_seeds: bool = False  # also train on the changed leaves' own seed examples (marked origin "seed")
     branch_eval: bool = True  # judge the candidate against its parent on the changed leaves' seed questions
+    gate_judged: bool = True  # the judged evaluation gates promotion (false: judged and reported only)
     eval_earlier_leaves: int = 10  # also judge this many unchanged earlier leaves (a fixed sample: forgetting)
     max_leaf_regression: float = 1.0  # no judged leaf's mean score (1..10) may drop by more than this
     min_mean_delta: float = 0.0  # the changed leaves' mean score delta must be at least this
@@ -136,7 +137,8 @@ def load_nightly(path: Path | None, quick: bool = False) -> NightlySettings:
     if values.get("base_model") and not values["base_model"].startswith("derive:") and path is not None:
         bm = Path(values["base_model"]).expanduser()
         values["base_model"] = str(bm if bm.is_absolute() else (Path(path).parent / bm).resolve())
-    base = NightlySettings(base_model=QUICK_BASE_MODEL, include_seeds=True, gate_max_forgetting=0.5) if quick \
+    base = NightlySettings(base_model=QUICK_BASE_MODEL, include_seeds=True, gate_max_forgetting=0.5,
+                           gate_judged=False) if quick \
         else NightlySettings()
     settings = replace(base, **values, train=train, replay=replay)
     if settings.start_from not in ("promoted", "base"):
