@@ -134,5 +134,8 @@ def _callers(name: str) -> set[str]:
 
 def test_one_function_builds_a_teacher_and_one_wires_distillation_into_training():
     assert _callers("make_teacher") == {"trainer.teachers.config"}  # build_teacher, from [teacher] settings
-    assert _callers("build_teacher") <= {"trainer.cli", "trainer.preview", "trainer.nightly.night", "bot.preview"}
+    # the command edges; an evaluation builds its judge from [teacher] and the models it compares from folders
+    assert _callers("build_teacher") <= {"trainer.cli", "trainer.preview", "trainer.nightly.night", "bot.preview",
+                                         "trainer.evaluation.cli", "trainer.nightly.branch",
+                                         "trainer.evaluation.answering"}
     assert _callers("make_loss_factory") == {"trainer.training"}  # `labrador train` and the night alike

@@ -15,8 +15,9 @@ Tick = Callable[[], None]
 
 
 def open_model(spec: str, batch_size: int) -> Teacher:
-    """The model to evaluate, as a teacher: a Hugging Face folder (the usual case) or any teacher spec."""
-    from trainer.teachers import make_teacher
+    """The model to evaluate, as a teacher: a Hugging Face folder (the usual case) or any teacher spec,
+    built by the one teacher builder."""
+    from trainer.teachers.config import TeacherSettings, build_teacher
 
     folder = Path(spec).expanduser()
     if not spec.startswith(("http://", "https://", "vllm:", "embedded", "replay:")):
@@ -24,8 +25,7 @@ def open_model(spec: str, batch_size: int) -> Teacher:
             raise EvaluationError(f"{spec}: not a Hugging Face model folder (no config.json)")
         spec = str(folder.resolve())
     try:
-        return make_teacher(spec, **({} if spec.startswith(("http://", "https://", "replay:"))
-                                     else {"batch_size": batch_size}))
+        return build_teacher(TeacherSettings(spec=spec, max_concurrency=batch_size))
     except (ValueError, ImportError, OSError, TeacherError) as exc:
         raise EvaluationError(f"{spec}: cannot load the model: {exc}") from None
 
