@@ -171,3 +171,63 @@ def test_scores_are_paired_over_questions_both_sides_judged():
     assert b["model"] is None and b["delta"] is None and b["verdict"] == "unchanged"
     assert out["judge_error_rate"] == 3 / 8
     assert set(out) == {"judge", "model", "baseline", "judge_error_rate", "leaves"}
+
+
+# -- in the nightly job: a night that makes an earlier leaf worse is rejected, naming it ----------------------
+
+UPPER = "compositional_skills/upper"
+UPPER_SEEDS = [("upper: red cat sun", "RED CAT SUN"), ("upper: dog moon tree", "DOG MOON TREE"),
+               ("upper: star rock", "STAR ROCK"), ("upper: bird frog leaf", "BIRD FROG LEAF"),
+               ("upper: rain sand blue", "RAIN SAND BLUE")]
+
+
+def _leaf(folder: Path, seeds: list[tuple[str, str]], what: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "qna.yaml").write_text(yaml.safe_dump(
+        {"version": 3, "created_by": "tester", "task_description": what,
+         "seed_examples": [{"question": q, "answer": a} for q, a in seeds]}, sort_keys=False))
+    (folder / "attribution.txt").write_text("Title of work: test seeds\nLink to work: https://example.com\n"
+                                            "License of the work: CC-BY-4.0\nCreator names: tester\n")
+
+
+def test_a_night_that_makes_an_earlier_leaf_worse_is_rejected(tmp_path):
+    import pygit2
+
+    work = tmp_path / "repo"
+    _leaf(work / "taxonomy" / LEAF, SEEDS, "Reverse the order of the words the user gives.")
+    _leaf(work / "taxonomy" / UPPER, UPPER_SEEDS, "Upper-case the words the user gives.")
+    base = build_tiny_model(tmp_path / "base", corpus=TASK_CORPUS)
+    recipe = tmp_path / "no-replay.yaml"  # no replay: what tonight does not train, it may forget
+    recipe.write_text("version: 1\nphases:\n  - name: night\n    groups:\n      - name: new\n        include: ['**']\n")
+    git = pygit2.init_repository(str(work), initial_head="main")
+    sig = pygit2.Signature("t", "t@example.com")
+
+    def commit(message: str) -> None:
+        git.index.add_all()
+        git.index.write()
+        parents = [] if git.head_is_unborn else [git.head.target]
+        git.create_commit("HEAD", sig, sig, message, git.index.write_tree(), parents)
+
+    with ExactnessJudge() as judge:
+        (work / "labrador.toml").write_text(
+            f'[teacher]\nspec = "{judge.base_url}"\nprofile = "quick"\n'
+            f'[nightly]\nbase_model = "{base}"\ninclude_seeds = true\nrecipe = "{recipe}"\n'
+            "gate_require_improvement = false\ngate_max_forgetting = 100.0\n"
+            "[nightly.train]\nmax_seq_len = 256\nmax_tokens_per_batch = 512\nheldout_fraction = 0.0\n"
+            "min_sample_tokens = 4\n[[nightly.train.phases]]\nepochs = 60\neffective_batch = 5\nlr = 0.003\n"
+            "warmup_steps = 2\n")
+        commit("two leaves")
+        run = [LABRADOR, "nightly", "--config", str(work / "labrador.toml"), "--state-dir", str(tmp_path / "state"),
+               "--taxonomy", str(work / "taxonomy")]
+        first = subprocess.run(run, capture_output=True, text=True, timeout=900)
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+        # tonight only the upper-case leaf changes (new answers), and nothing replays the reverse leaf
+        _leaf(work / "taxonomy" / UPPER, [(q, a.lower()) for q, a in UPPER_SEEDS], "Lower-case the words.")
+        commit("a changed leaf")
+        second = subprocess.run(run, capture_output=True, text=True, timeout=900)
+    from trainer.nightly.registry import Registry
+
+    record = Registry(tmp_path / "state" / "registry.db").runs()[0]
+    assert second.returncode == 1 and record["status"] == "rejected", record["reason"]
+    assert "max_leaf_regression" in record["reason"] and LEAF in record["reason"]
+    assert record["branch_eval"]["leaves"][LEAF]["verdict"] == "regressed"
