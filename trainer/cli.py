@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -111,12 +111,17 @@ def _console(stderr: bool = False) -> Console:
     return console if console.is_terminal else Console(stderr=stderr, width=200)
 
 
-def run_generate(args: argparse.Namespace) -> int:
+def guarded(command: str, body: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a command's body; a :class:`UsageError` is one line on stderr and exit status 2."""
     try:
-        return _generate(args)
+        return body(args)
     except UsageError as exc:
-        print(f"labrador generate: error: {exc}", file=sys.stderr)
+        print(f"labrador {command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    return guarded("generate", _generate, args)
 
 
 def _generate(args: argparse.Namespace) -> int:

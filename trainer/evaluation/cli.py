@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..cli import UsageError  # one line on stderr, exit status 2
+from ..cli import UsageError, guarded  # one line on stderr, exit status 2
 
 EXIT_OK, EXIT_REGRESSED, EXIT_USAGE = 0, 1, 2
 
@@ -41,11 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    try:
-        return _evaluate(args)
-    except UsageError as exc:
-        print(f"labrador evaluate: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    return guarded("evaluate", _evaluate, args)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
