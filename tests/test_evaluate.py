@@ -4,9 +4,7 @@ contract. Real components: tiny Llamas through `from_pretrained`, our trainer, a
 
 from __future__ import annotations
 
-import difflib
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +14,7 @@ import yaml
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("accelerate")
-from openai_server import FakeOpenAIServer  # noqa: E402
+from judgekit import LEAF, SEEDS, ExactnessJudge, git_committer, write_leaf  # noqa: E402
 from tinymodel import build_tiny_model  # noqa: E402
 from trainkit import TASK_CORPUS, write_config, write_phase  # noqa: E402
 
@@ -25,26 +23,6 @@ from trainer.evaluation.questions import Question  # noqa: E402
 from trainer.evaluation.verdicts import branch_eval, verdict  # noqa: E402
 
 LABRADOR = str(Path(sys.executable).with_name("labrador"))
-LEAF = "compositional_skills/reverse"
-SEEDS = [("reverse: red cat sun", "sun cat red"), ("reverse: dog moon tree fish", "fish tree moon dog"),
-         ("reverse: star rock", "rock star"), ("reverse: bird frog leaf", "leaf frog bird"),
-         ("reverse: rain sand blue green", "green blue sand rain")]
-
-
-class ExactnessJudge(FakeOpenAIServer):
-    """A judge that scores an answer by how much of the reference it reproduces (1..10), as JSON; the
-    reply for a request whose user text contains ``fail_marker`` is prose (fails the schema)."""
-
-    fail_marker = "\x00never"
-
-    def _reply(self, i: int, body: dict, last_user: str) -> str:
-        if self.fail_marker in last_user:
-            return "I think it is fine."
-        ref = re.search(r"\[Reference\]\n(.*?)\n\[Answer\]", last_user, re.S)
-        ans = re.search(r"\[Answer\]\n(.*?)\n\[End\]", last_user, re.S)
-        ratio = difflib.SequenceMatcher(None, ref.group(1).strip(), ans.group(1).strip()).ratio() if ref and ans \
-            else 0.0
-        return json.dumps({"explanation": f"matches {ratio:.0%} of the reference", "score": 1 + round(9 * ratio)})
 
 
 def leaf_yaml() -> str:
@@ -181,33 +159,14 @@ UPPER_SEEDS = [("upper: red cat sun", "RED CAT SUN"), ("upper: dog moon tree", "
                ("upper: rain sand blue", "RAIN SAND BLUE")]
 
 
-def _leaf(folder: Path, seeds: list[tuple[str, str]], what: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "qna.yaml").write_text(yaml.safe_dump(
-        {"version": 3, "created_by": "tester", "task_description": what,
-         "seed_examples": [{"question": q, "answer": a} for q, a in seeds]}, sort_keys=False))
-    (folder / "attribution.txt").write_text("Title of work: test seeds\nLink to work: https://example.com\n"
-                                            "License of the work: CC-BY-4.0\nCreator names: tester\n")
-
-
 def test_a_night_that_makes_an_earlier_leaf_worse_is_rejected(tmp_path):
-    import pygit2
-
     work = tmp_path / "repo"
-    _leaf(work / "taxonomy" / LEAF, SEEDS, "Reverse the order of the words the user gives.")
-    _leaf(work / "taxonomy" / UPPER, UPPER_SEEDS, "Upper-case the words the user gives.")
+    write_leaf(work / "taxonomy" / LEAF, SEEDS, "Reverse the order of the words the user gives.")
+    write_leaf(work / "taxonomy" / UPPER, UPPER_SEEDS, "Upper-case the words the user gives.")
     base = build_tiny_model(tmp_path / "base", corpus=TASK_CORPUS)
     recipe = tmp_path / "no-replay.yaml"  # no replay: what tonight does not train, it may forget
     recipe.write_text("version: 1\nphases:\n  - name: night\n    groups:\n      - name: new\n        include: ['**']\n")
-    git = pygit2.init_repository(str(work), initial_head="main")
-    sig = pygit2.Signature("t", "t@example.com")
-
-    def commit(message: str) -> None:
-        git.index.add_all()
-        git.index.write()
-        parents = [] if git.head_is_unborn else [git.head.target]
-        git.create_commit("HEAD", sig, sig, message, git.index.write_tree(), parents)
-
+    commit = git_committer(work)
     with ExactnessJudge() as judge:
         (work / "labrador.toml").write_text(
             f'[teacher]\nspec = "{judge.base_url}"\nprofile = "quick"\n'
@@ -222,7 +181,7 @@ def test_a_night_that_makes_an_earlier_leaf_worse_is_rejected(tmp_path):
         first = subprocess.run(run, capture_output=True, text=True, timeout=900)
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
         # tonight only the upper-case leaf changes (new answers), and nothing replays the reverse leaf
-        _leaf(work / "taxonomy" / UPPER, [(q, a.lower()) for q, a in UPPER_SEEDS], "Lower-case the words.")
+        write_leaf(work / "taxonomy" / UPPER, [(q, a.lower()) for q, a in UPPER_SEEDS], "Lower-case the words.")
         commit("a changed leaf")
         second = subprocess.run(run, capture_output=True, text=True, timeout=900)
     from trainer.nightly.registry import Registry

@@ -14,7 +14,7 @@ from .answering import answer, open_model
 from .judging import judge, judge_prompt
 from .questions import Question
 from .settings import EvaluateSettings
-from .verdicts import branch_eval
+from .verdicts import branch_eval, model_score
 
 # (stage, done, total): stage is "model", "baseline" (answers) or "judge"
 Progress = Callable[[str, int, int], None]
@@ -77,5 +77,28 @@ def evaluate_branch(model: str, baseline: str, judge_teacher: Teacher, questions
         finally:
             if close_judge:
                 await judge_teacher.aclose()
+
+    return asyncio.run(main())
+
+
+def score_models(models: Sequence[str], judge_teacher: Teacher, questions: Sequence[Question],
+                 settings: EvaluateSettings | None = None, *, prompts: Path | None = None,
+                 progress: Progress | None = None, close_judge: bool = True) -> list[dict[str, Any]]:
+    """Each model's judged score on ``questions`` (see ``verdicts.model_score``), in order: the models answer
+    one after the other (one in memory at a time), then every answer is judged alone."""
+    s = settings or EvaluateSettings()
+
+    async def main() -> list[dict[str, Any]]:
+        try:
+            prompt = judge_prompt(prompts)
+            answers = [await _answers(m, questions, s, f"model {i + 1}/{len(models)}", progress)
+                       for i, m in enumerate(models)]
+            judged = await judge(judge_teacher, prompt, [q for _ in models for q in questions],
+                                 [a for ans in answers for a in ans], retries=s.judge_retries)
+        finally:
+            if close_judge:
+                await judge_teacher.aclose()
+        n = len(questions)
+        return [{"model": m, **model_score(questions, judged[i * n:(i + 1) * n])} for i, m in enumerate(models)]
 
     return asyncio.run(main())

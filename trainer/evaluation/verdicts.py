@@ -60,6 +60,20 @@ def branch_eval(*, judge: str, model: str, baseline: str, questions: Sequence[Qu
             "judge_error_rate": round(errors / len(judged), 4) if judged else 0.0, "leaves": leaves}
 
 
+def model_score(questions: Sequence[Question], judgements: Sequence[Judgement]) -> dict[str, Any]:
+    """One model's judged score alone (checkpoint choice compares candidates with each other, not with a
+    baseline): ``score`` is the mean of its leaves' means (each leaf weighs the same), ``None`` when nothing
+    was judged."""
+    by_leaf: dict[str, list[int]] = {}
+    for j, q in zip(judgements, questions, strict=True):
+        if j.score is not None:
+            by_leaf.setdefault(q.leaf, []).append(j.score)
+    leaves = {leaf: round(fmean(v), 4) for leaf, v in by_leaf.items()}
+    errors = sum(1 for j in judgements if j.score is None)
+    return {"score": _round(fmean(leaves.values())) if leaves else None, "leaves": leaves,
+            "judge_error_rate": round(errors / len(judgements), 4) if judgements else 0.0}
+
+
 def any_regressed(result: Mapping[str, Any]) -> bool:
     return any(v["verdict"] == "regressed" for v in result["leaves"].values())
 

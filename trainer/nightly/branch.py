@@ -21,35 +21,57 @@ def earlier_sample(leaves: list[str], changed: set[str], count: int, seed: int) 
     return sorted(rest, key=lambda leaf: hashlib.sha256(f"{seed}:{leaf}".encode()).hexdigest())[:count]
 
 
+def night_questions(night: Any, leaves: list[str], what: str) -> list[Any]:
+    """The seed questions of ``leaves`` (``[evaluate] questions_per_leaf`` of each)."""
+    from ..evaluation.questions import EvaluationError, leaf_questions
+
+    try:
+        return [q for qs in leaf_questions(night.taxonomy, leaves, night.checker,
+                                           night.evaluate.questions_per_leaf).values() for q in qs]
+    except EvaluationError as exc:
+        raise NightError(f"{what}: {exc}") from None
+
+
+def night_judge(night: Any) -> Any:
+    """The night's teacher as the judge."""
+    from ..teachers.config import build_teacher
+
+    try:
+        return build_teacher(night.teacher)
+    except (ValueError, ImportError) as exc:
+        raise NightError(f"judge {night.teacher.spec!r}: {exc}") from None
+
+
+def judge_overrides(night: Any) -> Path | None:
+    """The taxonomy's prompt override folder (its ``answer_judge.yaml``), when it has one."""
+    prompts = repo_root(night.taxonomy) / "sdg" / "prompts"
+    return prompts if prompts.is_dir() else None
+
+
+def changed_leaves(record: dict[str, Any]) -> list[str]:
+    """Tonight's regenerated leaves that still exist."""
+    return [leaf for leaf in record["leaves_regenerated"] if leaf in record["leaf_hashes"]]
+
+
 def branch_eval(night: Any, record: dict[str, Any], run_dir: Path, start: str,
                 parent: dict[str, Any] | None) -> dict[str, Any]:
-    from ..evaluation.questions import EvaluationError, leaf_questions
+    from ..evaluation.questions import EvaluationError
     from ..evaluation.run import evaluate_branch
-    from ..teachers.config import build_teacher
 
     s = night.settings
     current = sorted(record["leaf_hashes"])
-    changed = [leaf for leaf in record["leaves_regenerated"] if leaf in record["leaf_hashes"]]
+    changed = changed_leaves(record)
     earlier = earlier_sample(current, set(changed), s.eval_earlier_leaves, s.seed) if parent else []
-    try:
-        questions = [q for qs in leaf_questions(night.taxonomy, [*changed, *earlier], night.checker,
-                                                 night.evaluate.questions_per_leaf).values() for q in qs]
-    except EvaluationError as exc:
-        raise NightError(f"judged evaluation: {exc}") from None
+    questions = night_questions(night, [*changed, *earlier], "judged evaluation")
     if not questions:
         return {"result": None, "changed": changed, "earlier": earlier}
-    try:
-        judge = build_teacher(night.teacher)
-    except (ValueError, ImportError) as exc:
-        raise NightError(f"judge {night.teacher.spec!r}: {exc}") from None
+    judge = night_judge(night)
     night.say(f"judging {len(questions)} seed question(s) of {len(changed)} changed and {len(earlier)} earlier "
               f"leaf(s) with {judge.name}")
-    root = repo_root(night.taxonomy)
-    prompts = root / "sdg" / "prompts"
     seen = set((parent or {}).get("leaf_hashes") or {})  # the first night's parent is the base: saw nothing
     try:
         result, details = evaluate_branch(record["model"], start, judge, questions, night.evaluate, seen=seen,
-                                          prompts=prompts if prompts.is_dir() else None)
+                                          prompts=judge_overrides(night))
     except EvaluationError as exc:
         raise NightError(f"judged evaluation: {exc}") from None
     atomic_write_jsonl(run_dir / "branch_eval.jsonl", details)

@@ -29,6 +29,7 @@ from ..evaluation.seen import write_seen
 from ..evaluation.settings import EvaluateSettings
 from ..teachers.config import TeacherSettings
 from .branch import branch_eval
+from .choose import choose_checkpoint
 from .data import NightError, current_rows, read_jsonl
 from .evaluate import evaluate_night
 from .gate import gate
@@ -220,6 +221,11 @@ def _steps(night: Night, registry: Registry, record: dict[str, Any], parent: dic
     start = _start_model(night, parent)
     trained = steps.done("train") or steps.mark("train", _train(night, run_dir, start))
     record["model"] = trained["model"]
+    if s.choose_checkpoint:
+        chosen = steps.done("choose") or steps.mark("choose", choose_checkpoint(night, record, run_dir, trained))
+        record["checkpoint_choice"] = chosen
+        record["model"] = chosen["model"]
+        night.say(f"checkpoint choice: {chosen['reason']}")
     registry.update(record)
 
     write_seen(record["model"], record["leaf_hashes"])  # what this model has learnt: the next night's "new"

@@ -42,6 +42,16 @@ def write_report(run_dir: Path, record: dict[str, Any], runs: list[dict[str, Any
     for night, f in sorted(m.get("forgetting", {}).items()):
         lines.append(f"| {night} held-out | {_num(m['heldout_loss'].get(night))} | "
                      f"{_num(m.get('parent_loss', {}).get(night))} | {_num(f)} |")
+    choice = record.get("checkpoint_choice")
+    if choice:
+        lines += ["", "## Checkpoint choice (judged on the changed leaves' seed questions)", "",
+                  f"Chosen: **{choice['chosen']}**. {md_text(choice.get('reason', ''), 500)}", "",
+                  "| checkpoint | step | mean score | judge errors |", "|---|---|---|---|"]
+        for c in choice["candidates"]:
+            mark = " (chosen)" if c["name"] == choice["chosen"] else ""
+            score = "—" if c.get("score") is None else f"{c['score']:.2f}"
+            errors = "—" if c.get("judge_error_rate") is None else f"{c['judge_error_rate']:.0%}"
+            lines.append(f"| {c['name']}{mark} | {c.get('step') or '—'} | {score} | {errors} |")
     branch = record.get("branch_eval")
     if branch:
         from ..evaluation.output import delta_chart, markdown

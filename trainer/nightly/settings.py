@@ -52,6 +52,7 @@ class NightlySettings:
     include_seeds: bool = False  # also train on the changed leaves' own seed examples (marked origin "seed")
     branch_eval: bool = True  # judge the candidate against its parent on the changed leaves' seed questions
     gate_judged: bool = True  # the judged evaluation gates promotion (false: judged and reported only)
+    choose_checkpoint: bool = False  # judge each kept checkpoint of tonight's phase and promote the best
     eval_earlier_leaves: int = 10  # also judge this many unchanged earlier leaves (a fixed sample: forgetting)
     max_leaf_regression: float = 1.0  # no judged leaf's mean score (1..10) may drop by more than this
     min_mean_delta: float = 0.0  # the changed leaves' mean score delta must be at least this

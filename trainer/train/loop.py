@@ -335,8 +335,8 @@ class Trainer:
             dtype = self._save_dtype()
             state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
             unwrapped = acc.unwrap_model(model)
-            unwrapped.config.dtype = str(dtype).removeprefix("torch.")
             unwrapped.save_pretrained(str(tmp), state_dict=state, safe_serialization=True)
+            _stamp_dtype(tmp / "config.json", dtype)
             prep.tokenizer.save_pretrained(str(tmp))
             final.parent.mkdir(parents=True, exist_ok=True)
             publish_dir(tmp, final)
@@ -375,6 +375,14 @@ class Trainer:
             prog.update(task, completed=k, loss=f"{rec['loss']:.4f}", tps=f"{rec['tokens_per_s']:.0f}")
 
         return update
+
+
+def _stamp_dtype(config: Path, dtype: torch.dtype) -> None:
+    """The saved config names the dtype the weights were saved in (save_pretrained writes the in-memory
+    model's), so ``from_pretrained(dtype="auto")`` loads them as written."""
+    raw = json.loads(config.read_text(encoding="utf-8"))
+    raw["dtype"] = str(dtype).removeprefix("torch.")
+    config.write_text(json.dumps(raw, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
