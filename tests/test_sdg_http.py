@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import subprocess
 from collections.abc import Iterator
@@ -22,10 +21,11 @@ import yaml
 httpx = pytest.importorskip("httpx")
 
 from openai_server import FakeOpenAIServer  # noqa: E402
+from scripted_teacher import ScriptedServer  # noqa: E402
 from tinymodel import build_tiny_model, can_serve, serve_model, wait_until_served  # noqa: E402
 
 from trainer.sdg import LeafResult, generate_leaf  # noqa: E402
-from trainer.sdg.prompting import BUILTIN_DIR, prompt_classifier  # noqa: E402
+from trainer.sdg.prompting import BUILTIN_DIR  # noqa: E402
 from trainer.teachers import Request  # noqa: E402
 from trainer.teachers.openai_http import OpenAIHTTPTeacher  # noqa: E402
 
@@ -94,36 +94,6 @@ def test_echoed_prompts_fail_their_schema_are_asked_again_and_dropped(tmp_path: 
 
 
 # -- a scripted "good teacher": every stage runs --------------------------------------------------------
-
-
-class ScriptedServer(FakeOpenAIServer):
-    """Answers each freeform prompt in the format it asks for; everything passes the judges."""
-
-    classify = staticmethod(prompt_classifier())  # the prompt that made a request, from its system text
-
-    def answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        request = Request.chat(body["messages"], n=body.get("n", 1))
-        name = self.classify(request)
-        user = body["messages"][-1]["content"]
-        tag = hashlib.sha256(f"{user}{body.get('seed')}".encode()).hexdigest()
-        if name == "freeform_questions":  # three unrelated questions: nothing is a near-duplicate
-            text = json.dumps({"questions": [f"Write a haiku about {' '.join(_words(tag, i))}." for i in range(3)]})
-        elif name == "freeform_question_judge":
-            text = '{"explanation": "Clear and on topic.", "score": 1}'
-        elif name == "freeform_answer":
-            text = f"A haiku over HTTP {tag[:8]}"
-        elif name == "freeform_pair_judge":
-            text = '{"explanation": "Does what was asked.", "score": 3}'
-        else:
-            return 400, {"error": {"message": f"unexpected prompt {name}"}}
-        choices = [{"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-                   for i in range(body.get("n", 1))]
-        return 200, {"id": "x", "object": "chat.completion", "choices": choices}
-
-
-def _words(tag: str, i: int) -> list[str]:
-    digest = hashlib.sha256(f"{tag}:{i}".encode()).hexdigest()
-    return [digest[k : k + 6] for k in range(0, 36, 6)]
 
 
 def test_every_stage_runs_over_http_with_retries_and_the_cap(tmp_path: Path) -> None:

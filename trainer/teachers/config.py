@@ -57,6 +57,8 @@ class TeacherSettings:
     profile: str = "auto"  # generation profile: full, quick (CPU-sized teachers), auto (quick for embedded)
     structured: str = "auto"  # auto: requests carry their reply schema where the prompt has one; off: never
     judges: str = "auto"  # judge steps: on, off, auto (the profile's choice: off under quick, on under full)
+    endpoint_concurrency: int = 0  # several endpoints: requests in flight to each (0: max_concurrency)
+    endpoint_backoff_s: float = 30.0  # several endpoints: how long one that keeps failing is left out
 
     @property
     def profile_name(self) -> str:
@@ -113,7 +115,12 @@ def load_teacher(path: Path | None, env: Mapping[str, str] | None = None, *, leg
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
     if path is not None and Path(path).is_file():
-        values = section_values(path, SECTION, TeacherSettings(), paths=("tokenizer",))
+        raw = read_toml(Path(path)).get(SECTION)
+        listed = raw.get("spec") if isinstance(raw, dict) and isinstance(raw.get("spec"), list) else None
+        values = section_values(path, SECTION, TeacherSettings(), paths=("tokenizer",),
+                                legacy=("spec",) if listed is not None else ())
+        if listed is not None:  # several endpoints of one model: one pooled teacher
+            values["spec"] = join_endpoints(listed, f"{path}: [{SECTION}] spec")
         values = {**_legacy(Path(path), legacy, set(values)), **values}
         spec = values.get("spec")
         if spec and not spec.startswith(("http://", "https://", "openai:", "vllm:", "embedded", "replay:",
@@ -135,12 +142,26 @@ def load_teacher(path: Path | None, env: Mapping[str, str] | None = None, *, leg
     return settings
 
 
+def join_endpoints(urls: Any, where: str = "--teacher") -> str:
+    """Several ``http(s)://`` endpoints (a TOML list, repeated ``--teacher``) as one spec: the URLs separated by
+    spaces (a URL has none), which :func:`~trainer.teachers.make_teacher` builds into one pooled teacher."""
+    if not isinstance(urls, list | tuple) or not urls or not all(isinstance(u, str) and u.strip() for u in urls):
+        raise TeacherConfigError(f"{where}: a list of endpoints must hold non-empty strings")
+    urls = [u.strip() for u in urls]
+    if len(urls) > 1 and not all(u.startswith(("http://", "https://")) for u in urls):
+        raise TeacherConfigError(f"{where}: several teachers can only be http(s):// endpoints of one model (got "
+                                 f"{', '.join(u for u in urls if not u.startswith(('http://', 'https://')))})")
+    return " ".join(urls)
+
+
 def teacher_options(spec: str, settings: TeacherSettings) -> dict[str, Any]:
     """Backend options for ``make_teacher``: only the ones that backend understands."""
     if spec.startswith("replay:"):
         return {"max_concurrency": settings.max_concurrency}
     if spec.startswith(("http://", "https://", "openai:")):
         opts: dict[str, Any] = {"max_concurrency": settings.max_concurrency}
+        if len(spec.split()) > 1:
+            opts.update(per_endpoint=settings.endpoint_concurrency, backoff_s=settings.endpoint_backoff_s)
         if settings.model:
             opts["model"] = settings.model
         if settings.api_key_env:

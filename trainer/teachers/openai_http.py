@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .base import Request, TeacherError, cut_at_stop, sample_seed
+from .base import Request, TeacherError, TeacherUnavailable, cut_at_stop, sample_seed
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 WORDS_TO_TOKENS = 1.3  # rough tokens-per-word of BPE tokenizers on English, used without a tokenizer
@@ -156,10 +156,10 @@ class OpenAIHTTPTeacher:
         for client in clients:
             await client.aclose()
 
-    def _error(self, message: str) -> TeacherError:
+    def _error(self, message: str, kind: type[TeacherError] = TeacherError) -> TeacherError:
         """Prefix the teacher's identity and scrub the API key, whatever a server echoed back."""
         text = f"{getattr(self, 'name', 'openai:' + self.base_url)}: {message}"
-        return TeacherError(text.replace(self._secret, "***") if self._secret else text)
+        return kind(text.replace(self._secret, "***") if self._secret else text)
 
     # -- requests ------------------------------------------------------------------------------------
 
@@ -241,7 +241,7 @@ class OpenAIHTTPTeacher:
                 raise self._error(f"{type(exc).__name__}: {_snippet(str(exc))}") from None
             if attempt < self.max_attempts:
                 await asyncio.sleep(self._delay(attempt, retry_after))
-        raise self._error(f"request failed after {self.max_attempts} attempts: {last}")
+        raise self._error(f"request failed after {self.max_attempts} attempts: {last}", TeacherUnavailable)
 
     def _decode(self, resp: Any) -> Any:
         if resp.status_code in RETRY_STATUS:
