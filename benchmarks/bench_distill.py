@@ -31,6 +31,7 @@ def main() -> None:
     p.add_argument("--gpu", action="store_true")
     p.add_argument("--steps", type=int, default=0, help="optimizer steps per run (default 8)")
     p.add_argument("--top-k", type=int, default=64)
+    p.add_argument("--size", default="", help="model shape of bench_train.SHAPES (default: 1b GPU, tiny CPU)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     steps = a.steps or 8
@@ -47,8 +48,8 @@ def main() -> None:
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        student, params = build_model(work / "student", a.gpu)
-        teacher, _ = build_model(work / "teacher", a.gpu)
+        student, params = build_model(work / "student", a.gpu, a.size)
+        teacher, _ = build_model(work / "teacher", a.gpu, a.size)
         data = work / "data.jsonl"
         short, long = ((20, 200), (600, 1500)) if a.gpu else ((5, 60), (150, 300))
         data.write_text("".join(json.dumps(s) + "\n" for s in skewed_samples(batch * steps, 1, short, long, 0.1)))

@@ -46,6 +46,7 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=8, help="requests per batch (distinct seeds)")
     p.add_argument("--max-tokens", type=int, default=160)
     p.add_argument("--repeat", type=int, default=2, help="timed rounds of each mode (alternated)")
+    p.add_argument("--model", type=Path, help="a model folder (default: the embedded teacher, pulled once)")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
 
@@ -70,7 +71,9 @@ def main() -> None:
 
     lt._RowSampler.__call__, lt._GrammarMask.__call__ = counted_sample, timed_mask  # measuring, not changing
 
-    teacher = TransformersTeacher(pull("smollm2-135m-instruct"), batch_size=args.rows, max_wait_s=0.05)
+    model = args.model or pull("smollm2-135m-instruct")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    teacher = TransformersTeacher(model, batch_size=args.rows, max_wait_s=0.05, device=device)
 
     def requests(schema: dict | None, round_: int) -> list[Request]:
         return [Request(messages=(("system", SYSTEM), ("user", USER)), max_tokens=args.max_tokens, temperature=1.0,
@@ -95,6 +98,7 @@ def main() -> None:
     rate = {m: v[1] / v[0] for m, v in totals.items()}
     report = {
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
+        "model": str(model), "device": device,
         "rows": args.rows, "max_tokens": args.max_tokens, "repeat": args.repeat,
         "grammar_compile_s": round(compile_s, 4),
         **{f"{m}_steps_per_s": round(rate[m], 2) for m in rate},

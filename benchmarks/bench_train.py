@@ -39,18 +39,23 @@ def skewed_samples(n: int, seed: int, short: tuple[int, int], long: tuple[int, i
     return out
 
 
-def build_model(folder: Path, gpu: bool) -> tuple[Path, int]:
+SHAPES = {  # (hidden, intermediate, layers, heads, kv heads): Llama shapes with the tests' small vocabulary
+    "tiny": (128, 256, 2, 4, 4),
+    "0.5b": (1152, 4608, 24, 16, 8),  # ~0.48 B parameters
+    "1b": (2048, 8192, 22, 32, 8),  # ~1.1 B, Llama-3.2-1B-like
+}
+
+
+def build_model(folder: Path, gpu: bool, size: str = "") -> tuple[Path, int]:
+    """A random Llama of ``size`` (default: 1b on a GPU, tiny on CPU), bf16 on a GPU, saved with a tokenizer."""
     import torch
     from tinymodel import _train_tokenizer
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tok = _train_tokenizer()
-    if gpu:  # ~1.1 B parameters, Llama-3.2-1B-like shape with a small vocabulary
-        cfg = LlamaConfig(vocab_size=len(tok), hidden_size=2048, intermediate_size=8192, num_hidden_layers=22,
-                          num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=8192)
-    else:
-        cfg = LlamaConfig(vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                          num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=4096)
+    h, inter, layers, heads, kv = SHAPES[size or ("1b" if gpu else "tiny")]
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=h, intermediate_size=inter, num_hidden_layers=layers,
+                      num_attention_heads=heads, num_key_value_heads=kv, max_position_embeddings=8192)
     cfg.bos_token_id, cfg.eos_token_id, cfg.pad_token_id = tok.bos_token_id, tok.eos_token_id, tok.pad_token_id
     torch.manual_seed(0)
     model = LlamaForCausalLM(cfg)
@@ -99,6 +104,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=0, help="effective batch (default 64 CPU, 128 GPU)")
     p.add_argument("--max-tokens", type=int, default=0, help="tokens per micro-batch (default 4096 CPU, 16384 GPU)")
     p.add_argument("--max-seq-len", type=int, default=0)
+    p.add_argument("--size", choices=sorted(SHAPES), default="", help="model shape (default: 1b GPU, tiny CPU)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     a.steps = a.steps or (12 if a.gpu else 6)
@@ -108,20 +114,21 @@ def main() -> None:
     n = a.samples or a.batch * a.steps
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        model, params = build_model(work / "model", a.gpu)
+        model, params = build_model(work / "model", a.gpu, a.size)
         data = work / "data.jsonl"
         short, long = ((20, 200), (1000, 3000)) if a.gpu else ((5, 60), (300, 700))
         data.write_text("".join(json.dumps(s) + "\n" for s in skewed_samples(n, 0, short, long, 0.1)))
         results = [run(work, model, data, True, a), run(work, model, data, False, a)]
     packed, padded = results
-    report = {"device": "gpu" if a.gpu else "cpu", "params": params, "packed": packed, "padded": padded,
+    size = a.size or ("1b" if a.gpu else "tiny")
+    report = {"device": "gpu" if a.gpu else "cpu", "size": size, "params": params, "packed": packed, "padded": padded,
               "speedup_packed_over_padded": packed["tokens_per_s"] / padded["tokens_per_s"]}
     if a.gpu:
         import torch
 
         name = torch.cuda.get_device_name()
         peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
-        h, layers = 2048, 22
+        h, _, layers, _, _ = SHAPES[a.size or "1b"]
         for r in results:
             avg_len = a.max_seq_len / 4  # attention term is small at these lengths; a rough mean
             flops = 6 * params + 12 * layers * h * avg_len
