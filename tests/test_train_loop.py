@@ -246,6 +246,23 @@ def test_two_processes_under_accelerate_launch_match_one(tmp_path, task_model):
     assert [r["tokens"] for r in rows] == [r["tokens"] for r in ref]  # both ranks' tokens counted once
 
 
+def test_an_fsdp_launch_on_cpus_says_it_runs_replicated(tmp_path, task_model):
+    """accelerate sets up FSDP on GPUs only: launched with FSDP on CPUs it runs DDP over gloo. The trainer says
+    so (weights replicated, not sharded) instead of letting a user believe the model was sharded."""
+    task_file(tmp_path / "p1.jsonl", "reverse", 24)
+    write_config(tmp_path, task_model, [{"name": "phase1", "data": str(tmp_path / "p1.jsonl"), "effective_batch": 12}],
+                 max_tokens_per_batch=96, max_seq_len=96)
+    accelerate = str(Path(sys.executable).with_name("accelerate"))
+    proc = subprocess.run([accelerate, "launch", "--use_fsdp", "--fsdp_version", "2", "--num_processes", "2",
+                           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                           "--main_process_port", str(__import__("loopback").free_port()), LABRADOR, "train",
+                           "--config", str(tmp_path / "train.yaml"), "-q"], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.count("FSDP was asked for, but accelerate runs MULTI_CPU") == 1  # the main process only
+    assert (tmp_path / "out/phase1/final/model.safetensors").is_file()
+
+
 def forgetting_after(tmp_path: Path, model: Path, replay: bool) -> tuple[float, dict]:
     task_file(tmp_path / "p1.jsonl", "reverse", 160, seed=1)
     p2 = ["upper", "reverse"] if replay else "upper"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -87,8 +88,20 @@ def make_accelerator(config: TrainConfig) -> Any:
 
     cuda = torch.cuda.is_available()
     mixed = "bf16" if (cuda and config.dtype == "auto" and torch.cuda.is_bf16_supported()) else "no"
-    return Accelerator(mixed_precision=mixed, cpu=not cuda, log_with=list(config.trackers) or None,
-                       project_config=ProjectConfiguration(project_dir=config.output_dir))
+    acc = Accelerator(mixed_precision=mixed, cpu=not cuda, log_with=list(config.trackers) or None,
+                      project_config=ProjectConfiguration(project_dir=config.output_dir))
+    launched = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if launched > acc.num_processes:  # each process would train alone and write the same folders
+        how = (" (accelerate sets up FSDP on GPUs only; on CPUs launch with --multi_gpu for DDP over gloo)"
+               if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" and not cuda else "")
+        raise TrainFailed(f"launched as {launched} processes, but accelerate set up {acc.num_processes}"
+                          f"{how}: refusing to train, since every process would train alone and overwrite "
+                          f"{config.output_dir}")
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" and acc.distributed_type.name != "FSDP" \
+            and acc.is_main_process:
+        print(f"labrador train: FSDP was asked for, but accelerate runs {acc.distributed_type.name} on this machine "
+              "(it sets up FSDP on GPUs only): the weights are replicated, not sharded", file=sys.stderr)
+    return acc
 
 
 def collate(samples: list[Encoded], config: TrainConfig, pad_id: int) -> dict[str, Any]:
