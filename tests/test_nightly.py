@@ -182,6 +182,34 @@ def test_a_judge_that_fails_too_often_rejects_the_night_and_says_why(repo, tmp_p
     assert all(v["model"] is None and v["verdict"] == "new" for v in record["branch_eval"]["leaves"].values())
 
 
+def test_a_distilling_night_logs_the_kd_term_every_step_and_reports_it(repo, tmp_path, recording, base_model):
+    text = settings(recording, base_model) + f'[nightly.train.distill]\nteacher_model = "{base_model}"\nlambda = 0.5\n'
+    (repo / "labrador.toml").write_text(text)
+    record = night(repo, tmp_path / "state")
+    run = Path(record["report"]).parent
+    rows = [json.loads(x) for x in (run / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert rows and all("loss_pred" in r and "loss_ce" in r for r in rows)
+    assert all(abs(r["loss"] - (0.5 * r["loss_ce"] + 0.5 * r["loss_pred"])) < 1e-4 for r in rows)
+    assert record["distill"] == {"teacher": str(base_model), "lambda": 0.5, "attention": 0.0}
+    report = Path(record["report"]).read_text()
+    assert "## Training" in report and "online distillation" in report and "KD loss (KL to the teacher)" in report
+
+
+def test_the_quick_night_distils_the_embedded_teacher():
+    from trainer.models.store import models_root
+    from trainer.nightly.night import embedded_distill_teacher
+    from trainer.nightly.settings import load_nightly
+
+    s = load_nightly(None, quick=True)
+    config = s.train_config("model", Path("out"), Path("data"))
+    assert config.distill is not None and config.distill.teacher_model == "embedded" and config.distill.lam == 0.5
+    assert s.heal_steps > 0 and s.base_model.startswith("derive:")
+    if not (models_root() / "smollm2-135m-instruct" / "config.json").is_file():
+        pytest.skip("the embedded model is not pulled (CI pulls it)")
+    resolved = embedded_distill_teacher(config)
+    assert resolved.distill.teacher_model == str(models_root() / "smollm2-135m-instruct")
+
+
 def test_a_broken_main_stops_before_any_model_loads(repo, tmp_path):
     (repo / "taxonomy" / HAIKU / "qna.yaml").write_text("version: 3\nanswer: yes\n")
     commit_all(pygit2.Repository(str(repo)), "broken")

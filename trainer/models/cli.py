@@ -31,7 +31,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--from", dest="source", required=True, metavar="NAME|PATH",
                    help="catalogue name (pulled if needed) or a Hugging Face model folder")
     d.add_argument("--layers", required=True, metavar="LIST", help="layers to keep, e.g. 0,29 or 0-3,29")
-    d.add_argument("--out", required=True, type=Path, metavar="DIR", help="where to write the student")
+    d.add_argument("--out", type=Path, metavar="DIR", help="where to write the student (required without "
+                   "--heal; with --heal, a copy of the healed student from the cache)")
+    d.add_argument("--heal", action="store_true",
+                   help="distil the parent into the cut once (prediction-layer KL on the Python documentation "
+                   "shipped with Python); cached in the models cache under healed/, a second call is a no-op, a "
+                   "killed heal resumes")
+    d.add_argument("--heal-steps", type=int, metavar="N", help="healing optimizer steps (default: "
+                   "HealSettings.steps in trainer/models/heal.py)")
     d.set_defaults(func=run_derive)
 
 
@@ -68,21 +75,58 @@ def run_derive(args: argparse.Namespace) -> int:
     from .store import pull
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    if args.out is None and not args.heal:
+        err.print("error: --out DIR is required (or --heal, which keeps the student in the models cache)")
+        return EXIT_USAGE
+    if args.heal_steps is not None and (not args.heal or args.heal_steps < 1):
+        err.print("error: --heal-steps needs --heal and a positive number of steps")
+        return EXIT_USAGE
     try:
         source = Path(args.source)
         if not source.is_dir():
             source = pull(args.source)
-        check_out(source, args.out)  # before any weights load
+        if args.out is not None:
+            check_out(source, args.out)  # before any weights load
         import json
 
         total = json.loads((source / "config.json").read_text())["num_hidden_layers"]
         layers = parse_layers(args.layers, total)
-        out = derive_student(source, layers, args.out)
+        if args.heal:
+            out = _heal(source, layers, args, err)
+        else:
+            out = derive_student(source, layers, args.out)
     except UnknownModel as exc:
         err.print(f"error: {exc}; or give a model folder")
         return EXIT_USAGE
     except (PullError, OSError, ValueError, KeyError) as exc:
         err.print(f"error: {exc}", markup=False)
         return EXIT_USAGE
-    Console(highlight=False).print(f"{out}: layers {layers} of {source}")
+    except RuntimeError as exc:  # the healing run failed (TrainFailed) or another heal holds its lock (Busy)
+        err.print(f"error: healing failed: {exc}", markup=False)
+        return EXIT_FAILED
+    Console(highlight=False).print(f"{out}: layers {layers} of {source}{' (healed)' if args.heal else ''}")
     return EXIT_OK
+
+
+def _heal(source: Path, layers: list[int], args: argparse.Namespace, err: Console) -> Path:
+    """The healed student (from the cache when done); with ``--out``, a copy published there."""
+    import shutil
+    from dataclasses import replace
+
+    from validators.atomic import publish_dir
+
+    from .derive import check_out
+    from .heal import HealSettings, heal_student
+
+    s = HealSettings() if args.heal_steps is None else replace(HealSettings(), steps=args.heal_steps)
+    healed = heal_student(source, layers, s, say=lambda text: err.print(text, markup=False))
+    if args.out is None:
+        return healed
+    check_out(source, args.out)
+    tmp = args.out.with_name(f".{args.out.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(healed, tmp)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    publish_dir(tmp, args.out)
+    return args.out

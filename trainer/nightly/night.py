@@ -35,7 +35,7 @@ from .evaluate import evaluate_night
 from .gate import gate
 from .registry import Registry
 from .report import write_report
-from .settings import NightlySettings
+from .settings import EMBEDDED, NightlySettings
 from .steps import Steps, claim_run_dir, settings_hash
 
 Say = Callable[[str], None]
@@ -221,6 +221,7 @@ def _steps(night: Night, registry: Registry, record: dict[str, Any], parent: dic
     start = _start_model(night, parent)
     trained = steps.done("train") or steps.mark("train", _train(night, run_dir, start))
     record["model"] = trained["model"]
+    record["distill"] = trained.get("distill")
     if s.choose_checkpoint:
         chosen = steps.done("choose") or steps.mark("choose", choose_checkpoint(night, record, run_dir, trained))
         record["checkpoint_choice"] = chosen
@@ -347,16 +348,38 @@ def base_model(night: Night) -> str:
             raise NightError(f"base_model {spec} is not a Hugging Face model folder")
         return spec
     _, name, layers = spec.split(":", 2)
+    from ..models.derive import derive_student, parse_layers
+    from ..models.store import pull
+
+    if night.settings.heal_steps:  # cached in the models cache: every state folder shares one heal
+        from dataclasses import replace
+
+        from ..models.heal import HealSettings, heal_student
+
+        source = pull(name)
+        picked = parse_layers(layers, json.loads((source / "config.json").read_text())["num_hidden_layers"])
+        night.say(f"the base model: layers {layers} of {name}, healed by distillation "
+                  f"({night.settings.heal_steps} steps, once)")
+        return str(heal_student(source, picked, replace(HealSettings(), steps=night.settings.heal_steps),
+                                progress=False, say=night.say))
     out = night.state / "base" / f"{name}-{layers.replace(',', '_')}"
     if not (out / "config.json").is_file():
-        from ..models.derive import derive_student, parse_layers
-        from ..models.store import pull
-
         source = pull(name)
         total = json.loads((source / "config.json").read_text())["num_hidden_layers"]
         night.say(f"deriving the base model: layers {layers} of {name}")
         derive_student(source, parse_layers(layers, total), out)
     return str(out)
+
+
+def embedded_distill_teacher(config: Any) -> Any:
+    """``teacher_model = "embedded"`` (the quick night's) as the embedded model's folder, pulled once."""
+    if config.distill is None or config.distill.teacher_model != EMBEDDED:
+        return config
+    from dataclasses import replace
+
+    from ..models.store import pull
+
+    return replace(config, distill=replace(config.distill, teacher_model=str(pull())))
 
 
 def _train(night: Night, run_dir: Path, start: str) -> dict[str, Any]:
@@ -365,6 +388,11 @@ def _train(night: Night, run_dir: Path, start: str) -> dict[str, Any]:
 
     out = run_dir / "train"
     config = night.settings.train_config(start, out, run_dir / "mix.jsonl", source=f"[nightly] of {night.state}")
+    config = embedded_distill_teacher(config)
     night.say(f"training on {run_dir / 'mix.jsonl'} from {start}")
     summary = train(config, resume=(out / "run.json").is_file(), progress=False)
-    return {"model": str(Path(config.output_dir) / config.phases[0].name / "final"), "summary": summary}
+    dc = config.distill
+    distill = None if dc is None else {"teacher": dc.teacher_model or dc.teacher_cache or "dae", "lambda": dc.lam,
+                                       "attention": dc.attention}
+    return {"model": str(Path(config.output_dir) / config.phases[0].name / "final"), "summary": summary,
+            "distill": distill}

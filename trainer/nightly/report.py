@@ -42,6 +42,7 @@ def write_report(run_dir: Path, record: dict[str, Any], runs: list[dict[str, Any
     for night, f in sorted(m.get("forgetting", {}).items()):
         lines.append(f"| {night} held-out | {_num(m['heldout_loss'].get(night))} | "
                      f"{_num(m.get('parent_loss', {}).get(night))} | {_num(f)} |")
+    lines += _training(run_dir, record)
     choice = record.get("checkpoint_choice")
     if choice:
         lines += ["", "## Checkpoint choice (judged on the changed leaves' seed questions)", "",
@@ -67,6 +68,29 @@ def write_report(run_dir: Path, record: dict[str, Any], runs: list[dict[str, Any
     path = run_dir / "report.md"
     atomic_write(path, ("\n".join(lines) + "\n").encode("utf-8"))
     return path
+
+
+def _training(run_dir: Path, record: dict[str, Any]) -> list[str]:
+    """How tonight trained: with distillation, the teacher, λ and the reply (CE) and KD losses apart, first
+    step -> last step (``metrics.jsonl``)."""
+    from ..train.report import MetricsLog
+
+    rows = MetricsLog(run_dir / "train" / "metrics.jsonl").records()
+    if not rows:
+        return []
+    dc = record.get("distill")
+    out = ["", "## Training", ""]
+    if not dc:
+        return out + [f"{len(rows)} optimizer steps, reply loss only (no distillation): "
+                      f"{rows[0]['loss']:.3f} -> {rows[-1]['loss']:.3f} nats/token."]
+    out += [f"{len(rows)} optimizer steps with online distillation from `{md_text(str(dc['teacher']), 200)}` "
+            f"(λ = {dc['lambda']}: loss = (1 − λ)·reply + λ·KD).", "",
+            "| term (nats/token) | first step | last step |", "|---|---|---|"]
+    for term, what in (("loss_ce", "reply loss (cross-entropy)"), ("loss_pred", "KD loss (KL to the teacher)"),
+                       ("loss_attn", "attention KD"), ("loss", "total")):
+        if term in rows[0] and term in rows[-1]:
+            out.append(f"| {what} | {rows[0][term]:.3f} | {rows[-1][term]:.3f} |")
+    return out
 
 
 def _plots(run_dir: Path, record: dict[str, Any], runs: list[dict[str, Any]]) -> list[Path]:

@@ -21,14 +21,17 @@ from ..train.config import TrainConfig, TrainConfigError, parse_config
 SECTION = "nightly"
 NIGHT_PHASE = "night"
 DEFAULT_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "nightly.yaml"
+EMBEDDED = "embedded"  # as [nightly.train.distill] teacher_model: the embedded teacher, pulled when needed
 REPLAY_DATASET = "earlier-nights"  # the replay source a night's recipe draws earlier nights' data from
 
 # the embedded defaults: a CPU night in minutes (a 2-layer student of the embedded teacher, small batches)
 QUICK_BASE_MODEL = "derive:smollm2-135m-instruct:0,29"
+QUICK_HEAL_STEPS = 48  # the cut is healed once by distillation (trainer/models/heal.py; benchmarks/bench_heal.py)
 QUICK_TRAIN: dict[str, Any] = {
     "max_seq_len": 512, "max_tokens_per_batch": 2048, "heldout_fraction": 0.1, "min_sample_tokens": 8,
     "save_every_steps": 2, "keep_checkpoints": 1,
     "phases": [{"name": NIGHT_PHASE, "epochs": 4, "lr": 1.0e-4, "effective_batch": 8, "warmup_steps": 2}],
+    "distill": {"teacher_model": EMBEDDED, "lambda": 0.5},  # every quick night distils the embedded teacher
 }
 # keys [nightly] had before [nightly.train] and [teacher]: still read for one release, with a warning
 _PHASE_KEYS = ("epochs", "lr", "effective_batch", "warmup_steps", "max_steps")
@@ -43,6 +46,7 @@ MOVED = {**{k: f"[nightly.train] phases[0].{k}" for k in _PHASE_KEYS},
 @dataclass(frozen=True)
 class NightlySettings:
     base_model: str = ""  # HF folder the first night starts from (--quick: a student derived from the embedded model)
+    heal_steps: int = 0  # a derive: base model is first healed by distilling its parent this many steps (0: not)
     start_from: str = "promoted"  # promoted: on top of the last promoted model; base: always from base_model
     seed: int = 0  # generation and mixing seed (training has its own: [nightly.train] seed)
     recipe: str = ""  # a mixing recipe with one phase (default: trainer/recipes/nightly.yaml)
@@ -114,7 +118,8 @@ def _moved(path: Path, table: Mapping[str, Any]) -> tuple[dict[str, Any], dict[s
 def _against(table: dict[str, Any], keys: tuple[str, ...], path: Path) -> dict[str, Any]:
     """``table`` with its relative path ``keys`` made absolute against the settings file's folder."""
     for key in keys:
-        if isinstance(table.get(key), str) and table[key] and not Path(table[key]).expanduser().is_absolute():
+        value = table.get(key)
+        if isinstance(value, str) and value and value != EMBEDDED and not Path(value).expanduser().is_absolute():
             table[key] = str((Path(path).parent / table[key]).resolve())
     return table
 
@@ -138,14 +143,15 @@ def load_nightly(path: Path | None, quick: bool = False) -> NightlySettings:
     if values.get("base_model") and not values["base_model"].startswith("derive:") and path is not None:
         bm = Path(values["base_model"]).expanduser()
         values["base_model"] = str(bm if bm.is_absolute() else (Path(path).parent / bm).resolve())
-    base = NightlySettings(base_model=QUICK_BASE_MODEL, include_seeds=True, gate_max_forgetting=0.5,
-                           gate_judged=False) if quick \
+    base = NightlySettings(base_model=QUICK_BASE_MODEL, heal_steps=QUICK_HEAL_STEPS, include_seeds=True,
+                           gate_max_forgetting=0.5, gate_judged=False) if quick \
         else NightlySettings()
     settings = replace(base, **values, train=train, replay=replay)
     if settings.start_from not in ("promoted", "base"):
         raise ConfigError(f"{where} start_from: must be promoted or base, got {settings.start_from!r}")
-    if settings.eval_earlier_leaves < 0 or settings.max_leaf_regression < 0:
-        key = "eval_earlier_leaves" if settings.eval_earlier_leaves < 0 else "max_leaf_regression"
+    negative = [k for k in ("eval_earlier_leaves", "max_leaf_regression", "heal_steps") if getattr(settings, k) < 0]
+    if negative:
+        key = negative[0]
         raise ConfigError(f"{where} {key}: must be at least 0, got {getattr(settings, key)}")
     if not 0 <= settings.max_judge_error_rate <= 1:
         raise ConfigError(f"{where} max_judge_error_rate: must be between 0 and 1, got "

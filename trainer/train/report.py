@@ -66,6 +66,10 @@ def plot_losses(path: Path, records: list[dict[str, Any]], heldout: dict[str, di
     for phase in dict.fromkeys(r["phase"] for r in records):
         rows = [r for r in records if r["phase"] == phase]
         ax.plot([r["global_step"] for r in rows], [r["loss"] for r in rows], label=f"{phase} (train)", lw=1)
+        for term, what in (("loss_ce", "reply loss"), ("loss_pred", "KD loss")):  # distillation: its terms apart
+            if any(term in r for r in rows):
+                ax.plot([r["global_step"] for r in rows if term in r], [r[term] for r in rows if term in r],
+                        label=f"{phase} {what}", lw=0.8, ls="--")
         ends[phase] = rows[-1]["global_step"]
     for after, row in heldout.items():
         for of, loss in row.items():
