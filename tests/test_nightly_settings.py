@@ -56,7 +56,7 @@ def test_quick_is_a_preset_train_table_that_the_file_can_override(tmp_path):
     cfg = night_config(toml(tmp_path, "[[nightly.train.phases]]\nepochs = 1\n"), quick=True)
     assert cfg.phases[0].epochs == 1  # the file's key
     assert cfg.phases[0].lr == QUICK_TRAIN["phases"][0]["lr"] and cfg.max_seq_len == QUICK_TRAIN["max_seq_len"]
-    assert cfg.save_every_steps == 2 and cfg.min_sample_tokens == 8  # said in the preset, not hidden in code
+    assert cfg.save_every_steps == 10 and cfg.min_sample_tokens == 8  # said in the preset, not hidden in code
 
 
 def test_quick_judges_and_reports_but_does_not_gate_on_a_135m_judge(tmp_path):

@@ -29,7 +29,7 @@ class EvaluateSettings:
 
 # `labrador nightly --quick`: a CPU night judges 3 seed questions per leaf with short answers (the embedded
 # judge reads every answer: a 2-layer student's 256 tokens of noise cost it more than they tell)
-QUICK = EvaluateSettings(max_new_tokens=96, questions_per_leaf=3)
+QUICK = EvaluateSettings(max_new_tokens=96, questions_per_leaf=2)
 
 
 def load_evaluate(path: Path | None, *, quick: bool = False) -> EvaluateSettings:

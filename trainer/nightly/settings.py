@@ -26,11 +26,11 @@ REPLAY_DATASET = "earlier-nights"  # the replay source a night's recipe draws ea
 
 # the embedded defaults: a CPU night in minutes (a 2-layer student of the embedded teacher, small batches)
 QUICK_BASE_MODEL = "derive:smollm2-135m-instruct:0,29"
-QUICK_HEAL_STEPS = 48  # the cut is healed once by distillation (trainer/models/heal.py; benchmarks/bench_heal.py)
+QUICK_HEAL_STEPS = 40  # the cut is healed once by distillation (trainer/models/heal.py; benchmarks/bench_heal.py)
 QUICK_TRAIN: dict[str, Any] = {
     "max_seq_len": 512, "max_tokens_per_batch": 2048, "heldout_fraction": 0.1, "min_sample_tokens": 8,
-    "save_every_steps": 2, "keep_checkpoints": 1,
-    "phases": [{"name": NIGHT_PHASE, "epochs": 4, "lr": 1.0e-4, "effective_batch": 8, "warmup_steps": 2}],
+    "save_every_steps": 10, "keep_checkpoints": 1,
+    "phases": [{"name": NIGHT_PHASE, "epochs": 2, "lr": 1.0e-4, "effective_batch": 8, "warmup_steps": 2}],
     "distill": {"teacher_model": EMBEDDED, "lambda": 0.5},  # every quick night distils the embedded teacher
 }
 # keys [nightly] had before [nightly.train] and [teacher]: still read for one release, with a warning
