@@ -221,15 +221,22 @@ def test_killed_at_any_moment_the_resumed_run_ends_with_the_same_weights(tmp_pat
     assert got_summary["heldout_loss"] == ref_summary["heldout_loss"]
 
 
-def test_two_processes_under_accelerate_launch_match_one(tmp_path, task_model):
+@pytest.mark.parametrize("distill", [False, True], ids=["sft", "kd"])
+def test_two_processes_under_accelerate_launch_match_one(tmp_path, task_model, distill):
     """DDP on CPU (gloo): the same effective batch split over two ranks gives the single-process weights.
     (`accelerate launch --cpu` starts one process unless MPI is set up; `--multi_gpu` on a machine without
-    GPUs starts N CPU processes through torchrun.)"""
+    GPUs starts N CPU processes through torchrun.) With distillation on too: each rank holds the whole frozen
+    teacher (not wrapped, not trained) and the KD term is reduced like the reply loss."""
     task_file(tmp_path / "p1.jsonl", "reverse", 40)
     phases = [{"name": "phase1", "data": str(tmp_path / "p1.jsonl"), "effective_batch": 12}]
+    extra = {}
+    if distill:
+        teacher = build_tiny_model(tmp_path / "teacher", corpus=TASK_CORPUS, seed=99)
+        extra = {"distill": {"teacher_model": str(teacher), "lambda": 0.5}}
+        before = weights(teacher)
     for d in ("one", "two"):
         (tmp_path / d).mkdir()
-        write_config(tmp_path / d, task_model, phases, max_tokens_per_batch=96, max_seq_len=96)
+        write_config(tmp_path / d, task_model, phases, max_tokens_per_batch=96, max_seq_len=96, **extra)
     run_train(tmp_path / "one/train.yaml")
     accelerate = str(Path(sys.executable).with_name("accelerate"))
     proc = subprocess.run([accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
@@ -244,6 +251,11 @@ def test_two_processes_under_accelerate_launch_match_one(tmp_path, task_model):
     rows = [json.loads(x) for x in (tmp_path / "two/out/metrics.jsonl").read_text().splitlines()]
     ref = [json.loads(x) for x in (tmp_path / "one/out/metrics.jsonl").read_text().splitlines()]
     assert [r["tokens"] for r in rows] == [r["tokens"] for r in ref]  # both ranks' tokens counted once
+    if distill:
+        assert all("loss_pred" in r for r in rows)
+        assert [r["loss_pred"] for r in rows] == pytest.approx([r["loss_pred"] for r in ref], rel=1e-4)
+        after = weights(teacher)
+        assert all(torch.equal(before[k], after[k]) for k in before)  # the teacher was never trained
 
 
 def test_an_fsdp_launch_on_cpus_says_it_runs_replicated(tmp_path, task_model):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 import shutil
 from collections.abc import Callable
@@ -61,8 +62,7 @@ def corpus_rows(words: int, limit: int) -> list[dict[str, Any]]:
             passage = " ".join(text[i:i + words])
             rows.append({"messages": [{"role": "user", "content": f"Tell me about {name} in Python."},
                                       {"role": "assistant", "content": passage}], "leaf": f"{CORPUS}/{name}"})
-    rng = __import__("random").Random(0)  # an even spread over the topics, the same on every machine
-    rng.shuffle(rows)
+    random.Random(0).shuffle(rows)  # an even spread over the topics, the same on every machine
     return rows[:limit]
 
 
