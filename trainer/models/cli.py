@@ -71,7 +71,7 @@ def run_pull(args: argparse.Namespace) -> int:
 
 
 def run_derive(args: argparse.Namespace) -> int:
-    from .derive import check_out, derive_student, parse_layers
+    from .derive import check_out, derive_student, layers_of
     from .store import pull
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -87,10 +87,7 @@ def run_derive(args: argparse.Namespace) -> int:
             source = pull(args.source)
         if args.out is not None:
             check_out(source, args.out)  # before any weights load
-        import json
-
-        total = json.loads((source / "config.json").read_text())["num_hidden_layers"]
-        layers = parse_layers(args.layers, total)
+        layers = layers_of(source, args.layers)
         if args.heal:
             out = _heal(source, layers, args, err)
         else:

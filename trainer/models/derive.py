@@ -35,6 +35,11 @@ def parse_layers(text: str, total: int) -> list[int]:
     return sorted(picked)
 
 
+def layers_of(source: Path, text: str) -> list[int]:
+    """``text`` (like ``"0,29"``) parsed against the number of layers of the model folder ``source``."""
+    return parse_layers(text, json.loads((Path(source) / "config.json").read_text())["num_hidden_layers"])
+
+
 def check_out(source: Path, out: Path) -> None:
     """Refuse an ``out`` that would destroy something we did not write: the source model itself (or a folder
     inside or above it), or a non-empty folder without our marker (``labrador-model.json``)."""

@@ -9,7 +9,6 @@ resumes from its request checkpoints and leaf cache, training from its newest ch
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -348,7 +347,7 @@ def base_model(night: Night) -> str:
             raise NightError(f"base_model {spec} is not a Hugging Face model folder")
         return spec
     _, name, layers = spec.split(":", 2)
-    from ..models.derive import derive_student, parse_layers
+    from ..models.derive import derive_student, layers_of
     from ..models.store import pull
 
     if night.settings.heal_steps:  # cached in the models cache: every state folder shares one heal
@@ -357,7 +356,7 @@ def base_model(night: Night) -> str:
         from ..models.heal import HealSettings, heal_student
 
         source = pull(name)
-        picked = parse_layers(layers, json.loads((source / "config.json").read_text())["num_hidden_layers"])
+        picked = layers_of(source, layers)
         night.say(f"the base model: layers {layers} of {name}, healed by distillation "
                   f"({night.settings.heal_steps} steps, once)")
         return str(heal_student(source, picked, replace(HealSettings(), steps=night.settings.heal_steps),
@@ -365,9 +364,8 @@ def base_model(night: Night) -> str:
     out = night.state / "base" / f"{name}-{layers.replace(',', '_')}"
     if not (out / "config.json").is_file():
         source = pull(name)
-        total = json.loads((source / "config.json").read_text())["num_hidden_layers"]
         night.say(f"deriving the base model: layers {layers} of {name}")
-        derive_student(source, parse_layers(layers, total), out)
+        derive_student(source, layers_of(source, layers), out)
     return str(out)
 
 
