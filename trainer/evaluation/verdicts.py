@@ -54,10 +54,13 @@ def branch_eval(*, judge: str, model: str, baseline: str, questions: Sequence[Qu
         delta = None if m is None or b is None else m - b
         leaves[leaf] = {"model": _round(m), "baseline": _round(b), "delta": _round(delta), "questions": len(idx),
                         "verdict": verdict(delta, new=seen is not None and leaf not in seen, min_delta=min_delta)}
-    judged = [*model_judgements, *baseline_judgements]
-    errors = sum(1 for j in judged if j.score is None)
     return {"judge": judge, "model": model, "baseline": baseline,
-            "judge_error_rate": round(errors / len(judged), 4) if judged else 0.0, "leaves": leaves}
+            "judge_error_rate": error_rate([*model_judgements, *baseline_judgements]), "leaves": leaves}
+
+
+def error_rate(judgements: Sequence[Judgement]) -> float:
+    """The share of verdicts the judge failed to give (0 when none was asked)."""
+    return round(sum(1 for j in judgements if j.score is None) / len(judgements), 4) if judgements else 0.0
 
 
 def model_score(questions: Sequence[Question], judgements: Sequence[Judgement]) -> dict[str, Any]:
@@ -69,9 +72,8 @@ def model_score(questions: Sequence[Question], judgements: Sequence[Judgement]) 
         if j.score is not None:
             by_leaf.setdefault(q.leaf, []).append(j.score)
     leaves = {leaf: round(fmean(v), 4) for leaf, v in by_leaf.items()}
-    errors = sum(1 for j in judgements if j.score is None)
     return {"score": _round(fmean(leaves.values())) if leaves else None, "leaves": leaves,
-            "judge_error_rate": round(errors / len(judgements), 4) if judgements else 0.0}
+            "judge_error_rate": error_rate(judgements)}
 
 
 def any_regressed(result: Mapping[str, Any]) -> bool:

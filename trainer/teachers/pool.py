@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,7 @@ class Endpoint:
     answered: int = 0
     failures: int = 0  # consecutive failed requests
     out_until: float = 0.0  # monotonic time it is back in the pool
-    errors: list[str] = field(default_factory=list)
+    errors: deque[str] = field(default_factory=lambda: deque(maxlen=10))  # the latest failures, kept bounded
 
 
 class PooledTeacher:
