@@ -16,7 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("accelerate")
 from tinymodel import build_tiny_model  # noqa: E402
-from trainkit import TASK_CORPUS, task_file, task_sample, write_config, write_phase  # noqa: E402
+from trainkit import TASK_CORPUS, fsdp_launch_config, task_file, task_sample, write_config, write_phase  # noqa: E402
 
 from trainer.train.config import load_config  # noqa: E402
 from trainer.train.data import content_key  # noqa: E402
@@ -258,21 +258,93 @@ def test_two_processes_under_accelerate_launch_match_one(tmp_path, task_model, d
         assert all(torch.equal(before[k], after[k]) for k in before)  # the teacher was never trained
 
 
-def test_an_fsdp_launch_on_cpus_says_it_runs_replicated(tmp_path, task_model):
-    """accelerate sets up FSDP on GPUs only: launched with FSDP on CPUs it runs DDP over gloo. The trainer says
-    so (weights replicated, not sharded) instead of letting a user believe the model was sharded."""
-    task_file(tmp_path / "p1.jsonl", "reverse", 24)
-    write_config(tmp_path, task_model, [{"name": "phase1", "data": str(tmp_path / "p1.jsonl"), "effective_batch": 12}],
-                 max_tokens_per_batch=96, max_seq_len=96)
+def fsdp_command(tmp_path: Path, config: Path, *extra: str) -> list[str]:
     accelerate = str(Path(sys.executable).with_name("accelerate"))
-    proc = subprocess.run([accelerate, "launch", "--use_fsdp", "--fsdp_version", "2", "--num_processes", "2",
-                           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                           "--main_process_port", str(__import__("loopback").free_port()), LABRADOR, "train",
-                           "--config", str(tmp_path / "train.yaml"), "-q"], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return [accelerate, "launch", "--config_file", str(fsdp_launch_config(tmp_path)), LABRADOR, "train", "--config",
+            str(config), "-q", *extra]
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every process below it (torchrun starts each rank in a session of its own)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    todo, found = [pid], []
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo.extend(children.get(p, []))
+    for p in found:
+        with __import__("contextlib").suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)
+
+
+def test_fsdp2_on_two_cpu_processes_matches_one_resumes_exactly_and_saves_one_folder(tmp_path):
+    """FSDP2 (our fully_shard path, the one a GPU run takes) over gloo: the weights of one process within float
+    tolerance; a run whose processes are all SIGKILLed resumes from its sharded checkpoint to the uninterrupted
+    run's weights bit for bit; the final folder is one whole Hugging Face folder that `from_pretrained` loads.
+    The model ties its head to its embeddings, like SmolLM2."""
+    from transformers import AutoModelForCausalLM
+
+    model = build_tiny_model(tmp_path / "tied", corpus=TASK_CORPUS, tie=True)
+    task_file(tmp_path / "p1.jsonl", "reverse", 40)
+    phases = [{"name": "phase1", "data": str(tmp_path / "p1.jsonl"), "effective_batch": 12, "epochs": 2}]
+    for d in ("one", "fsdp", "killed"):
+        write_config(tmp_path / d, model, phases, max_tokens_per_batch=96, max_seq_len=96, save_every_steps=1,
+                     keep_checkpoints=2)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run_train(tmp_path / "one/train.yaml")
+    proc = subprocess.run(fsdp_command(tmp_path, tmp_path / "fsdp/train.yaml"), capture_output=True, text=True,
+                          timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stderr.count("FSDP was asked for, but accelerate runs MULTI_CPU") == 1  # the main process only
-    assert (tmp_path / "out/phase1/final/model.safetensors").is_file()
+    one, fsdp = weights(tmp_path / "one/out/phase1/final"), weights(tmp_path / "fsdp/out/phase1/final")
+    assert set(one) == set(fsdp)
+    for k in one:
+        assert torch.allclose(one[k], fsdp[k], atol=1e-5, rtol=1e-4), k
+    start = weights(model)
+    assert any(not torch.equal(start[k], fsdp[k]) for k in start)  # it trained
+    ckpts = sorted((tmp_path / "fsdp/out/checkpoints").iterdir())
+    assert len([f for f in ckpts[-1].rglob("*.distcp")]) == 2  # sharded: one file per rank
+
+    metrics = tmp_path / "killed/out/metrics.jsonl"
+    job = subprocess.Popen(fsdp_command(tmp_path, tmp_path / "killed/train.yaml"), env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while job.poll() is None and time.monotonic() < deadline:
+        if metrics.is_file() and metrics.read_text().count("\n") >= 3:
+            kill_tree(job.pid)  # the launcher and both ranks, as when a machine dies
+            break
+        time.sleep(0.01)
+    job.wait()
+    assert not (tmp_path / "killed/out/phase1/final").exists()
+    proc = subprocess.run(fsdp_command(tmp_path, tmp_path / "killed/train.yaml", "--resume"), capture_output=True,
+                          text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resuming phase phase1 after step " in proc.stderr  # from a checkpoint, not from the start
+    resumed = weights(tmp_path / "killed/out/phase1/final")
+    for k in fsdp:
+        assert torch.equal(fsdp[k], resumed[k]), k
+    loaded = AutoModelForCausalLM.from_pretrained(str(tmp_path / "killed/out/phase1/final"))
+    assert torch.equal(loaded.lm_head.weight, loaded.model.embed_tokens.weight)
+    assert torch.equal(loaded.model.embed_tokens.weight, fsdp["model.embed_tokens.weight"])
+
+
+def test_fsdp_settings_come_from_the_launch_and_unsupported_ones_are_refused():
+    from trainer.train.config import TrainConfigError
+    from trainer.train.parallel import fsdp_settings
+
+    assert fsdp_settings({}) is None
+    got = fsdp_settings({"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2", "FSDP_RESHARD_AFTER_FORWARD": "false",
+                         "FSDP_TRANSFORMER_CLS_TO_WRAP": "LlamaDecoderLayer, Other"})
+    assert got.reshard_after_forward is False and got.layer_classes == ("LlamaDecoderLayer", "Other")
+    with pytest.raises(TrainConfigError, match="fsdp_version: 2"):
+        fsdp_settings({"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "1"})
+    with pytest.raises(TrainConfigError, match="SIZE_BASED_WRAP"):
+        fsdp_settings({"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2", "FSDP_AUTO_WRAP_POLICY": "SIZE_BASED_WRAP"})
 
 
 def forgetting_after(tmp_path: Path, model: Path, replay: bool) -> tuple[float, dict]:

@@ -50,3 +50,15 @@ def write_config(folder: Path, model: Path, phases: list[dict[str, Any]], **top:
     path = folder / "train.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
     return path
+
+
+def fsdp_launch_config(folder: Path, processes: int = 2) -> Path:
+    """Our 8-GPU FSDP2 accelerate config, changed only where N CPU processes on one machine need it."""
+    from loopback import free_port
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = yaml.safe_load((root / "trainer/configs/fsdp_8gpu.yaml").read_text(encoding="utf-8"))
+    cfg.update(num_processes=processes, mixed_precision="no", main_process_port=free_port())
+    path = folder / f"fsdp_cpu{processes}.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return path

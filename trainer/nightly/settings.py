@@ -27,6 +27,7 @@ REPLAY_DATASET = "earlier-nights"  # the replay source a night's recipe draws ea
 # the embedded defaults: a CPU night in minutes (a 2-layer student of the embedded teacher, small batches)
 QUICK_BASE_MODEL = "derive:smollm2-135m-instruct:0,29"
 QUICK_HEAL_STEPS = 40  # the cut is healed once by distillation (trainer/models/heal.py; benchmarks/bench_heal.py)
+QUICK_EARLIER_LEAVES = 3  # unchanged leaves judged for forgetting under --quick (each costs 2 answers, 2 verdicts)
 QUICK_TRAIN: dict[str, Any] = {
     "max_seq_len": 512, "max_tokens_per_batch": 2048, "heldout_fraction": 0.1, "min_sample_tokens": 8,
     "save_every_steps": 10, "keep_checkpoints": 1,
@@ -143,9 +144,10 @@ def load_nightly(path: Path | None, quick: bool = False) -> NightlySettings:
     if values.get("base_model") and not values["base_model"].startswith("derive:") and path is not None:
         bm = Path(values["base_model"]).expanduser()
         values["base_model"] = str(bm if bm.is_absolute() else (Path(path).parent / bm).resolve())
-    base = NightlySettings(base_model=QUICK_BASE_MODEL, heal_steps=QUICK_HEAL_STEPS, include_seeds=True,
-                           gate_max_forgetting=0.5, gate_judged=False) if quick \
-        else NightlySettings()
+    base = NightlySettings()
+    if quick:
+        base = replace(base, base_model=QUICK_BASE_MODEL, heal_steps=QUICK_HEAL_STEPS, include_seeds=True,
+                       gate_max_forgetting=0.5, gate_judged=False, eval_earlier_leaves=QUICK_EARLIER_LEAVES)
     settings = replace(base, **values, train=train, replay=replay)
     if settings.start_from not in ("promoted", "base"):
         raise ConfigError(f"{where} start_from: must be promoted or base, got {settings.start_from!r}")

@@ -15,7 +15,6 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from .batch import collate_packed, collate_padded
 from .config import PhaseConfig, TrainConfig, TrainConfigError, TrainFailed
 from .data import Encoded
 from .loss import LossStep, StepLoss, sft_loss
+from .parallel import FSDP_ENV, Replicated, Sharded, fsdp_settings
 from .prepare import Prepared, prepare
 from .report import MetricsLog, plot_losses, write_summary
 
@@ -79,7 +79,9 @@ def load_model(path: str, config: TrainConfig, device: torch.device, attn: str |
     return model
 
 
-def make_accelerator(config: TrainConfig) -> Any:
+def make_accelerator(config: TrainConfig) -> tuple[Any, Replicated | Sharded]:
+    """The accelerator (processes, reductions, trackers) and how the model is spread over its processes.
+    An FSDP launch is sharded by our own code path (see ``parallel``), so accelerate is told not to."""
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration
     from transformers.utils import logging as hf_logging
@@ -87,21 +89,22 @@ def make_accelerator(config: TrainConfig) -> Any:
     hf_logging.disable_progress_bar()  # one progress display: ours
 
     cuda = torch.cuda.is_available()
-    mixed = "bf16" if (cuda and config.dtype == "auto" and torch.cuda.is_bf16_supported()) else "no"
-    acc = Accelerator(mixed_precision=mixed, cpu=not cuda, log_with=list(config.trackers) or None,
+    bf16 = cuda and config.dtype == "auto" and torch.cuda.is_bf16_supported()
+    fsdp = fsdp_settings()
+    if fsdp is not None:
+        os.environ[FSDP_ENV] = "false"  # accelerate keeps the processes and reductions; we shard
+    acc = Accelerator(mixed_precision="bf16" if bf16 and fsdp is None else "no", cpu=not cuda,
+                      log_with=list(config.trackers) or None,
                       project_config=ProjectConfiguration(project_dir=config.output_dir))
     launched = int(os.environ.get("WORLD_SIZE", "1") or 1)
     if launched > acc.num_processes:  # each process would train alone and write the same folders
-        how = (" (accelerate sets up FSDP on GPUs only; on CPUs launch with --multi_gpu for DDP over gloo)"
-               if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" and not cuda else "")
-        raise TrainFailed(f"launched as {launched} processes, but accelerate set up {acc.num_processes}"
-                          f"{how}: refusing to train, since every process would train alone and overwrite "
-                          f"{config.output_dir}")
-    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" and acc.distributed_type.name != "FSDP" \
-            and acc.is_main_process:
-        print(f"labrador train: FSDP was asked for, but accelerate runs {acc.distributed_type.name} on this machine "
-              "(it sets up FSDP on GPUs only): the weights are replicated, not sharded", file=sys.stderr)
-    return acc
+        raise TrainFailed(f"launched as {launched} processes, but accelerate set up {acc.num_processes}: "
+                          f"refusing to train, since every process would train alone and overwrite "
+                          f"{config.output_dir} (on CPUs, launch with --multi_gpu for DDP over gloo, or with an "
+                          "FSDP config)")
+    if fsdp is not None and acc.num_processes > 1:
+        return acc, Sharded(acc, fsdp, bf16)
+    return acc, Replicated(acc)
 
 
 def collate(samples: list[Encoded], config: TrainConfig, pad_id: int) -> dict[str, Any]:
@@ -109,13 +112,17 @@ def collate(samples: list[Encoded], config: TrainConfig, pad_id: int) -> dict[st
 
 
 @torch.no_grad()
-def heldout_loss(model: Any, samples: list[Encoded], config: TrainConfig, accelerator: Any) -> float:
-    """Mean token loss over ``samples`` (every rank takes a slice; sums are reduced)."""
+def heldout_loss(model: Any, samples: list[Encoded], config: TrainConfig, accelerator: Any,
+                 sharded: bool = False) -> float:
+    """Mean token loss over ``samples``: every rank takes a slice and the sums are reduced; a sharded model
+    runs every forward on all ranks together, so there each rank scores all samples."""
     from .evaluate import loss_sums
 
-    rank, world = accelerator.process_index, accelerator.num_processes
+    rank, world = (0, 1) if sharded else (accelerator.process_index, accelerator.num_processes)
     total, count = loss_sums(model, samples[rank::world], config.max_tokens_per_batch, accelerator.device,
                              accelerator.autocast)
+    if sharded:
+        return total / count if count > 0 else float("nan")
     sums = accelerator.reduce(torch.tensor([total, count], dtype=torch.float64, device=accelerator.device), "sum")
     return float(sums[0] / sums[1]) if sums[1] > 0 else float("nan")
 
@@ -130,7 +137,7 @@ class Trainer:
         self.resume = resume
         self.loss_factory = loss_factory or (lambda cfg, acc: sft_loss)
         self.progress = progress
-        self.accelerator = make_accelerator(config)
+        self.accelerator, self.parallel = make_accelerator(config)
         self.metrics = MetricsLog(self.out / "metrics.jsonl")
         self.fingerprint = config.fingerprint()  # hashes the phase files once
 
@@ -251,18 +258,20 @@ class Trainer:
         pad_id = prep.tokenizer.pad_token_id if prep.tokenizer.pad_token_id is not None else 0
         model = load_model(self.start_model(pi), cfg, acc.device)
         model.train()
-        opt = torch.optim.AdamW(model.parameters(), lr=phase.lr, betas=phase.betas, weight_decay=phase.weight_decay)
-        model, opt = acc.prepare(model, opt)
+        par = self.parallel
+        model, opt = par.prepare(model, lambda m: torch.optim.AdamW(m.parameters(), lr=phase.lr, betas=phase.betas,
+                                                                    weight_decay=phase.weight_decay))
         loss_step = self.loss_factory(cfg, acc)
         first = 0
         global_base = sum(len(p) for p in prep.plans[:pi])
         if resume_at is not None:
             _, first, folder, _ = resume_at
             try:
-                acc.load_state(str(folder))
+                par.load_state(model, opt, folder)
             except Exception as exc:  # noqa: BLE001 - any unreadable part: fall back, never a traceback
                 raise ckpt.DamagedCheckpoint(f"checkpoint {folder.name} cannot be loaded "
                                              f"({type(exc).__name__}: {str(exc)[:200]})") from None
+            self.say(f"resuming phase {phase.name} after step {first} of {len(steps)}, from {folder.name}")
         if acc.is_main_process:  # a resumed run's log ends where its weights come from
             self.metrics.truncate_to(global_base + first)
         bar = self._bar(phase.name, len(steps), first)
@@ -275,13 +284,16 @@ class Trainer:
             loss_tokens = sum(samples[i].loss_tokens for i in step.samples)
             scale = acc.num_processes / max(1, loss_tokens)
             micro = step.micro_batches(acc.process_index)
+            # every rank runs the same number of forwards when sharded (each gathers weights from all ranks)
+            runs = max(1, max(len(step.micro_batches(r)) for r in range(acc.num_processes)) if par.sharded
+                       else len(micro))
             sums: dict[str, float] = {}
             real = padding = 0
-            for j, group_ids in enumerate(micro or [[]]):
-                last = j == max(0, len(micro) - 1)
+            for j in range(runs):
+                group_ids = micro[j] if j < len(micro) else []
                 batch_samples = [samples[i] for i in group_ids] or [samples[step.samples[0]]]
                 batch = collate(batch_samples, cfg, pad_id)
-                with acc.no_sync(model) if not last else nullcontext(), acc.autocast():
+                with par.sync(model, j == runs - 1), acc.autocast():
                     out: StepLoss = loss_step(model, batch)
                     weight = scale if group_ids else 0.0  # a rank with no sample this step still syncs
                     acc.backward(out.total * weight)
@@ -290,8 +302,8 @@ class Trainer:
                         sums[name] = sums.get(name, 0.0) + v
                     real += sum(len(s) for s in batch_samples)
                     padding += batch["input_ids"].numel() - sum(len(s) for s in batch_samples)
-            grad_norm = acc.clip_grad_norm_(model.parameters(), phase.max_grad_norm)
-            if not math.isfinite(float(grad_norm)):  # the same (reduced) value on every rank
+            grad_norm = par.clip(model, phase.max_grad_norm)
+            if not math.isfinite(grad_norm):  # the same (reduced) value on every rank
                 raise TrainFailed(f"phase {phase.name}, step {k + 1}: the gradient norm is {float(grad_norm)} "
                                   f"(loss {sums.get('loss', float('nan')) / max(1, loss_tokens):.4g}); training "
                                   f"stopped before the update, and nothing of this step was saved. Lower lr "
@@ -322,18 +334,18 @@ class Trainer:
                         step=record["global_step"])
             bar(k + 1, record)
             if cfg.save_every_steps and (k + 1) % cfg.save_every_steps == 0 and k + 1 < len(steps):
-                self.save_checkpoint(pi, k + 1, record["global_step"])
+                self.save_checkpoint(pi, k + 1, record["global_step"], model, opt)
         bar(None, None)
         self.save_final(model, prep, phase.name)
         del opt
         return model
 
-    def save_checkpoint(self, pi: int, step: int, global_step: int) -> None:
+    def save_checkpoint(self, pi: int, step: int, global_step: int, model: Any, opt: Any) -> None:
         acc = self.accelerator
         state = {"phase_index": pi, "phase": self.config.phases[pi].name, "step": step, "global_step": global_step,
                  "fingerprint": self.fingerprint}
         ckpt.save_checkpoint(self.out / "checkpoints", pi, self.config.phases[pi].name, step, state,
-                             lambda tmp: acc.save_state(str(tmp)), keep=self.config.keep_checkpoints,
+                             lambda tmp: self.parallel.save_state(model, opt, tmp), keep=self.config.keep_checkpoints,
                              is_main=acc.is_main_process, barrier=acc.wait_for_everyone)
 
     def save_final(self, model: Any, prep: Prepared, phase: str) -> None:
@@ -341,13 +353,13 @@ class Trainer:
         acc = self.accelerator
         final = self.config.phase_dir(phase) / "final"
         tmp = final.with_name(".final.tmp")
-        state = acc.get_state_dict(model)
+        state = self.parallel.full_state(model)
         if acc.is_main_process:
             if tmp.exists():
                 shutil.rmtree(tmp)
             dtype = self._save_dtype()
             state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-            unwrapped = acc.unwrap_model(model)
+            unwrapped = self.parallel.unwrap(model)
             unwrapped.save_pretrained(str(tmp), state_dict=state, safe_serialization=True)
             _stamp_dtype(tmp / "config.json", dtype)
             prep.tokenizer.save_pretrained(str(tmp))
@@ -358,7 +370,7 @@ class Trainer:
     def _save_dtype(self) -> torch.dtype:
         if self.config.save_dtype != "auto":
             return getattr(torch, self.config.save_dtype)
-        if self.accelerator.mixed_precision == "bf16":
+        if self.accelerator.mixed_precision == "bf16" or getattr(self.parallel, "bf16", False):
             return torch.bfloat16
         return _dtype(self.config.dtype, self.accelerator.device)
 
@@ -366,7 +378,8 @@ class Trainer:
         """Held-out loss of every phase up to ``pi`` with ``pi``'s final model."""
         row = {}
         for qi in range(pi + 1):
-            row[self.config.phases[qi].name] = heldout_loss(model, prep.data[qi].heldout, self.config, self.accelerator)
+            row[self.config.phases[qi].name] = heldout_loss(model, prep.data[qi].heldout, self.config, self.accelerator,
+                                                          self.parallel.sharded)
         self.accelerator.free_memory()
         return row
 
