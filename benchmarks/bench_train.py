@@ -41,6 +41,7 @@ def skewed_samples(n: int, seed: int, short: tuple[int, int], long: tuple[int, i
 
 SHAPES = {  # (hidden, intermediate, layers, heads, kv heads): Llama shapes with the tests' small vocabulary
     "tiny": (128, 256, 2, 4, 4),
+    "small": (512, 2048, 4, 8, 4),  # ~13 M: big enough on CPU that compute, not overhead, dominates
     "0.5b": (1152, 4608, 24, 16, 8),  # ~0.48 B parameters
     "1b": (2048, 8192, 22, 32, 8),  # ~1.1 B, Llama-3.2-1B-like
 }
