@@ -15,6 +15,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from trainer.devices import fast_dtype
+
 from .base import Request, TeacherError, cut_at_stop, sample_seed
 from .batcher import BatchedTeacher
 
@@ -104,7 +106,7 @@ class TransformersTeacher(BatchedTeacher):
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
         self._tokenizer = tok
-        torch_dtype = getattr(torch, dtype) if dtype else (torch.float32 if device == "cpu" else "auto")
+        torch_dtype = getattr(torch, dtype or fast_dtype(device))
         model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch_dtype)
         self._model = model.to(device).eval()
         self._device = device

@@ -1,0 +1,27 @@
+"""Which number format a device computes fast: one answer for the teacher, the judge and the distillation.
+
+Why: on CPUs with AVX512-BF16 or AMX, bf16 matrix products run in hardware, and SmolLM2-135M's forward and
+greedy decoding take about half the time of fp32 (measured on the 2-core CI machine: a 1200-token forward
+1.05 s vs 2.0 s; 96 new tokens for 8 prompts 4.7 s vs 8.4 s). Elsewhere bf16 is emulated and slower.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+
+@cache
+def cpu_has_native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def fast_dtype(device: str) -> str:
+    """``"bfloat16"`` where ``device`` ("cpu", "cuda", "cuda:1") computes it natively, else ``"float32"``."""
+    if device.startswith("cuda"):
+        return "bfloat16"
+    return "bfloat16" if device == "cpu" and cpu_has_native_bf16() else "float32"
