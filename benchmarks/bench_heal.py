@@ -63,6 +63,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=0, help="healing steps (default: HealSettings.steps)")
     p.add_argument("--lr", type=float, default=0.0)
     p.add_argument("--attention", type=float, default=-1.0, help="attention KL weight (default: the setting's)")
+    p.add_argument("--chat-samples", type=int, default=-1, help="parent's sampled replies in the corpus")
+    p.add_argument("--chat-tokens", type=int, default=0, help="longest sampled reply")
     p.add_argument("--out", type=Path, help="write the JSON here too")
     a = p.parse_args()
     from transformers import AutoTokenizer
@@ -73,6 +75,10 @@ def main() -> None:
 
     s = HealSettings()
     s = replace(s, **{k: v for k, v in (("steps", a.steps), ("lr", a.lr)) if v})
+    if a.chat_samples >= 0:
+        s = replace(s, chat_samples=a.chat_samples)
+    if a.chat_tokens:
+        s = replace(s, chat_tokens=a.chat_tokens)
     if a.attention >= 0:
         s = replace(s, attention=a.attention)
     parent = pull()

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,8 @@ from tinymodel import build_tiny_model  # noqa: E402
 from trainer.models.heal import HealSettings, corpus_rows, heal_student, healed_folder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-SETTINGS = HealSettings(steps=24, lr=3.0e-3, effective_batch=8, passage_words=24, save_every_steps=4)
+SETTINGS = HealSettings(steps=24, lr=3.0e-3, effective_batch=8, passage_words=24, save_every_steps=4,
+                        chat_samples=16, chat_tokens=24)  # a quarter of the corpus: the parent's own replies
 LAYERS = [0]  # one layer of four: a cut that forgets much of what its parent learnt
 
 
@@ -120,3 +122,23 @@ def test_derive_heal_on_the_command_line(parent, tmp_path):
     bad = subprocess.run([labrador, "models", "derive", "--from", str(parent), "--layers", "0", "--heal-steps",
                           "4", "--out", str(tmp_path / "x")], capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2 and "--heal-steps needs --heal" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_parents_own_sampled_replies_are_seeded_and_change_the_cache_key(parent, tmp_path):
+    """The chat part of the corpus: one reply of the parent per fixed prompt, the same for the same seed, and
+    a heal with such replies is cached apart from one without."""
+    from trainer.models.chat_corpus import chat_prompts, sample_replies
+
+    prompts = chat_prompts(6)
+    assert len(set(prompts)) == 6 and prompts == chat_prompts(6)
+    first = sample_replies(parent, prompts, 12, seed=0, batch_size=4)
+    again = sample_replies(parent, prompts, 12, seed=0, batch_size=4)
+    other = sample_replies(parent, prompts, 12, seed=1, batch_size=4)
+    assert first == again and first != other
+    assert [r["messages"][0]["content"] for r in first] == prompts[:len(first)] and len(first) >= 5
+    assert all(r["messages"][1]["content"] for r in first)
+    plain, key_plain, rows_plain = healed_folder(parent, LAYERS, replace(SETTINGS, chat_samples=0), tmp_path)
+    chat = replace(SETTINGS, chat_samples=6)
+    folder, key_chat, rows_chat = healed_folder(parent, LAYERS, chat, tmp_path)
+    assert key_chat != key_plain and folder != plain
+    assert len(rows_chat) == len(rows_plain) - 6  # the sampled replies take the place of passages

@@ -21,7 +21,8 @@ import json
 import random
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,8 @@ class HealSettings:
     temperature: float = 1.0
     seed: int = 0
     save_every_steps: int = 25  # resumable checkpoints (not part of the cache key: it does not change the result)
+    chat_samples: int = 160  # of the steps * effective_batch passages, this many are the parent's own sampled replies
+    chat_tokens: int = 128  # longest sampled reply
 
 
 def corpus_rows(words: int, limit: int) -> list[dict[str, Any]]:
@@ -84,8 +87,17 @@ def heal_key(parent: Path, layers: list[int], digest: str, s: HealSettings) -> s
 
 def healed_folder(parent: Path, layers: list[int], s: HealSettings, root: Path | None = None) -> tuple[Path, str,
                                                                                                    list[dict]]:
-    rows = corpus_rows(s.passage_words, s.steps * s.effective_batch)
-    key = heal_key(parent, layers, corpus_digest(rows), s)
+    """Where the healed cut lives, its key, and the corpus's fixed part (the documentation passages; the
+    parent's sampled replies are made once, inside the heal, and keyed by their prompts and settings)."""
+    from .chat_corpus import SAMPLING, TEMPLATES, TOPICS, chat_prompts
+
+    total = s.steps * s.effective_batch
+    chat = min(s.chat_samples, total, len(TEMPLATES) * len(TOPICS))
+    rows = corpus_rows(s.passage_words, total - chat)
+    fixed = corpus_digest(rows)
+    if chat:
+        fixed = corpus_digest([fixed, chat_prompts(chat), SAMPLING])
+    key = heal_key(parent, layers, fixed, s)
     name = f"{Path(parent).name}-{'_'.join(map(str, layers))}-healed-{key}"
     return (root or models_root()) / "healed" / name, key, rows
 
@@ -118,7 +130,7 @@ def heal_student(parent: Path, layers: list[int], s: HealSettings = HealSettings
             derive_student(parent, layers, cut)
         data = work / "corpus.jsonl"
         if not data.is_file():
-            atomic_write_jsonl(data, rows)
+            atomic_write_jsonl(data, _with_parent_replies(parent, rows, s, progress, say))
         summary = _distil(parent, cut, data, work / "train", s, progress, say)
         done = Path(summary["phases"]["heal"]["final"])
         tmp = work / "publish"
@@ -126,12 +138,41 @@ def heal_student(parent: Path, layers: list[int], s: HealSettings = HealSettings
             shutil.rmtree(tmp)
         shutil.copytree(done, tmp)
         marker = json.loads((cut / MARKER).read_text(encoding="utf-8"))
-        marker["healed"] = {"key": key, "corpus": CORPUS, "samples": len(rows), **asdict(s),
+        marker["healed"] = {"key": key, "corpus": CORPUS, **asdict(s),
                             "heldout_loss": summary["heldout_loss"]["heal"]["heal"]}
         (tmp / MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
         publish_dir(tmp, final)
         shutil.rmtree(work, ignore_errors=True)
     return final
+
+
+def _with_parent_replies(parent: Path, rows: list[dict[str, Any]], s: HealSettings, progress: bool,
+                         say: Callable[[str], None]) -> list[dict[str, Any]]:
+    """``rows`` and the parent's sampled replies to the first ``chat_samples`` fixed prompts, interleaved."""
+    from .chat_corpus import TEMPLATES, TOPICS, chat_prompts, sample_replies
+
+    n = min(s.chat_samples, s.steps * s.effective_batch, len(TEMPLATES) * len(TOPICS))
+    if n == 0:
+        return rows
+    say(f"sampling {n} chat replies of {parent.name} for the healing corpus")
+    prompts = chat_prompts(n)
+    with _bar(progress, "parent's replies", n) as tick:
+        chat = sample_replies(parent, prompts, s.chat_tokens, s.seed, tick=tick)
+    mixed = rows + chat
+    random.Random(s.seed).shuffle(mixed)
+    return mixed
+
+
+@contextmanager
+def _bar(show: bool, what: str, total: int) -> Iterator[Callable[[int], None]]:
+    if not show:
+        yield lambda done: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as prog:
+        task = prog.add_task(what, total=total)
+        yield lambda done: prog.update(task, completed=done)
 
 
 def _distil(parent: Path, cut: Path, data: Path, out: Path, s: HealSettings, progress: bool,
