@@ -59,3 +59,13 @@ def git_committer(work: Path) -> Callable[[str], None]:
         git.create_commit("HEAD", sig, sig, message, git.index.write_tree(), parents)
 
     return commit
+
+
+def night_toml(judge_url: str, base: Path, *, epochs: int, nightly: str = "", train: str = "") -> str:
+    """A ``labrador.toml`` for a tiny judged night: ``judge_url`` as the teacher (quick profile), ``base`` as the
+    start, the tiny model's training budget; ``nightly`` and ``train`` add lines to those tables."""
+    return (f'[teacher]\nspec = "{judge_url}"\nprofile = "quick"\n'
+            f'[nightly]\nbase_model = "{base}"\ninclude_seeds = true\ngate_require_improvement = false\n{nightly}'
+            "[nightly.train]\nmax_seq_len = 256\nmax_tokens_per_batch = 512\nheldout_fraction = 0.0\n"
+            f"min_sample_tokens = 4\n{train}"
+            f"[[nightly.train.phases]]\nepochs = {epochs}\neffective_batch = 5\nlr = 0.003\nwarmup_steps = 2\n")

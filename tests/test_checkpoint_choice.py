@@ -13,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("accelerate")
-from judgekit import LEAF, SEEDS, ExactnessJudge, git_committer, write_leaf  # noqa: E402
+from judgekit import LEAF, SEEDS, ExactnessJudge, git_committer, night_toml, write_leaf  # noqa: E402
 from tinymodel import build_tiny_model  # noqa: E402
 from trainkit import TASK_CORPUS, task_file, write_config  # noqa: E402
 
@@ -86,13 +86,9 @@ def test_a_night_promotes_the_chosen_checkpoint_and_reports_every_candidate(tmp_
     base = build_tiny_model(tmp_path / "base", corpus=TASK_CORPUS)
     commit = git_committer(work)
     with ContraryJudge() as judge:
-        (work / "labrador.toml").write_text(
-            f'[teacher]\nspec = "{judge.base_url}"\nprofile = "quick"\n'
-            f'[nightly]\nbase_model = "{base}"\ninclude_seeds = true\nchoose_checkpoint = true\n'
-            "gate_require_improvement = false\ngate_judged = false\n"
-            "[nightly.train]\nmax_seq_len = 256\nmax_tokens_per_batch = 512\nheldout_fraction = 0.0\n"
-            "min_sample_tokens = 4\nsave_every_steps = 10\nkeep_checkpoints = 5\n"
-            "[[nightly.train.phases]]\nepochs = 30\neffective_batch = 5\nlr = 0.003\nwarmup_steps = 2\n")
+        (work / "labrador.toml").write_text(night_toml(
+            judge.base_url, base, epochs=30, nightly="choose_checkpoint = true\ngate_judged = false\n",
+            train="save_every_steps = 10\nkeep_checkpoints = 5\n"))
         commit("a leaf")
         proc = subprocess.run([LABRADOR, "nightly", "--config", str(work / "labrador.toml"), "--state-dir",
                                str(tmp_path / "state"), "--taxonomy", str(work / "taxonomy")],

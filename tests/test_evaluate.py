@@ -14,7 +14,7 @@ import yaml
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("accelerate")
-from judgekit import LEAF, SEEDS, ExactnessJudge, git_committer, write_leaf  # noqa: E402
+from judgekit import LEAF, SEEDS, ExactnessJudge, git_committer, night_toml, write_leaf  # noqa: E402
 from tinymodel import build_tiny_model  # noqa: E402
 from trainkit import TASK_CORPUS, write_config, write_phase  # noqa: E402
 
@@ -168,13 +168,8 @@ def test_a_night_that_makes_an_earlier_leaf_worse_is_rejected(tmp_path):
     recipe.write_text("version: 1\nphases:\n  - name: night\n    groups:\n      - name: new\n        include: ['**']\n")
     commit = git_committer(work)
     with ExactnessJudge() as judge:
-        (work / "labrador.toml").write_text(
-            f'[teacher]\nspec = "{judge.base_url}"\nprofile = "quick"\n'
-            f'[nightly]\nbase_model = "{base}"\ninclude_seeds = true\nrecipe = "{recipe}"\n'
-            "gate_require_improvement = false\ngate_max_forgetting = 100.0\n"
-            "[nightly.train]\nmax_seq_len = 256\nmax_tokens_per_batch = 512\nheldout_fraction = 0.0\n"
-            "min_sample_tokens = 4\n[[nightly.train.phases]]\nepochs = 60\neffective_batch = 5\nlr = 0.003\n"
-            "warmup_steps = 2\n")
+        (work / "labrador.toml").write_text(night_toml(
+            judge.base_url, base, epochs=60, nightly=f'recipe = "{recipe}"\ngate_max_forgetting = 100.0\n'))
         commit("two leaves")
         run = [LABRADOR, "nightly", "--config", str(work / "labrador.toml"), "--state-dir", str(tmp_path / "state"),
                "--taxonomy", str(work / "taxonomy")]

@@ -10,14 +10,24 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def bf16_in_cpuinfo(cpuinfo: str) -> bool:
+    """Whether a ``/proc/cpuinfo`` text lists a bf16 matrix instruction set among its CPU flags."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags" and NATIVE_BF16_FLAGS & set(value.split()):
+            return True
+    return False
+
 
 @cache
 def cpu_has_native_bf16() -> bool:
     try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        return bf16_in_cpuinfo(Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace"))
     except OSError:
         return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def fast_dtype(device: str) -> str:

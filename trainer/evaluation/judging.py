@@ -47,19 +47,10 @@ async def judge(teacher: Teacher, prompt: Prompt, questions: Sequence[Question],
             if tick is not None:
                 tick()
         text = texts[0] if texts else ""
-        score = prompt.score(text)
+        score, explanation = prompt.verdict(text)
         if score is None:
             return Judgement(None, error=f"unparseable verdict: {text[:120]!r}")
-        return Judgement(int(score), explanation=_explanation(text))
+        return Judgement(int(score), explanation=explanation)
 
     return list(await asyncio.gather(*(one(q, a) for q, a in zip(questions, answers, strict=True))))
 
-
-def _explanation(text: str) -> str:
-    import json
-
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return ""
-    return str(value.get("explanation", ""))[:300] if isinstance(value, dict) else ""

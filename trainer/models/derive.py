@@ -71,6 +71,7 @@ def derive_student(source: Path, layers: list[int], out: Path) -> Path:
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    from ..train.export import fit_weights
     from .store import MARKER
 
     source, out = Path(source), Path(out)
@@ -94,11 +95,9 @@ def derive_student(source: Path, layers: list[int], out: Path) -> Path:
     if getattr(config, "layer_types", None):
         config.layer_types = [config.layer_types[i] for i in layers]
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    missing, unexpected = model.load_state_dict(student_state, strict=False)
-    missing = [k for k in missing if not (k.endswith("lm_head.weight") and config.tie_word_embeddings)]
-    if missing or unexpected:
-        raise ValueError(f"cannot map the teacher's weights onto the student (missing {missing[:3]}, "
-                         f"unexpected {unexpected[:3]})")
+    problem = fit_weights(model, student_state)
+    if problem:
+        raise ValueError(f"cannot map the teacher's weights onto the student ({problem})")
     model.tie_weights()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))

@@ -89,11 +89,18 @@ class Prompt:
         return self.parse is not None or (self.schema is not None and self.threshold is not None)
 
     def score(self, text: str) -> int | None:
+        return self.verdict(text)[0]
+
+    def verdict(self, text: str) -> tuple[int | None, str]:
+        """A judge's reply as (score, explanation), parsed once; (None, "") when it does not parse (free-text
+        judges have no explanation)."""
         if self.schema is not None:
             value = json_reply(self.request_schema(), text)
-            return value["score"] if isinstance(value, dict) else None
+            if not isinstance(value, dict):
+                return None, ""
+            return value["score"], str(value.get("explanation", ""))[:300]
         assert self.parse is not None
-        return judge_parser(dict(self.parse))(text)
+        return judge_parser(dict(self.parse))(text), ""
 
     def request_schema(self, variables: Mapping[str, Any] | None = None) -> str:
         """The named schema a request carries (``""``: free text). A generator asked for ``num`` items gets

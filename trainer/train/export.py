@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 from validators.atomic import publish_dir
 
@@ -21,7 +22,6 @@ class ExportError(RuntimeError):
 def export_checkpoint(checkpoint: Path, final: Path, out: Path) -> Path:
     """``out``: a loadable folder with ``checkpoint``'s weights in ``final``'s dtype, published by rename
     (a second call with the folder present does nothing)."""
-    import torch
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
@@ -35,12 +35,9 @@ def export_checkpoint(checkpoint: Path, final: Path, out: Path) -> Path:
     model = AutoModelForCausalLM.from_pretrained(str(final), dtype="auto", local_files_only=True)
     dtype = next(model.parameters()).dtype
     state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in load_file(str(weights)).items()}
-    with torch.no_grad():
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    tied = {k for k in missing if k.endswith("lm_head.weight") and model.config.tie_word_embeddings}
-    if set(missing) - tied or unexpected:
-        raise ExportError(f"{checkpoint}: its weights do not fit {final} (missing {sorted(missing)[:3]}, "
-                          f"unexpected {sorted(unexpected)[:3]})")
+    problem = fit_weights(model, state)
+    if problem:
+        raise ExportError(f"{checkpoint}: its weights do not fit {final} ({problem})")
     tmp = out.with_name(f".{out.name}.tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -51,3 +48,16 @@ def export_checkpoint(checkpoint: Path, final: Path, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     publish_dir(tmp, out)
     return out
+
+
+def fit_weights(model: Any, state: dict[str, Any]) -> str | None:
+    """Load ``state`` into ``model`` in place; what does not fit, or ``None``. A head tied to the embeddings
+    may be absent from ``state`` (it is saved once, as the embeddings)."""
+    import torch
+
+    with torch.no_grad():
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not (k.endswith("lm_head.weight") and model.config.tie_word_embeddings)]
+    if missing or unexpected:
+        return f"missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}"
+    return None

@@ -30,7 +30,7 @@ from .data import Encoded
 from .loss import LossStep, StepLoss, sft_loss
 from .parallel import FSDP_ENV, Replicated, Sharded, fsdp_settings
 from .prepare import Prepared, prepare
-from .report import MetricsLog, plot_losses, write_summary
+from .report import MetricsLog, plot_losses, progress_bar, write_summary
 
 LOCK = ".lock"  # in output_dir while a run writes there
 LossStepFactory = Callable[[TrainConfig, Any], LossStep]  # (config, accelerator) -> loss step
@@ -274,7 +274,7 @@ class Trainer:
             self.say(f"resuming phase {phase.name} after step {first} of {len(steps)}, from {folder.name}")
         if acc.is_main_process:  # a resumed run's log ends where its weights come from
             self.metrics.truncate_to(global_base + first)
-        bar = self._bar(phase.name, len(steps), first)
+        bar = progress_bar(self.progress and acc.is_main_process, phase.name, len(steps), first)
         t_last = time.perf_counter()
         for k in range(first, len(steps)):
             step = steps[k]
@@ -382,25 +382,6 @@ class Trainer:
                                                           self.parallel.sharded)
         self.accelerator.free_memory()
         return row
-
-    def _bar(self, phase: str, total: int, first: int) -> Callable[[int | None, dict | None], None]:
-        if not (self.progress and self.accelerator.is_main_process):
-            return lambda k, rec: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        prog = Progress(TextColumn("[bold]{task.fields[phase]}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("loss {task.fields[loss]}  {task.fields[tps]} tok/s"), TimeRemainingColumn(),
-                        transient=False)
-        task = prog.add_task("train", total=total, completed=first, phase=phase, loss="-", tps="-")
-        prog.start()
-
-        def update(k: int | None, rec: dict | None) -> None:
-            if k is None:
-                prog.stop()
-                return
-            prog.update(task, completed=k, loss=f"{rec['loss']:.4f}", tps=f"{rec['tokens_per_s']:.0f}")
-
-        return update
 
 
 def _stamp_dtype(config: Path, dtype: torch.dtype) -> None:

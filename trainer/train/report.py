@@ -8,6 +8,7 @@ resumed run's log equals an uninterrupted one's (a line half-written by a kill i
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +87,24 @@ def plot_losses(path: Path, records: list[dict[str, Any]], heldout: dict[str, di
     with atomic_path(Path(path)) as tmp:
         fig.savefig(tmp)
     plt.close(fig)
+
+
+def progress_bar(show: bool, phase: str, total: int, first: int) -> Callable[[int | None, dict | None], None]:
+    """``update(k, record)`` after step ``k`` (loss and tokens/s from its record); ``update(None, None)`` ends it."""
+    if not show:
+        return lambda k, rec: None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    prog = Progress(TextColumn("[bold]{task.fields[phase]}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("loss {task.fields[loss]}  {task.fields[tps]} tok/s"), TimeRemainingColumn(),
+                    transient=False)
+    task = prog.add_task("train", total=total, completed=first, phase=phase, loss="-", tps="-")
+    prog.start()
+
+    def update(k: int | None, rec: dict | None) -> None:
+        if k is None:
+            prog.stop()
+            return
+        prog.update(task, completed=k, loss=f"{rec['loss']:.4f}", tps=f"{rec['tokens_per_s']:.0f}")
+
+    return update
