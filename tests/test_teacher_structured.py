@@ -116,3 +116,26 @@ def test_vllm_gets_the_schema_as_its_structured_outputs_parameter():
     assert constrained == {"n": 2, "max_tokens": 256, "temperature": 0.7, "top_p": 1.0, "seed": 4,
                            "stop": ["[End]"], "structured_outputs": ("structured", {"json": SCORE["schema"]})}
     assert "structured_outputs" not in sampling_params(vllm, ask(seed=4))
+
+
+@pytest.mark.parametrize("temperature, retried_at", [(0.0, 0.7), (0.3, 0.3)])
+def test_a_failed_reply_is_asked_again_sampled_even_when_the_request_was_greedy(temperature, retried_at):
+    """Greedy decoding of the same prompt returns the same failing reply, so a greedy request's retries are
+    sampled; a sampled request keeps its temperature. Each retry has its own seed and asks for one reply."""
+    from trainer.teachers.base import repair_replies
+
+    schema = json.dumps({"name": "v", "schema": {"type": "object", "properties": {"score": {"type": "integer"}},
+                                                   "required": ["score"]}})
+    request = Request.chat([{"role": "user", "content": "score it"}], temperature=temperature, seed=5, n=2,
+                           schema=schema)
+    asked: list[Request] = []
+
+    async def ask(r: Request) -> list[str]:
+        asked.append(r)
+        return ['{"score": 3}'] if len(asked) == 2 else ["not json"]
+
+    texts, used = asyncio.run(repair_replies(ask, request, ["not json", '{"score": 9}'], retries=3))
+    assert texts == ['{"score": 3}', '{"score": 9}'] and used == 2
+    assert [r.temperature for r in asked] == [retried_at, retried_at]
+    assert all(r.n == 1 and r.messages == request.messages for r in asked)
+    assert len({r.seed for r in asked} | {request.seed}) == 3

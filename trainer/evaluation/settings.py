@@ -31,7 +31,7 @@ class EvaluateSettings:
 # judge reads every answer: a 2-layer student's 256 tokens of noise cost it more than they tell), and asks a
 # failed verdict again once (each retry is a sampled 64-token decode; the 135 M judge's failures are mostly
 # runaway repetition that a second try rarely mends)
-QUICK = EvaluateSettings(max_new_tokens=96, questions_per_leaf=2, judge_retries=1)
+QUICK = EvaluateSettings(max_new_tokens=64, questions_per_leaf=2, judge_retries=1)
 
 
 def load_evaluate(path: Path | None, *, quick: bool = False) -> EvaluateSettings:

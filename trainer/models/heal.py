@@ -51,7 +51,7 @@ class HealSettings:
     seed: int = 0
     save_every_steps: int = 25  # resumable checkpoints (not part of the cache key: it does not change the result)
     chat_samples: int = 160  # of the steps * effective_batch passages, this many are the parent's own sampled replies
-    chat_tokens: int = 128  # longest sampled reply
+    chat_tokens: int = 96  # longest sampled reply
 
 
 def corpus_rows(words: int, limit: int) -> list[dict[str, Any]]:
