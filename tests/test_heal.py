@@ -76,7 +76,7 @@ def test_healing_brings_the_cut_close_to_its_parent_and_is_cached(parent, tmp_pa
     assert before - p > 0.4, (p, before)  # the cut is clearly worse than its parent ...
     assert after < before - 0.3 and after - p < 0.3 * (before - p), (p, before, after)  # ... healing closes the gap
     marker = json.loads((healed / "labrador-model.json").read_text())
-    assert marker["layers"] == LAYERS and marker["healed"]["corpus"] == "pydoc-topics"
+    assert marker["layers"] == LAYERS and marker["healed"]["corpus"] == "pydoc-topics+parent-replies"
     assert marker["healed"]["steps"] == SETTINGS.steps
     assert not list(healed.parent.glob(".*work"))  # the work folder is gone once published
     stamp = (healed / "model.safetensors").stat().st_mtime_ns

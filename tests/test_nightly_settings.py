@@ -67,6 +67,8 @@ def test_quick_judges_and_reports_but_does_not_gate_on_a_135m_judge(tmp_path):
     quick, plain = load_nightly(path, quick=True), load_nightly(path)
     assert quick.branch_eval and not quick.gate_judged and plain.gate_judged
     assert load_nightly(toml(tmp_path, "gate_judged = true\n"), quick=True).gate_judged
+    assert quick.eval_earlier_leaves == 3 and plain.eval_earlier_leaves == 10  # a CPU night judges fewer
+    assert load_nightly(toml(tmp_path, "eval_earlier_leaves = 7\n"), quick=True).eval_earlier_leaves == 7
     path = toml(tmp_path, "gate_judged = false\n")
     assert load_evaluate(path, quick=True) == QUICK and load_evaluate(path).questions_per_leaf == 0
     assert load_evaluate(toml(tmp_path, "[evaluate]\nmax_new_tokens = 32\n"), quick=True).max_new_tokens == 32

@@ -138,7 +138,7 @@ def heal_student(parent: Path, layers: list[int], s: HealSettings = HealSettings
             shutil.rmtree(tmp)
         shutil.copytree(done, tmp)
         marker = json.loads((cut / MARKER).read_text(encoding="utf-8"))
-        marker["healed"] = {"key": key, "corpus": CORPUS, **asdict(s),
+        marker["healed"] = {"key": key, "corpus": CORPUS + ("+parent-replies" if s.chat_samples else ""), **asdict(s),
                             "heldout_loss": summary["heldout_loss"]["heal"]["heal"]}
         (tmp / MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
         publish_dir(tmp, final)
