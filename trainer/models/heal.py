@@ -85,15 +85,21 @@ def heal_key(parent: Path, layers: list[int], digest: str, s: HealSettings) -> s
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
+def chat_count(s: HealSettings) -> int:
+    """How many of the corpus's passages are the parent's own replies (bounded by the corpus and the prompts)."""
+    from .chat_corpus import TEMPLATES, TOPICS
+
+    return min(s.chat_samples, s.steps * s.effective_batch, len(TEMPLATES) * len(TOPICS))
+
+
 def healed_folder(parent: Path, layers: list[int], s: HealSettings, root: Path | None = None) -> tuple[Path, str,
                                                                                                    list[dict]]:
     """Where the healed cut lives, its key, and the corpus's fixed part (the documentation passages; the
     parent's sampled replies are made once, inside the heal, and keyed by their prompts and settings)."""
-    from .chat_corpus import SAMPLING, TEMPLATES, TOPICS, chat_prompts
+    from .chat_corpus import SAMPLING, chat_prompts
 
-    total = s.steps * s.effective_batch
-    chat = min(s.chat_samples, total, len(TEMPLATES) * len(TOPICS))
-    rows = corpus_rows(s.passage_words, total - chat)
+    chat = chat_count(s)
+    rows = corpus_rows(s.passage_words, s.steps * s.effective_batch - chat)
     fixed = corpus_digest(rows)
     if chat:
         fixed = corpus_digest([fixed, chat_prompts(chat), SAMPLING])
@@ -138,7 +144,7 @@ def heal_student(parent: Path, layers: list[int], s: HealSettings = HealSettings
             shutil.rmtree(tmp)
         shutil.copytree(done, tmp)
         marker = json.loads((cut / MARKER).read_text(encoding="utf-8"))
-        marker["healed"] = {"key": key, "corpus": CORPUS + ("+parent-replies" if s.chat_samples else ""), **asdict(s),
+        marker["healed"] = {"key": key, "corpus": CORPUS + ("+parent-replies" if chat_count(s) else ""), **asdict(s),
                             "heldout_loss": summary["heldout_loss"]["heal"]["heal"]}
         (tmp / MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
         publish_dir(tmp, final)
@@ -149,9 +155,9 @@ def heal_student(parent: Path, layers: list[int], s: HealSettings = HealSettings
 def _with_parent_replies(parent: Path, rows: list[dict[str, Any]], s: HealSettings, progress: bool,
                          say: Callable[[str], None]) -> list[dict[str, Any]]:
     """``rows`` and the parent's sampled replies to the first ``chat_samples`` fixed prompts, interleaved."""
-    from .chat_corpus import TEMPLATES, TOPICS, chat_prompts, sample_replies
+    from .chat_corpus import chat_prompts, sample_replies
 
-    n = min(s.chat_samples, s.steps * s.effective_batch, len(TEMPLATES) * len(TOPICS))
+    n = chat_count(s)
     if n == 0:
         return rows
     say(f"sampling {n} chat replies of {parent.name} for the healing corpus")

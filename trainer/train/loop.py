@@ -90,19 +90,20 @@ def make_accelerator(config: TrainConfig) -> tuple[Any, Replicated | Sharded]:
 
     cuda = torch.cuda.is_available()
     bf16 = cuda and config.dtype == "auto" and torch.cuda.is_bf16_supported()
+    launched = int(os.environ.get("WORLD_SIZE", "1") or 1)
     fsdp = fsdp_settings()
+    sharded = fsdp is not None and launched > 1  # one process has nothing to shard over
     if fsdp is not None:
         os.environ[FSDP_ENV] = "false"  # accelerate keeps the processes and reductions; we shard
-    acc = Accelerator(mixed_precision="bf16" if bf16 and fsdp is None else "no", cpu=not cuda,
+    acc = Accelerator(mixed_precision="bf16" if bf16 and not sharded else "no", cpu=not cuda,  # sharded: mp_policy
                       log_with=list(config.trackers) or None,
                       project_config=ProjectConfiguration(project_dir=config.output_dir))
-    launched = int(os.environ.get("WORLD_SIZE", "1") or 1)
     if launched > acc.num_processes:  # each process would train alone and write the same folders
         raise TrainFailed(f"launched as {launched} processes, but accelerate set up {acc.num_processes}: "
                           f"refusing to train, since every process would train alone and overwrite "
                           f"{config.output_dir} (on CPUs, launch with --multi_gpu for DDP over gloo, or with an "
                           "FSDP config)")
-    if fsdp is not None and acc.num_processes > 1:
+    if sharded:
         return acc, Sharded(acc, fsdp, bf16)
     return acc, Replicated(acc)
 
