@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from trainer.teachers.config import LEGACY, TeacherSettings, load_teacher
@@ -20,6 +20,9 @@ from validators.settings import coerce, section_values
 
 ENV_PREFIX = "LABRADOR_"
 GITHUB_API = "https://api.github.com"
+
+if TYPE_CHECKING:  # the bounded types of these keys (read by validators.settings)
+    from validators.typed import Retries, Seconds
 
 
 class Secret:
@@ -74,14 +77,14 @@ class BotSettings:
     work_dir: str = ".labrador-bot"  # git caches, merge records, the default SQLite queue
     bot_login: str = "labrador[bot]"  # only this author's comment can be the sticky one
     maintainers_team: str = ""  # "org/slug" or "slug" (org = repository owner): may run /lab preview
-    job_deadline_s: float = 600.0
-    retries: int = 2
-    retry_delay_s: float = 30.0
-    orphan_reruns: int = 1  # how often a job whose worker died is queued again
-    heartbeat_s: float = 10.0
-    stale_after_s: float = 60.0  # a running job that has not beaten for this long is dead
-    pending_ttl_s: float = 3600.0
-    delivery_ttl_s: float = 7 * 24 * 3600.0
+    job_deadline_s: Seconds = 600.0
+    retries: Retries = 2
+    retry_delay_s: Seconds = 30.0
+    orphan_reruns: Retries = 1  # how often a job whose worker died is queued again
+    heartbeat_s: Seconds = 10.0
+    stale_after_s: Seconds = 60.0  # a running job that has not beaten for this long is dead
+    pending_ttl_s: Seconds = 3600.0
+    delivery_ttl_s: Seconds = 7 * 24 * 3600.0
     max_body_bytes: int = 2 * 1024 * 1024
     taxonomy_dir: str = "taxonomy"
     check_name: str = "Labrador"
@@ -92,15 +95,15 @@ class BotSettings:
     dispatch_workflow: str = ""  # e.g. "nightly.yml": dispatched on the default branch after a merge
     merges_file: str = ""  # "" = <work_dir>/merges.jsonl
     fetch_max_bytes: int = 512 * 1024 * 1024
-    fetch_timeout_s: float = 300.0
-    rate_limit_max_wait_s: float = 300.0  # longest wait for GitHub's rate limit within a job (and its deadline)
+    fetch_timeout_s: Seconds = 300.0
+    rate_limit_max_wait_s: Seconds = 300.0  # longest wait for GitHub's rate limit within a job (and its deadline)
     preview_limit: int = 5  # /lab preview runs per pull request per preview_window_s (0: no limit)
-    preview_window_s: float = 3600.0
-    shutdown_grace_s: float = 8.0  # SIGTERM: finish running jobs for this long, then queue them again
+    preview_window_s: Seconds = 3600.0
+    shutdown_grace_s: Seconds = 8.0  # SIGTERM: finish running jobs for this long, then queue them again
     git_cache_max_bytes: int = 5 * 1024**3  # the git cache is pruned, least recently used first, to this size
     git_cache_max_age_days: float = 14.0  # ... and of repositories untouched for this long
-    read_timeout_s: float = 10.0  # a webhook client must send its headers and body within this
-    worker_poll_s: float = 0.5  # longest wait between polls of an idle queue (`labrador bot worker --poll-interval`)
+    read_timeout_s: Seconds = 10.0  # a webhook client must send its headers and body within this
+    worker_poll_s: Seconds = 0.5  # longest wait between polls of an idle queue (`labrador bot worker --poll-interval`)
     webhook_secret: Secret = field(default_factory=Secret, repr=True)
     private_key: Secret = field(default_factory=Secret, repr=True)
     checker: Config = field(default_factory=Config, repr=False)  # the bot's trusted [check]/[documents]

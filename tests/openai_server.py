@@ -24,7 +24,7 @@ class FakeOpenAIServer:
 
     A fault is a dict: ``{"status": 429, "headers": {...}, "body": "error text"}``, ``{"raw": b"..."}``
     (body sent as is with status 200), ``{"json": obj}`` (any JSON with status 200) or ``{"sleep": s}``
-    (delay, then answer).
+    (delay, then answer) or ``{"trickle": s}`` (the answer, one byte every ``s`` seconds: a slowloris).
     ``always`` applies a fault to every request once ``faults`` is empty.
     ``n_mode``: ``"ok"`` honours n, ``"ignore"`` answers one choice, ``"reject"`` answers 400 to n > 1.
     ``format_mode``: ``"ignore"`` answers as if ``response_format`` were not there (as ``transformers serve``
@@ -43,6 +43,8 @@ class FakeOpenAIServer:
         self.bodies: list[dict[str, Any]] = []
         self.auth_headers: list[str | None] = []
         self.in_flight = self.max_in_flight = 0
+        self.answer_as: str | None = None  # answer naming this model (a replica switched models mid-run)
+        self.models_payload: bytes | None = None  # GET /models answers these bytes instead
         self._lock = threading.Lock()
         self._httpd = _Server(("127.0.0.1", 0), _make_handler(self))
         self._httpd.daemon_threads = True
@@ -91,7 +93,8 @@ class FakeOpenAIServer:
             }
             for i in range(count)
         ]
-        return 200, {"id": "chatcmpl-fake", "object": "chat.completion", "model": body.get("model"), "choices": choices}
+        model = self.answer_as or body.get("model")
+        return 200, {"id": "chatcmpl-fake", "object": "chat.completion", "model": model, "choices": choices}
 
 
 def _reply_default(i: int, body: dict[str, Any], last_user: str) -> str:
@@ -105,7 +108,8 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
             pass
 
-        def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
+        def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None,
+                  trickle: float = 0.0) -> None:
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -113,12 +117,19 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
                 for key, value in (headers or {}).items():
                     self.send_header(key, value)
                 self.end_headers()
-                self.wfile.write(payload)
+                if not trickle:
+                    self.wfile.write(payload)
+                for i in range(len(payload) if trickle else 0):  # bounded: one byte at a time, then done
+                    self.wfile.write(payload[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(trickle)
             except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
                 pass
 
         def do_GET(self) -> None:
-            if self.path.rstrip("/") == "/v1/models":
+            if self.path.rstrip("/") == "/v1/models" and server.models_payload is not None:
+                self._send(200, server.models_payload)
+            elif self.path.rstrip("/") == "/v1/models":
                 data = [{"id": m, "object": "model", "owned_by": "test"} for m in server.models]
                 self._send(200, json.dumps({"object": "list", "data": data}).encode())
             else:
@@ -151,6 +162,6 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
                 # slot at once, and counting that overlap would report a cap breach that is not one.
                 with server._lock:
                     server.in_flight -= 1
-            self._send(status, payload, headers)
+            self._send(status, payload, headers, fault.get("trickle", 0.0))
 
     return Handler

@@ -105,7 +105,7 @@ def test_human_output_and_bad_input(models, tmp_path):
         assert proc.returncode == 0 and LEAF in proc.stdout and "improved" in proc.stdout
         assert "judge error rate 0.0%" in proc.stdout
         code, _, err = evaluate(taxonomy, tmp_path / "nothing", untrained, judge.base_url)
-        assert code == 2 and "not a Hugging Face model folder" in err and "Traceback" not in err
+        assert code == 2 and "is not a folder" in err and "Traceback" not in err
         code, _, err = evaluate(taxonomy, trained, untrained, judge.base_url, str(taxonomy / "nope"))
         assert code == 2 and "Traceback" not in err
 
@@ -134,7 +134,7 @@ def test_verdicts_follow_the_threshold():
     assert verdict(0.99, new=False, min_delta=1.0) == "unchanged"
     assert verdict(-1.0, new=False, min_delta=1.0) == "regressed"
     assert verdict(-5.0, new=True, min_delta=1.0) == "new"
-    assert verdict(None, new=False, min_delta=1.0) == "unchanged"
+    assert verdict(None, new=False, min_delta=1.0) == "unjudged"
 
 
 def test_scores_are_paired_over_questions_both_sides_judged():
@@ -146,7 +146,7 @@ def test_scores_are_paired_over_questions_both_sides_judged():
     a = out["leaves"]["a"]
     assert (a["model"], a["baseline"], a["delta"], a["questions"]) == (8.0, 4.0, 4.0, 3)  # q1 left out of both
     b = out["leaves"]["b"]
-    assert b["model"] is None and b["delta"] is None and b["verdict"] == "unchanged"
+    assert b["model"] is None and b["delta"] is None and b["verdict"] == "unjudged"
     assert out["judge_error_rate"] == 3 / 8
     assert set(out) == {"judge", "model", "baseline", "judge_error_rate", "leaves"}
 
@@ -185,3 +185,77 @@ def test_a_night_that_makes_an_earlier_leaf_worse_is_rejected(tmp_path):
     assert second.returncode == 1 and record["status"] == "rejected", record["reason"]
     assert "max_leaf_regression" in record["reason"] and LEAF in record["reason"]
     assert record["branch_eval"]["leaves"][LEAF]["verdict"] == "regressed"
+
+
+def test_out_refuses_files_we_did_not_write_and_unwritable_targets_before_any_work(models, tmp_path):
+    """Issue 29.1: `--out` never overwrites a foreign file or its `.details.jsonl`, and an unwritable target
+    fails before any model answers (nothing evaluated, nothing lost); our own files are replaced."""
+    taxonomy, trained, untrained = models
+    notes = tmp_path / "notes.txt"
+    notes.write_text("thesis\n")
+    (tmp_path / "mine.details.jsonl").write_text("my own lines\n")
+    with ExactnessJudge() as judge:
+        for target, says in ((notes, "was not written by"), (tmp_path / "mine.json", "was not written by"),
+                             (tmp_path, "is a folder"), (notes / "e.json", "is a file")):
+            code, _, err = evaluate(taxonomy, trained, untrained, judge.base_url, "--out", str(target))
+            assert code == 2 and says in err and "Traceback" not in err, (target, err)
+        assert judge.chat_requests == 0  # refused before any judging (and before any model answered)
+        assert notes.read_text() == "thesis\n" and (tmp_path / "mine.details.jsonl").read_text() == "my own lines\n"
+        assert not (tmp_path / "mine.json").exists() and not (tmp_path / "notes.details.jsonl").exists()
+        out = tmp_path / "e.json"
+        for _ in range(2):  # a file we wrote is ours to replace
+            code, _, err = evaluate(taxonomy, trained, untrained, judge.base_url, "--out", str(out))
+            assert code == 0, err
+        assert json.loads(out.read_text())["labrador_evaluation"] == 1
+        assert all(json.loads(x)["labrador_evaluation"] == 1
+                   for x in (tmp_path / "e.details.jsonl").read_text().splitlines())
+
+
+def test_damaged_weights_a_broken_judge_prompt_and_an_unknown_model_type_are_one_line_errors(models, tmp_path):
+    """Issue 29.12, 29.14 (evaluate), 29.15: each is exit 2, one line, no traceback, nothing judged."""
+    import shutil
+
+    taxonomy, trained, untrained = models
+    damaged = tmp_path / "damaged"
+    shutil.copytree(trained, damaged)
+    weights = damaged / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    alien = tmp_path / "alien"
+    shutil.copytree(trained, alien)
+    config = json.loads((alien / "config.json").read_text())
+    (alien / "config.json").write_text(json.dumps({**config, "model_type": "llamma"}))
+    repo = tmp_path / "repo"
+    shutil.copytree(taxonomy, repo / "taxonomy")
+    (repo / ".git").mkdir()
+    (repo / "sdg" / "prompts").mkdir(parents=True)
+    (repo / "sdg" / "prompts" / "answer_judge.yaml").write_text("name: answer_judge\nversion: [\n")
+    with ExactnessJudge() as judge:
+        code, _, err = evaluate(taxonomy, damaged, untrained, judge.base_url)
+        assert code == 2 and "cut short" in err and "Traceback" not in err and len(err.splitlines()) == 1, err
+        code, _, err = evaluate(taxonomy, alien, untrained, judge.base_url)
+        assert code == 2 and "'llamma'" in err and "'llama'" in err and "Traceback" not in err, err
+        code, _, err = evaluate(repo / "taxonomy", trained, untrained, judge.base_url)
+        assert code == 2 and "answer_judge.yaml" in err and "Traceback" not in err, err
+        assert judge.chat_requests == 0
+
+
+def test_an_evaluation_whose_every_verdict_failed_says_it_could_not_judge(models):
+    """Issue 29.18: no verdict is no evidence: `unjudged`, exit 1, never `unchanged`."""
+    taxonomy, trained, untrained = models
+    with ExactnessJudge() as judge:
+        judge.fail_marker = ""  # every request: prose, which fails the verdict's schema
+        code, result, err = evaluate(taxonomy, trained, untrained, judge.base_url)
+    assert code == 1 and result["leaves"][LEAF]["verdict"] == "unjudged" and "could not judge 1 of 1" in err
+    assert result["judge_error_rate"] == 1.0
+
+
+def test_model_folders_whose_path_holds_a_space_are_one_model_each(models, tmp_path):
+    """Issue 29.5: a path with a space is a folder, never a list of teacher endpoints."""
+    import shutil
+
+    taxonomy, trained, untrained = models
+    spaced = tmp_path / "my models" / "the candidate"
+    shutil.copytree(trained, spaced)
+    with ExactnessJudge() as judge:
+        code, result, err = evaluate(taxonomy, spaced, untrained, judge.base_url)
+    assert code == 0 and result["leaves"][LEAF]["verdict"] == "improved", err

@@ -142,3 +142,36 @@ def test_the_parents_own_sampled_replies_are_seeded_and_change_the_cache_key(par
     folder, key_chat, rows_chat = healed_folder(parent, LAYERS, chat, tmp_path)
     assert key_chat != key_plain and folder != plain
     assert len(rows_chat) == len(rows_plain) - 6  # the sampled replies take the place of passages
+
+
+QUICK_HEAL = HealSettings(steps=3, lr=3.0e-3, effective_batch=4, passage_words=24, save_every_steps=0, chat_samples=0)
+
+
+def test_the_cache_keys_the_parent_by_its_weights_and_never_serves_damaged_weights(parent, tmp_path):
+    """Issue 29.2 and 29.3: weights replaced in place are another parent (healed anew, not served the old
+    student); a cached student whose weights were cut short or swapped is healed again, never copied out."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from trainer.models.heal import is_healed
+
+    mine = tmp_path / "parent"
+    shutil.copytree(parent, mine)
+    cache = tmp_path / "cache"
+    first = heal_student(mine, LAYERS, QUICK_HEAL, root=cache, progress=False)
+    before = {k: v.clone() for k, v in _weights(first).items()}  # not a view of the file we damage below
+    state = _weights(mine)
+    state = {k: v + 0.01 if k.endswith("norm.weight") else v for k, v in state.items()}
+    save_file(state, str(mine / "model.safetensors"), metadata={"format": "pt"})  # same path, other weights
+    second = heal_student(mine, LAYERS, QUICK_HEAL, root=cache, progress=False)
+    assert second != first  # another parent, another student
+    weights = first / "model.safetensors"
+    first_key = first.name.rsplit("-", 1)[1]
+    weights.write_bytes(weights.read_bytes()[:1000])  # the cached file damaged
+    assert not is_healed(first, first_key)
+    shutil.copytree(parent, mine, dirs_exist_ok=True)  # the old weights back: the damaged entry is wanted again
+    again = heal_student(mine, LAYERS, QUICK_HEAL, root=cache, progress=False)
+    assert again == first and is_healed(first, first_key)
+    after = _weights(again)
+    assert max(float((before[k] - after[k]).abs().max()) for k in before) == 0.0  # healed again, the same weights

@@ -125,3 +125,18 @@ def test_the_command_line_prints_a_moved_key_as_one_warning_line(tmp_path):
     assert warning == [f"labrador: warning: {tmp_path / 'labrador.toml'}: [generate] teacher is deprecated; write "
                        "`spec` under [teacher] (the old keys go in the next release)"]
     assert "Traceback" not in proc.stderr and "warnings.warn" not in proc.stderr
+
+
+def test_a_spec_with_a_space_is_one_teacher_and_a_pool_is_a_list(tmp_path):
+    """Issue 29.5: a string is never split into endpoints (a path may hold a space); a list is a pool."""
+    recording = tmp_path / "my recordings" / "r.json"
+    recording.parent.mkdir()
+    recording.write_text(json.dumps({"answers": {}}))
+    teacher = build_teacher(TeacherSettings(spec=f"replay:{recording}"))
+    assert type(teacher).__name__ == "ReplayTeacher"
+    path = toml(tmp_path, '[teacher]\nspec = ["http://127.0.0.1:9/v1#m", "http://127.0.0.1:10/v1#m"]\n')
+    settings = load_teacher(path, env={})
+    assert settings.spec == ("http://127.0.0.1:9/v1#m", "http://127.0.0.1:10/v1#m")
+    assert type(build_teacher(settings)).__name__ == "PooledTeacher" and settings.profile_name == "full"
+    with pytest.raises(ValueError, match="several endpoints are a list"):  # two words are not two endpoints
+        build_teacher(TeacherSettings(spec="http://127.0.0.1:9/v1#m http://127.0.0.1:10/v1#m"))

@@ -163,7 +163,7 @@ def _generate(args: argparse.Namespace) -> int:
     try:
         teacher = build_teacher(teacher_settings)
     except (ValueError, ImportError, TeacherError) as exc:  # bad spec, missing extra, server unreachable
-        raise UsageError(f"teacher {teacher_settings.spec!r}: {exc}") from None
+        raise UsageError(f"teacher {teacher_settings.label!r}: {exc}") from None
     display = ProgressDisplay(stderr, len(inputs), live=not args.quiet and ProgressDisplay.wanted(stderr))
     with display:
         results = asyncio.run(generate(inputs, teacher, out, seed=settings.seed, max_leaves=args.max_leaves,

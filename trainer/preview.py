@@ -131,11 +131,11 @@ def check_hook(args: argparse.Namespace, reports: Sequence[Any]) -> int:
         settings, chosen = load_settings(path), load_teacher(path)
         if not getattr(args, "preview", False):  # plain `check` stays fast: one line at most
             if not getattr(args, "quiet", False):
-                print(f"preview: `labrador check --preview` shows samples from {chosen.spec}" if chosen.spec
+                print(f"preview: `labrador check --preview` shows samples from {chosen.label}" if chosen.spec
                       else NO_TEACHER, file=out)
             return 0
         chosen = chosen.merged(spec=chosen.spec or "embedded")  # profile auto: quick for the embedded teacher
-        if chosen.spec.startswith("embedded") and not _has_torch():
+        if chosen.label.startswith("embedded") and not _has_torch():
             print(NEEDS_TRAIN, file=out)
             return 0
         from .sdg import preview_leaf  # the [sdg] extra

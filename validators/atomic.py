@@ -85,3 +85,22 @@ def publish_dir(tmp: Path, final: Path) -> None:
     else:
         os.replace(tmp, final)
     _fsync_dir(final.parent)
+
+
+def probe_writable(path: Path) -> None:
+    """Fail now, not after hours of work, when ``path`` cannot be written the way :func:`atomic_path` writes
+    it: a folder is in the way, a file stands where a parent folder should be, or the folder refuses a new file
+    (permissions, a read-only file system; tried for real, so it holds for root too). Raises ``OSError`` whose
+    message names the path; creates the missing parent folders, nothing else."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give a file name")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(f"{parent} is a file, so {path} cannot be written under it")
+            break
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".probe", dir=path.parent)
+    os.close(fd)
+    os.unlink(name)

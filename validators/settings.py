@@ -75,13 +75,32 @@ def _type_for(default: Any) -> Any:
     return IdText | None
 
 
+def _declared(cls: type) -> dict[str, Any]:
+    """The field types ``cls`` declares with :mod:`validators.typed`'s bounded aliases (``Retries``,
+    ``Seconds``...), resolved by name: a section module need not import pydantic for them (annotations are
+    text under ``from __future__ import annotations``)."""
+    import sys
+    import typing
+
+    from . import typed
+
+    wanted = [n for n, text in getattr(cls, "__annotations__", {}).items() if text in typed.__all__]
+    if not wanted:
+        return {}
+    hints = typing.get_type_hints(cls, globalns={**vars(typed), **vars(sys.modules[cls.__module__])},
+                                  include_extras=True)
+    return {name: hints[name] for name in wanted}
+
+
 @cache
 def _schema(cls: type, exclude: frozenset[str]) -> type:
-    """``cls``'s settings keys as a dataclass pydantic validates: every key optional, typed by its default."""
+    """``cls``'s settings keys as a dataclass pydantic validates: every key optional, typed as declared (a
+    :mod:`validators.typed` alias, which carries its bounds) or else by its default."""
     from .typed import FORBID_EXTRA
 
     defaults = cls()
-    spec = [(f.name, _type_for(getattr(defaults, f.name)), dataclasses.field(default=None))
+    declared = _declared(cls)
+    spec = [(f.name, declared.get(f.name) or _type_for(getattr(defaults, f.name)), dataclasses.field(default=None))
             for f in dataclasses.fields(cls) if f.name not in exclude and f.init]
     return dataclasses.make_dataclass(f"{cls.__name__}Keys", spec, frozen=True,
                                       namespace={"__pydantic_config__": FORBID_EXTRA})

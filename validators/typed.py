@@ -22,8 +22,9 @@ from pydantic import BeforeValidator, ConfigDict, Field, Strict, TypeAdapter, Va
 
 from .errors import ConfigError
 
-__all__ = ["FORBID_EXTRA", "ConfigError", "Count", "Flag", "Fraction", "IdText", "Invalid", "Name", "Number",
-           "Positive", "Text", "Texts", "describe", "first_error", "validate"]
+__all__ = ["FORBID_EXTRA", "ConfigError", "Concurrency", "Count", "Epochs", "Flag", "Fraction", "IdText", "Invalid",
+           "Name", "Number", "Positive", "Retries", "Seconds", "Steps", "Text", "Texts", "Tokens", "describe",
+           "first_error", "validate"]
 
 FORBID_EXTRA: ClassVar = ConfigDict(extra="forbid")  # a dataclass's ``__pydantic_config__``
 
@@ -50,6 +51,14 @@ Text = Annotated[str, Strict()]
 Name = Annotated[str, Strict(), Field(min_length=1)]  # a non-empty string
 IdText = Annotated[str, BeforeValidator(_id_text), Strict()]  # an id written without quotes is the same text
 Texts = tuple[Text, ...]  # a list of strings
+# bounded counts and durations: a huge but finite value (retries = 1e8, a back-off of 1e308 s, 2**62 epochs)
+# would hang a run instead of failing it, so each kind of number has a ceiling no real setting reaches
+Retries = Annotated[int, Strict(), Field(ge=0, le=100)]  # tries again after a failure
+Seconds = Annotated[float, Strict(), Field(ge=0, le=2_592_000, allow_inf_nan=False)]  # a wait or deadline, <= 30 days
+Concurrency = Annotated[int, Strict(), Field(ge=0, le=100_000)]  # requests in flight, batch sizes
+Tokens = Annotated[int, Strict(), Field(ge=1, le=1_048_576)]  # a length in tokens (a million at most)
+Epochs = Annotated[int, Strict(), Field(ge=1, le=10_000)]  # passes over a data set
+Steps = Annotated[int, Strict(), Field(ge=0, le=100_000_000)]  # optimizer steps
 
 
 @cache

@@ -14,19 +14,33 @@ from .questions import EvaluationError, Question
 Tick = Callable[[], None]
 
 
+FOREIGN_SPECS = ("http://", "https://", "vllm:", "embedded", "replay:")  # not a folder: its server checks it
+
+
+def check_model(spec: str, what: str = "model") -> None:
+    """A folder ``spec`` is a loadable Hugging Face folder (config, model type, tokenizer, whole weights),
+    checked without loading it; other specs are checked by their backend."""
+    from trainer.train.config import TrainConfigError, check_model_folder
+
+    if str(spec).startswith(FOREIGN_SPECS):
+        return
+    try:
+        check_model_folder(Path(spec).expanduser(), what)
+    except TrainConfigError as exc:
+        raise EvaluationError(str(exc)) from None
+
+
 def open_model(spec: str, batch_size: int) -> Teacher:
     """The model to evaluate, as a teacher: a Hugging Face folder (the usual case) or any teacher spec,
     built by the one teacher builder."""
     from trainer.teachers.config import TeacherSettings, build_teacher
 
-    folder = Path(spec).expanduser()
-    if not spec.startswith(("http://", "https://", "vllm:", "embedded", "replay:")):
-        if not (folder / "config.json").is_file():
-            raise EvaluationError(f"{spec}: not a Hugging Face model folder (no config.json)")
-        spec = str(folder.resolve())
+    check_model(spec)
+    if not spec.startswith(FOREIGN_SPECS):
+        spec = str(Path(spec).expanduser().resolve())
     try:
         return build_teacher(TeacherSettings(spec=spec, max_concurrency=batch_size))
-    except (ValueError, ImportError, OSError, TeacherError) as exc:
+    except (ValueError, ImportError, OSError, RecursionError, TeacherError) as exc:
         raise EvaluationError(f"{spec}: cannot load the model: {exc}") from None
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from ..cli import UsageError, guarded  # one line on stderr, exit status 2
 
 EXIT_OK, EXIT_REGRESSED, EXIT_USAGE = 0, 1, 2
+EXIT_UNJUDGED = 1  # like a regression: the evaluation cannot vouch for the model
+MAX_NEW_TOKENS = 32768
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,8 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "leaf's context comes with its question, as in the training data). A judge scores every "
                     "answer from 1 to 10 against the seed's answer, each answer alone. Per leaf: mean scores, "
                     "delta and verdict (improved / regressed when the mean moved by at least [evaluate] "
-                    "min_delta, new when the baseline's labrador-leaves.json lacks the leaf). Exit status 1 "
-                    "when a leaf regressed, 2 for a usage error. Settings: [evaluate] in labrador.toml.")
+                    "min_delta, new when the baseline's labrador-leaves.json lacks the leaf, unjudged when the "
+                    "judge gave no usable verdict). Exit status 1 when a leaf regressed or could not be judged, "
+                    "2 for a usage error (nothing is loaded before every argument is checked). Settings: "
+                    "[evaluate] in labrador.toml.")
     p.add_argument("leaves", nargs="*", type=Path, metavar="PATH",
                    help="leaf folders or folders above them (default: every leaf of the taxonomy)")
     p.add_argument("--model", required=True, metavar="DIR", help="the model to evaluate (a Hugging Face folder)")
@@ -30,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--judge", metavar="SPEC", help="the judge, any teacher spec: embedded, http(s)://HOST/v1, a "
                    "model folder, vllm:PATH (default: the configured [teacher])")
     p.add_argument("--out", metavar="FILE", type=Path, help="also write the result JSON here (and FILE's "
-                   "stem + .details.jsonl: every question, both answers, scores and explanations)")
+                   "stem + .details.jsonl: every question, both answers, scores and explanations); a file that "
+                   "exists must be one labrador evaluate wrote")
     p.add_argument("--format", choices=("human", "json"), default="human", help="stdout: a table (default) or "
                    "the result JSON")
     p.add_argument("--taxonomy", metavar="DIR", type=Path, help="taxonomy folder (default: ./taxonomy or .)")
@@ -58,9 +63,25 @@ def _evaluate(args: argparse.Namespace) -> int:
     from validators.tree import repo_root
 
     from ..cli import select, taxonomy_dir
+    from ..sdg.prompting import PromptError
     from ..teachers import TeacherError
     from ..teachers.config import HOW_TO_CONFIGURE, build_teacher, load_teacher
+    from .answering import check_model
+    from .judging import judge_prompt
+    from .outfile import MARKER, VERSION, OutFileError, check_out, write_out
+    from .verdicts import any_regressed, unjudged
 
+    # every argument is checked before anything loads: a typo costs a second, not a judge's start-up
+    for flag, spec in (("--model", args.model), ("--baseline", args.baseline)):
+        try:
+            check_model(spec, flag)
+        except EvaluationError as exc:
+            raise UsageError(str(exc)) from None
+    if args.out is not None:
+        try:
+            check_out(args.out)
+        except OutFileError as exc:
+            raise UsageError(str(exc)) from None
     taxonomy = taxonomy_dir(args.taxonomy)
     path = args.config if args.config is not None else find_config(taxonomy)
     if args.config is not None and not args.config.is_file():
@@ -71,8 +92,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     if args.max_new_tokens is not None:
-        if args.max_new_tokens < 1:
-            raise UsageError("--max-new-tokens must be at least 1")
+        if not 1 <= args.max_new_tokens <= MAX_NEW_TOKENS:
+            raise UsageError(f"--max-new-tokens must be between 1 and {MAX_NEW_TOKENS}")
         settings = settings.merged(max_new_tokens=args.max_new_tokens)
     if not judge_settings.spec:
         raise UsageError(HOW_TO_CONFIGURE + ", or pass --judge SPEC")
@@ -84,23 +105,29 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if not questions:
         raise UsageError("no seed question in the chosen leaves")
-    try:
-        judge = build_teacher(judge_settings)
-    except (ValueError, ImportError, TeacherError) as exc:
-        raise UsageError(f"judge {judge_settings.spec!r}: {exc}") from None
     root = repo_root(taxonomy) if taxonomy.exists() else None
     prompts = root / "sdg" / "prompts" if root is not None and (root / "sdg" / "prompts").is_dir() else None
+    try:
+        judge_prompt(prompts)  # a broken override of the judge's prompt, before any model loads
+    except PromptError as exc:
+        raise UsageError(f"the judge's prompt: {exc}") from None
+    try:
+        judge = build_teacher(judge_settings)
+    except (ValueError, ImportError, OSError, RecursionError, TeacherError) as exc:
+        raise UsageError(f"judge {judge_settings.label!r}: {exc}") from None
     with _Progress(len(questions), live=not args.quiet and sys.stderr.isatty()) as progress:
         try:
             result, details = evaluate_branch(str(args.model), str(args.baseline), judge, questions, settings,
                                               seen=read_seen(args.baseline), prompts=prompts, progress=progress)
         except EvaluationError as exc:
             raise UsageError(str(exc)) from None
+    result = {**result, MARKER: VERSION}  # stdout's JSON is the file's
     if args.out is not None:
-        from validators.atomic import atomic_write_json, atomic_write_jsonl
-
-        atomic_write_json(args.out, result)
-        atomic_write_jsonl(args.out.with_name(args.out.stem + ".details.jsonl"), details)
+        try:
+            write_out(args.out, result, details)
+        except OSError as exc:  # it was writable a moment ago: still, the results go to stdout, never lost
+            print(json.dumps(result, indent=2, sort_keys=True))
+            raise UsageError(f"--out {args.out} could not be written ({exc}); the result JSON is on stdout") from None
     if args.format == "json":
         print(json.dumps(result, indent=2, sort_keys=True))
     else:
@@ -108,7 +135,13 @@ def _evaluate(args: argparse.Namespace) -> int:
 
         console = Console()
         (console if console.is_terminal else Console(width=200)).print(table(result))
-    return EXIT_REGRESSED if any(v["verdict"] == "regressed" for v in result["leaves"].values()) else EXIT_OK
+    failed = unjudged(result)
+    if failed:
+        print(f"labrador evaluate: could not judge {len(failed)} of {len(result['leaves'])} leaves "
+              f"({', '.join(failed[:5])}{', ...' if len(failed) > 5 else ''}): the judge gave no usable verdict "
+              f"(judge error rate {result['judge_error_rate']:.0%}; the reasons are in the details)", file=sys.stderr)
+        return EXIT_UNJUDGED
+    return EXIT_REGRESSED if any_regressed(result) else EXIT_OK
 
 
 class _Progress:

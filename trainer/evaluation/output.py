@@ -11,7 +11,7 @@ from validators.atomic import atomic_path
 
 from ..markdown import text as md_text
 
-COLOURS = {"improved": "green", "regressed": "red", "unchanged": "white", "new": "cyan"}
+COLOURS = {"improved": "green", "regressed": "red", "unchanged": "white", "new": "cyan", "unjudged": "yellow"}
 
 
 def _num(v: float | None, signed: bool = False) -> str:

@@ -8,20 +8,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from validators.settings import ConfigError, section_values
 
 SECTION = "evaluate"
 
+if TYPE_CHECKING:  # the bounded types of these keys (read by validators.settings)
+    from validators.typed import Concurrency, Retries, Tokens
+
 
 @dataclass(frozen=True)
 class EvaluateSettings:
-    max_new_tokens: int = 256  # tokens each model may answer with (greedy)
+    max_new_tokens: Tokens = 256  # tokens each model may answer with (greedy)
     min_delta: float = 1.0  # a leaf improved / regressed when its mean score moved by at least this (1..10 scale)
-    questions_per_leaf: int = 0  # seed questions asked per leaf (0: all of them)
-    batch_size: int = 8  # questions answered at once by a local model
-    judge_retries: int = 2  # a judge reply that fails its schema is asked again (new seed) up to this many times
+    questions_per_leaf: Concurrency = 0  # seed questions asked per leaf (0: all of them)
+    batch_size: Concurrency = 8  # questions answered at once by a local model
+    judge_retries: Retries = 2  # a judge reply that fails its schema is asked again (new seed) up to this many times
 
     def merged(self, **overrides: Any) -> EvaluateSettings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})

@@ -13,7 +13,7 @@ from typing import Any
 from .judging import Judgement
 from .questions import Question
 
-VERDICTS = ("improved", "regressed", "unchanged", "new")
+VERDICTS = ("improved", "regressed", "unchanged", "new", "unjudged")
 
 
 def leaf_scores(model: Sequence[Judgement], baseline: Sequence[Judgement]) -> tuple[float | None, float | None]:
@@ -28,11 +28,12 @@ def leaf_scores(model: Sequence[Judgement], baseline: Sequence[Judgement]) -> tu
 
 
 def verdict(delta: float | None, *, new: bool, min_delta: float) -> str:
-    """``new`` when the baseline never saw the leaf; else by how far the mean moved (``min_delta`` or more)."""
+    """``new`` when the baseline never saw the leaf; ``unjudged`` when the judge gave no verdict on one side
+    (nothing can be said: never "unchanged"); else by how far the mean moved (``min_delta`` or more)."""
     if new:
         return "new"
     if delta is None:
-        return "unchanged"  # nothing judged on one side: the error rate says why
+        return "unjudged"  # the error rate and the details say why
     if delta >= min_delta:
         return "improved"
     if delta <= -min_delta:
@@ -78,6 +79,11 @@ def model_score(questions: Sequence[Question], judgements: Sequence[Judgement]) 
 
 def any_regressed(result: Mapping[str, Any]) -> bool:
     return any(v["verdict"] == "regressed" for v in result["leaves"].values())
+
+
+def unjudged(result: Mapping[str, Any]) -> list[str]:
+    """The leaves the judge gave no usable verdict for (an evaluation that cannot say anything about them)."""
+    return [leaf for leaf, v in result["leaves"].items() if v["verdict"] == "unjudged"]
 
 
 def _round(v: float | None) -> float | None:

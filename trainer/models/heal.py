@@ -30,7 +30,7 @@ from typing import Any
 from validators.atomic import atomic_write_jsonl, publish_dir
 from validators.locks import file_lock
 
-from .store import MARKER, models_root
+from .store import MARKER, models_root, sha256_of
 
 CORPUS = "pydoc-topics"
 VERSION = 1  # of the healing recipe below: bumped when a change to it would give another student
@@ -73,13 +73,19 @@ def corpus_digest(rows: list[dict[str, Any]]) -> str:
     return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
 
 
+def weights_digest(folder: Path) -> str:
+    """The content of a model folder's weights and config (every ``*.safetensors``/``*.bin`` and
+    ``config.json``, by name and sha256): what the model *is*, wherever it lives and whatever its marker says,
+    so weights replaced in place are another parent."""
+    folder = Path(folder)
+    files = sorted({*folder.glob("*.safetensors"), *folder.glob("*.bin"), folder / "config.json"})
+    listing = [(f.name, sha256_of(f)) for f in files if f.is_file()]
+    return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
+
+
 def heal_key(parent: Path, layers: list[int], digest: str, s: HealSettings) -> str:
     """Stable for the same parent weights, cut, corpus and settings; anything else heals anew."""
-    try:
-        weights = json.loads((Path(parent) / MARKER).read_text(encoding="utf-8")).get("weights_sha256", "")
-    except (OSError, ValueError):
-        weights = ""
-    ident = weights or str(Path(parent).resolve())
+    ident = weights_digest(parent)
     fields = {k: v for k, v in asdict(s).items() if k != "save_every_steps"}
     raw = json.dumps({"v": VERSION, "parent": ident, "layers": layers, "corpus": digest, **fields}, sort_keys=True)
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
@@ -109,8 +115,11 @@ def healed_folder(parent: Path, layers: list[int], s: HealSettings, root: Path |
 
 
 def is_healed(folder: Path, key: str) -> bool:
+    """The folder holds the healed cut for ``key``, its weights exactly the ones published (a truncated or
+    swapped weights file is not served: it is healed again)."""
     try:
-        return json.loads((folder / MARKER).read_text(encoding="utf-8")).get("healed", {}).get("key") == key
+        healed = json.loads((folder / MARKER).read_text(encoding="utf-8")).get("healed", {})
+        return healed.get("key") == key and healed.get("weights") == weights_digest(folder)
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -145,7 +154,8 @@ def heal_student(parent: Path, layers: list[int], s: HealSettings = HealSettings
         shutil.copytree(done, tmp)
         marker = json.loads((cut / MARKER).read_text(encoding="utf-8"))
         marker["healed"] = {"key": key, "corpus": CORPUS + ("+parent-replies" if chat_count(s) else ""), **asdict(s),
-                            "heldout_loss": summary["heldout_loss"]["heal"]["heal"]}
+                            "heldout_loss": summary["heldout_loss"]["heal"]["heal"],
+                            "weights": weights_digest(tmp)}
         (tmp / MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
         publish_dir(tmp, final)
         shutil.rmtree(work, ignore_errors=True)

@@ -39,7 +39,7 @@ def night_judge(night: Any) -> Any:
     try:
         return build_teacher(night.teacher)
     except (ValueError, ImportError) as exc:
-        raise NightError(f"judge {night.teacher.spec!r}: {exc}") from None
+        raise NightError(f"judge {night.teacher.label!r}: {exc}") from None
 
 
 def judge_overrides(night: Any) -> Path | None:

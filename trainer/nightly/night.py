@@ -276,7 +276,7 @@ def _generate(night: Night, record: dict[str, Any], run_dir: Path) -> dict[str, 
     try:
         teacher = build_teacher(night.teacher)
     except (ValueError, ImportError) as exc:
-        raise NightError(f"teacher {night.teacher.spec!r}: {exc}") from None
+        raise NightError(f"teacher {night.teacher.label!r}: {exc}") from None
     name = teacher.name
     night.say(f"generating with {name} ({night.teacher.profile_name} profile)")
     limits = Limits.for_teacher(night.teacher)

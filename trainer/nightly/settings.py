@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from validators.settings import ConfigError, coerce, read_toml, section_values
 
@@ -43,11 +43,14 @@ MOVED = {**{k: f"[nightly.train] phases[0].{k}" for k in _PHASE_KEYS},
          "replay_fraction": "the nightly recipe's replay fraction", "replay_max_per_leaf": "the recipe's max_per_leaf",
          "teacher": "[teacher] spec", "profile": "[teacher] profile"}
 
+if TYPE_CHECKING:  # the bounded types of these keys (read by validators.settings)
+    from validators.typed import Concurrency, Steps
+
 
 @dataclass(frozen=True)
 class NightlySettings:
     base_model: str = ""  # HF folder the first night starts from (--quick: a student derived from the embedded model)
-    heal_steps: int = 0  # a derive: base model is first healed by distilling its parent this many steps (0: not)
+    heal_steps: Steps = 0  # a derive: base model is first healed by distilling its parent this many steps (0: not)
     start_from: str = "promoted"  # promoted: on top of the last promoted model; base: always from base_model
     seed: int = 0  # generation and mixing seed (training has its own: [nightly.train] seed)
     recipe: str = ""  # a mixing recipe with one phase (default: trainer/recipes/nightly.yaml)
@@ -58,7 +61,7 @@ class NightlySettings:
     branch_eval: bool = True  # judge the candidate against its parent on the changed leaves' seed questions
     gate_judged: bool = True  # the judged evaluation gates promotion (false: judged and reported only)
     choose_checkpoint: bool = False  # judge each kept checkpoint of tonight's phase and promote the best
-    eval_earlier_leaves: int = 10  # also judge this many unchanged earlier leaves (a fixed sample: forgetting)
+    eval_earlier_leaves: Concurrency = 10  # also judge this many unchanged earlier leaves (a fixed sample: forgetting)
     max_leaf_regression: float = 1.0  # no judged leaf's mean score (1..10) may drop by more than this
     min_mean_delta: float = 0.0  # the changed leaves' mean score delta must be at least this
     max_judge_error_rate: float = 0.1  # a judge that fails more often than this cannot pass a night

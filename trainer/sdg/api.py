@@ -63,7 +63,7 @@ async def _prepare(relpath: str, leaf_bytes: bytes, teacher: Teacher, documents:
         params = {**params, "pdf_text": pdf_extractor_id()}
     key = leaf_key(relpath=spec.relpath, leaf_bytes=leaf_bytes, documents=documents,
                    prompts={n: p.source for n, p in prompts.items()}, pipeline=pipeline.source,
-                   teacher=teacher.name, params=params, seed=seed)
+                   teacher=getattr(teacher, "cache_id", teacher.name), params=params, seed=seed)
     return _Job(spec, tuple(documents), pipeline, prompts, key)
 
 

@@ -24,9 +24,11 @@ from .checkpoint import CheckpointStore
 from .leaf import LeafSpec
 from .limits import Limits
 from .pipeline import Pipeline, step_label
-from .prompting import Prompt, build_request, defang
+from .prompting import MAX_RENDERED, Prompt, build_request, defang
 from .stats import LeafStats, StepStats
 from .steps import REGISTRY, Row
+
+MAX_REPLY_CHARS = MAX_RENDERED  # a longer reply could never be rendered into a later step's prompt
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,8 @@ class LeafRun:
         is counted apart, in ``schema_retries``)."""
         key = request.key()
         cached = self.store.get(key) if self.store is not None else None
-        if cached is not None and len(cached) == request.n:
+        if cached is not None and len(cached) == request.n and not _oversized(cached):  # an old run's huge reply:
+            # asked again, never served
             self.step.cached += counted
             return cached
         future = self._inflight.get(key)
@@ -163,6 +166,10 @@ class LeafRun:
         if not isinstance(texts, list) or len(texts) != request.n or not all(isinstance(t, str) for t in texts):
             self.stats.note_error(f"teacher returned {type(texts).__name__} instead of {request.n} texts")
             return None
+        if _oversized(texts):  # a teacher error (the leaf stays partial and is asked again), never checkpointed
+            self.stats.note_error(f"teacher reply of {max(map(len, texts)):,} characters is over the bound of "
+                                  f"{MAX_REPLY_CHARS:,}: dropped")
+            return None
         if self.store is not None:
             self.store.put(key, texts)  # no await between the reply and the write
         return texts
@@ -171,6 +178,10 @@ class LeafRun:
         if self.progress is not None:
             self.progress(ProgressEvent(self.leaf.relpath, self.step.label, self.step_index,
                                         len(self.pipeline.steps), phase, done, total))
+
+
+def _oversized(texts: Sequence[Any]) -> bool:
+    return any(isinstance(t, str) and len(t) > MAX_REPLY_CHARS for t in texts)
 
 
 async def run_pipeline(ctx: LeafRun) -> list[Row]:

@@ -78,6 +78,9 @@ class PipelineFile:
             if missing or unknown:
                 raise Invalid(f"steps[{i}]", f"a {step['type']} step: missing {sorted(missing)}, unknown "
                               f"{sorted(unknown)}")
+            for key, value in step.items():
+                if (why := kind.problem(key, value)) is not None:
+                    raise Invalid(f"steps[{i}].{key}", why)
         if self.steps[-1]["type"] != "format" or any(s["type"] == "format" for s in self.steps[:-1]):
             raise Invalid("steps", "the last step, and only it, must be a format step")
 

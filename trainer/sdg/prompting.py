@@ -23,13 +23,14 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import Field, Strict
 
 from trainer.teachers.base import Request, canonical_schema, parse_reply
-from validators.typed import FORBID_EXTRA, ConfigError, Name, Number, Positive, Text, Texts, validate
+from validators.typed import FORBID_EXTRA, ConfigError, Name, Number, Positive, Text, Texts, Tokens, validate
 
 from .parsing import Parsed, json_cut_short, judge_parser
 
 BUILTIN_DIR = Path(__file__).parent / "prompts"
 _NAME = re.compile(r"[a-z0-9_]{1,64}")
 MAX_RENDERED = 1_000_000  # characters in one rendered message
+MAX_N = 128  # completions one request may ask for (a prompt file's n)
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
@@ -198,8 +199,8 @@ class PromptFile:
     system: Text
     template: Text
     description: Text = ""
-    n: Positive = 1
-    max_tokens: Positive = 512
+    n: Annotated[int, Strict(), Field(ge=1, le=MAX_N)] = 1  # completions per request (OpenAI's own cap is 128)
+    max_tokens: Tokens = 512
     temperature: Number = 0.7
     top_p: Annotated[float, Strict(), Field(ge=0, le=1, allow_inf_nan=False)] = 1.0
     stop: Texts = ()

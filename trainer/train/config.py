@@ -20,14 +20,17 @@ from validators.typed import (
     FORBID_EXTRA,
     ConfigError,
     Count,
+    Epochs,
     Flag,
     Fraction,
     Invalid,
     Name,
     Number,
     Positive,
+    Steps,
     Text,
     Texts,
+    Tokens,
     validate,
 )
 
@@ -119,11 +122,11 @@ class PhaseConfig:
     __pydantic_config__: ClassVar = FORBID_EXTRA
     name: Name
     data: Name
-    epochs: Positive = 1
-    max_steps: Count = 0  # 0: no limit
+    epochs: Epochs = 1
+    max_steps: Steps = 0  # 0: no limit
     effective_batch: Positive = 128  # samples per optimizer step
     lr: Annotated[float, Strict(), Field(gt=0, le=MAX_LR, allow_inf_nan=False)] = 2.0e-5
-    warmup_steps: Count = 25
+    warmup_steps: Steps = 25
     betas: tuple[Beta, Beta] = DEFAULT_BETAS
     weight_decay: Number = 0.0
     max_grad_norm: Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False)] = 1.0  # 1.0 clips as LAB does
@@ -145,12 +148,12 @@ class TrainConfig:
     output_dir: Name
     phases: Annotated[tuple[PhaseConfig, ...], Field(min_length=1)]
     seed: Annotated[int, Strict(), Field(ge=0, lt=2**32)] = 0
-    max_seq_len: Positive = 2048  # longer samples are counted and skipped, never truncated
+    max_seq_len: Tokens = 2048  # longer samples are counted and skipped, never truncated
     min_sample_tokens: Count = 20  # shorter samples are broken generations (upstream's rule): dropped, counted
-    max_tokens_per_batch: Positive = 16384  # tokens in one micro-batch on one device
+    max_tokens_per_batch: Tokens = 16384  # tokens in one micro-batch on one device
     packing: Flag = True
     heldout_fraction: Fraction = 0.05
-    save_every_steps: Count = 0  # 0: only at the end of each phase
+    save_every_steps: Steps = 0  # 0: only at the end of each phase
     keep_checkpoints: Positive = 2  # resumable checkpoints kept (the newest N); resume needs one
     dtype: Text = "auto"  # auto: bf16 on a GPU that has it, fp32 on CPU; or float32 / bfloat16
     save_dtype: Text = "auto"  # auto: the training dtype (bf16 weights are never saved as fp32 on GPU)
@@ -260,19 +263,45 @@ def check_inputs(config: TrainConfig) -> None:
         if not Path(p.data).is_file():
             raise TrainConfigError(f"{config.source}: phase {p.name}: data file {p.data} does not exist "
                                    "(write it with `labrador generate`, or fix the path)")
-    model = Path(config.model)
+    check_model_folder(Path(config.model), f"{config.source}: model")
+
+
+def check_model_folder(model: Path, where: str) -> None:
+    """A Hugging Face model folder we can load, checked without torch and without reading a tensor: config.json
+    of a model type transformers knows, a tokenizer with a chat template, whole safetensors weights. ``where``
+    prefixes every message (``FILE: model``, ``--model``)."""
     if not model.is_dir():
-        raise TrainConfigError(f"{config.source}: model: {model} is not a folder (a Hugging Face model folder "
-                               "with config.json, safetensors weights and a tokenizer)")
+        raise TrainConfigError(f"{where}: {model} is not a folder (a Hugging Face model folder with config.json, "
+                               "safetensors weights and a tokenizer)")
     if not (model / "config.json").is_file():
-        raise TrainConfigError(f"{config.source}: model: {model} has no config.json")
+        raise TrainConfigError(f"{where}: {model} has no config.json")
+    check_model_type(model / "config.json", where)
     if not any((model / n).is_file() for n in ("tokenizer.json", "tokenizer.model", "vocab.json")):
-        raise TrainConfigError(f"{config.source}: model: {model} has no tokenizer (tokenizer.json); save the "
+        raise TrainConfigError(f"{where}: {model} has no tokenizer (tokenizer.json); save the "
                                "tokenizer beside the weights with tokenizer.save_pretrained")
     if not _has_chat_template(model):
-        raise TrainConfigError(f"{config.source}: model: {model} has no chat template; add one "
+        raise TrainConfigError(f"{where}: {model} has no chat template; add one "
                                "(chat_template.jinja, or chat_template in tokenizer_config.json)")
-    check_weights(model, config.source)
+    check_weights(model, where)
+
+
+def check_model_type(config_json: Path, where: str) -> None:
+    """``model_type`` in ``config_json`` is one transformers can build (read from its table of names: no torch)."""
+    try:
+        model_type = json.loads(config_json.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError, AttributeError) as exc:
+        raise TrainConfigError(f"{where}: {config_json} is not a JSON object ({exc})") from None
+    try:
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+    except ImportError:  # pragma: no cover - without transformers nothing will load it anyway
+        return
+    if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING_NAMES:
+        import difflib
+
+        guess = difflib.get_close_matches(str(model_type), list(CONFIG_MAPPING_NAMES), n=1)
+        hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+        raise TrainConfigError(f"{where}: {config_json}: model_type {model_type!r} is not one this transformers "
+                               f"knows{hint}; fix config.json or upgrade transformers")
 
 
 def safetensors_problem(path: Path) -> str | None:
@@ -309,27 +338,27 @@ def safetensors_problem(path: Path) -> str | None:
     return None
 
 
-def check_weights(model: Path, source: str) -> None:
+def check_weights(model: Path, where: str) -> None:
     """The model folder's safetensors weights are there and whole (headers and sizes; no tensor is read)."""
     files = sorted(model.glob("*.safetensors"))
     if not files and any(model.glob("pytorch_model*.bin")):
         return  # pickled weights: torch reads and checks them
     if not files:
-        raise TrainConfigError(f"{source}: model: {model} has no safetensors weights (model.safetensors); save "
+        raise TrainConfigError(f"{where}: {model} has no safetensors weights (model.safetensors); save "
                                "the model with save_pretrained(safe_serialization=True)")
     index = model / "model.safetensors.index.json"
     if index.is_file():
         try:
             wanted = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise TrainConfigError(f"{source}: model: {index} cannot be read ({exc})") from None
+            raise TrainConfigError(f"{where}: {index} cannot be read ({exc})") from None
         missing = sorted(wanted - {f.name for f in files})
         if missing:
-            raise TrainConfigError(f"{source}: model: {model / missing[0]} is missing (named by {index.name})")
+            raise TrainConfigError(f"{where}: {model / missing[0]} is missing (named by {index.name})")
     for f in files:
         problem = safetensors_problem(f)
         if problem:
-            raise TrainConfigError(f"{source}: model: {problem}; copy or pull the model again")
+            raise TrainConfigError(f"{where}: {problem}; copy or pull the model again")
 
 
 def _has_chat_template(model: Path) -> bool:

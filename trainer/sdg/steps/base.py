@@ -7,8 +7,8 @@ imports the steps and nothing imports back.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from trainer.teachers.base import Request, Teacher
@@ -56,17 +56,31 @@ class StepType:
     run: StepFn
     required: frozenset[str]
     optional: frozenset[str]
+    bounds: Mapping[str, tuple[type, float, float]] = field(default_factory=dict)  # key -> (type, lowest, highest)
+
+    def problem(self, key: str, value: Any) -> str | None:
+        """Why ``value`` is no good for the numeric ``key`` (a file sets it: bounded, so it cannot hang a run)."""
+        if key not in self.bounds:
+            return None
+        kind, low, high = self.bounds[key]
+        if isinstance(value, bool) or not isinstance(value, int if kind is int else (int, float)):
+            return f"must be a {'whole number' if kind is int else 'number'}, got {value!r}"
+        if not low <= value <= high:
+            return f"must be between {low} and {high}, got {value!r}"
+        return None
 
 
 REGISTRY: dict[str, StepType] = {}
 
 
-def register(name: str, *, required: tuple[str, ...] = (),
-             optional: tuple[str, ...] = ()) -> Callable[[StepFn], StepFn]:
-    """Decorator: make ``fn`` available to pipeline files as ``type: name``."""
+def register(name: str, *, required: tuple[str, ...] = (), optional: tuple[str, ...] = (),
+             bounds: Mapping[str, tuple[type, float, float]] | None = None) -> Callable[[StepFn], StepFn]:
+    """Decorator: make ``fn`` available to pipeline files as ``type: name``; ``bounds``: the numeric keys'
+    (type, lowest, highest)."""
 
     def deco(fn: StepFn) -> StepFn:
-        REGISTRY[name] = StepType(name, fn, frozenset(required), frozenset(optional) | {"type", "name"})
+        REGISTRY[name] = StepType(name, fn, frozenset(required), frozenset(optional) | {"type", "name"},
+                                  dict(bounds or {}))
         return fn
 
     return deco

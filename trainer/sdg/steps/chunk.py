@@ -15,7 +15,7 @@ from ..pdftext import PdfTextError, is_pdf
 from .base import Context, Row, derive, register
 
 
-@register("chunk", optional=("chunk_tokens",))
+@register("chunk", optional=("chunk_tokens",), bounds={"chunk_tokens": (int, 16, 100_000)})
 async def run(step: dict[str, Any], rows: list[Row], ctx: Context) -> list[Row]:
     size = int(step.get("chunk_tokens", 500))
     chunks: list[tuple[str, str]] = []

@@ -29,7 +29,8 @@ def _duplicates(items: list[tuple[str, str]], threshold: float, num_perm: int, s
     return out
 
 
-@register("dedup", required=("field",), optional=("threshold", "num_perm", "shingle", "group_by"))
+@register("dedup", required=("field",), optional=("threshold", "num_perm", "shingle", "group_by"),
+          bounds={"threshold": (float, 0.0, 1.0), "num_perm": (int, 16, 1024), "shingle": (int, 1, 64)})
 async def run(step: dict[str, Any], rows: list[Row], ctx: Context) -> list[Row]:
     fields, group_by = _fields(step["field"]), _fields(step.get("group_by"))
     items = [("\x00".join(str(row.get(f, "")) for f in group_by), "\n".join(str(row.get(f, "")) for f in fields))
