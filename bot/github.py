@@ -75,6 +75,10 @@ class GitHubForge:
         self.gh.session.hooks["response"].append(self._on_response)
         self._token_value = ""
 
+    def scrub(self, text: str) -> str:
+        """``text`` without the token this client sent (an error may echo a request or its headers back)."""
+        return text.replace(self._token_value, "***") if self._token_value else text
+
     def _on_response(self, response: Any, *args: Any, **kwargs: Any) -> Any:
         """Every GitHub answer passes here: a rate limit is waited out (once per request, never past the end
         of the running job's budget, and not at all once the job is stopped) and the request sent again; a

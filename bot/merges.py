@@ -32,12 +32,26 @@ def leaves_of(files: Iterable[ChangedFile], taxonomy_dir: str) -> tuple[list[str
     return changed, sorted(set(deleted) - set(changed))
 
 
-def read_merges(path: Path) -> list[dict[str, Any]]:
+def read_merges(path: Path, skipped: list[int] | None = None) -> list[dict[str, Any]]:
+    """The records, in order. A line that is not a JSON object (a torn write, a hand edit) is skipped, its
+    number appended to ``skipped``: one bad line never hides the others."""
+    records = []
     try:
-        with open(path, encoding="utf-8") as fh:
-            return [json.loads(line) for line in fh if line.strip()]
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for number, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except (ValueError, RecursionError):
+                    record = None
+                if isinstance(record, dict):
+                    records.append(record)
+                elif skipped is not None:
+                    skipped.append(number)
     except FileNotFoundError:
         return []
+    return records
 
 
 def record_merge(path: Path, record: dict[str, Any]) -> bool:

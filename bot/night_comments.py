@@ -34,9 +34,12 @@ def pulls_for(record: Mapping[str, Any], merges: Iterable[Mapping[str, Any]]) ->
     trained = set(record.get("leaves_regenerated") or ())
     out: dict[tuple[str, int], list[str]] = {}
     for m in merges:
-        leaves = sorted(trained & set(m.get("leaves") or ()))
-        if leaves and m.get("repo") and m.get("pr"):
-            key = (str(m["repo"]), int(m["pr"]))
+        pr = m.get("pr")
+        if not isinstance(pr, int) or isinstance(pr, bool) or pr < 1 or not isinstance(m.get("leaves"), list):
+            continue  # read_merges kept only objects; a record of another shape names no pull request
+        leaves = sorted(trained & {leaf for leaf in m["leaves"] if isinstance(leaf, str)})
+        if leaves and isinstance(m.get("repo"), str) and m["repo"]:
+            key = (m["repo"], pr)
             out[key] = sorted(set(out.get(key, [])) | set(leaves))
     return out
 
@@ -71,7 +74,9 @@ def comment_body(record: Mapping[str, Any], leaves: Iterable[str], report_url: s
 
 def post(record: Mapping[str, Any], merges: Iterable[Mapping[str, Any]], forge: Forge, bot_login: str,
          report_url: str = "") -> list[tuple[str, int, str]]:
-    """Post or edit one comment per pull request; ``[(repo, pr, "created"|"edited"|"error: …")]``."""
+    """Post or edit one comment per pull request; ``[(repo, pr, "created"|"edited"|"error: …")]``. Each pull
+    request is on its own: whatever one raises (the forge's error, the client library's, a network fault) is
+    its line, the token scrubbed out, and the others go on."""
     done = []
     for (repo, pr), leaves in sorted(pulls_for(record, merges).items()):
         body = comment_body(record, leaves, report_url)
@@ -84,8 +89,15 @@ def post(record: Mapping[str, Any], merges: Iterable[Mapping[str, Any]], forge: 
                 forge.edit_comment(repo, old.id, body)
                 done.append((repo, pr, "edited"))
         except ForgeError as exc:  # one pull request's failure never stops the others
-            done.append((repo, pr, f"error: {exc}"))
+            done.append((repo, pr, f"error: {_scrubbed(forge, str(exc))}"))
+        except Exception as exc:  # noqa: BLE001 - github3's and requests' own errors too
+            done.append((repo, pr, f"error: {_scrubbed(forge, f'{type(exc).__name__}: {exc}')}"))
     return done
+
+
+def _scrubbed(forge: Any, text: str) -> str:
+    scrub = getattr(forge, "scrub", None)
+    return scrub(text)[:500] if callable(scrub) else text[:500]
 
 
 class _StaticToken:
@@ -126,13 +138,20 @@ def after_night(record: Mapping[str, Any], config: Path | None, nightly: Any, sa
         return
     try:
         settings = load_settings(config) if config is not None and Path(config).is_file() else load_settings()
-        forge = make_forge(settings, getattr(nightly, "github_token_env", ""))
+        token_env = getattr(nightly, "github_token_env", "")
+        forge = make_forge(settings, token_env)
         if forge is None:
             return  # no forge configured: comments are off
-        merges = read_merges(settings.merges_path)
+        skipped: list[int] = []
+        merges = read_merges(settings.merges_path, skipped)
+        if skipped:
+            say(f"{settings.merges_path}: {len(skipped)} unreadable merge record(s) skipped (line "
+                f"{', '.join(map(str, skipped[:5]))}{', ...' if len(skipped) > 5 else ''})")
         results = post(record, merges, forge, settings.bot_login, getattr(nightly, "report_url", ""))
     except Exception as exc:  # noqa: BLE001 - a hook must not fail the night
-        say(f"pull request comments skipped: {type(exc).__name__}: {exc}")
+        text = f"{type(exc).__name__}: {exc}"
+        secret = os.environ.get(token_env, "") if token_env else ""
+        say(f"pull request comments skipped: {(text.replace(secret, '***') if secret else text)[:500]}")
         return
     for repo, pr, what in results:
         say(f"{repo}#{pr}: nightly comment {what}")

@@ -72,6 +72,12 @@ def test_a_checkpoint_exports_to_a_loadable_folder_with_its_own_weights(tmp_path
     stamp = (folder / "model.safetensors").stat().st_mtime_ns
     assert export_checkpoint(ckpt, out / "p" / "final", folder) == folder  # a second call does no work
     assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
+    del loaded, weights  # views of the file damaged below
+    damaged = folder / "model.safetensors"
+    damaged.write_bytes(damaged.read_bytes()[:100])  # issue 29.21: a damaged candidate is exported again
+    assert export_checkpoint(ckpt, out / "p" / "final", folder) == folder
+    again = AutoModelForCausalLM.from_pretrained(str(folder), dtype="auto").state_dict()
+    assert all(torch.equal(again[name], tensor.to(torch.bfloat16)) for name, tensor in saved.items())
     (ckpt / "model.safetensors").unlink()
     with pytest.raises(ExportError, match="no model.safetensors"):
         export_checkpoint(ckpt, out / "p" / "final", tmp_path / "other")

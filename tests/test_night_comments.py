@@ -126,3 +126,35 @@ def test_the_nightly_job_reaches_the_bot_through_its_hook(gh, tmp_path, monkeypa
                   say=said.append, config=config)
     run_hooks(night, record())
     assert len(bot_comments(gh, 1)) == 1 and f"{REPO}#1: nightly comment created" in said
+
+
+def test_a_bad_merge_line_or_a_failing_pull_request_silences_no_other_comment(gh, tmp_path, monkeypatch):
+    """Issue 29.10: a line that is not a record is skipped and counted; one pull request whose comment fails
+    with the client library's own error (PR 99 does not exist: github3's NotFoundError) is its own line."""
+    config = setup(gh, tmp_path, monkeypatch)
+    merges = tmp_path / "merges.jsonl"
+    lines = merges.read_text().splitlines()
+    bad = json.dumps({"repo": REPO, "pr": 99, "merge_sha": "d" * 40, "leaves": [HAIKU], "deleted": []})
+    merges.write_text("\n".join([bad, "{torn", lines[0], '["a list"]', *lines[1:], '{"pr": "x", "leaves": 3}']) + "\n")
+    said: list[str] = []
+    after_night(record(), config, nightly(), said.append)
+    assert len(bot_comments(gh, 1)) == 1 and len(bot_comments(gh, 2)) == 1
+    assert any("2 unreadable merge record(s) skipped (line 2, 4)" in s for s in said), said
+    assert any(s.startswith(f"{REPO}#99: nightly comment error:") for s in said), said
+
+
+def test_an_error_that_echoes_the_token_is_scrubbed():
+    """Issue 29.16: whatever an error echoes, the token never reaches the night's output."""
+    from bot.night_comments import post
+
+    class EchoingForge:
+        token = "ghs_" + "s3cret" * 6
+
+        def find_comment(self, *args: object) -> None:
+            raise RuntimeError(f"401 for Authorization: token {self.token}")
+
+        def scrub(self, text: str) -> str:
+            return text.replace(self.token, "***")
+
+    results = post(record(), [{"repo": REPO, "pr": 1, "leaves": [HAIKU]}], EchoingForge(), "bot")  # type: ignore
+    assert results == [(REPO, 1, "error: RuntimeError: 401 for Authorization: token ***")]

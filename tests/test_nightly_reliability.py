@@ -163,6 +163,20 @@ def test_a_leaf_removed_by_a_normal_commit_is_never_replayed(repo, tmp_path):  #
     assert "senryu" not in texts_in(later["datasets"]["mix"]).lower()
 
 
+def test_deleting_every_leaf_fails_the_night_naming_that_not_the_teacher(repo, tmp_path):  # noqa: F811 - fixture
+    """Issue 29.21: with no leaf left there is nothing to train on, and the reason says so."""
+    state = tmp_path / "state"
+    git = pygit2.Repository(str(repo))
+    assert night(repo, state)["status"] == "promoted"
+    shutil.rmtree(repo / "taxonomy")
+    (repo / "taxonomy").mkdir()
+    git.index.remove_all(["taxonomy/*"])
+    commit_all(git, "take every leaf down")
+    later = night(repo, state)
+    assert later["status"] == "failed" and "every leaf was deleted" in later["reason"], later["reason"]
+    assert "teacher" not in later["reason"]
+
+
 # ---- item 8: the registry from anywhere, broken registries -------------------------------------------------------
 
 

@@ -179,3 +179,20 @@ def test_tiny_model_over_transformers_serve(serve, tmp_path: Path) -> None:
     assert 0 < teacher.max_in_flight <= 3
     manifest = json.loads((res.folder / "manifest.json").read_text())
     assert manifest["complete"] and manifest["counts"]["dropped"] == res.dropped
+
+
+def test_an_oversized_reply_is_a_counted_failure_never_checkpointed_and_the_rerun_asks_again(tmp_path: Path) -> None:
+    """Issue 29.9: a 2 MB reply (over the bound a later prompt could hold) is a teacher error of its leaf: the
+    leaf stays partial, nothing of it reaches the checkpoint, and a rerun asks that request again and finishes."""
+    reply = {"role": "assistant", "content": "x" * 2_000_000}
+    huge = {"model": "fake-model", "choices": [{"index": 0, "message": reply}]}
+    with ScriptedServer() as srv:
+        srv.faults.append({"json": huge})
+        first = run_leaf(OpenAIHTTPTeacher(srv.base_url, max_concurrency=1, **FAST), tmp_path / "out")
+    assert first.status == "partial" and first.dropped.get("teacher_error") == 1 and "over the bound" in first.error
+    checkpoints = list((tmp_path / "out" / ".checkpoints").glob("*.jsonl"))
+    assert checkpoints and all(len(line) < 1_000_000 for f in checkpoints for line in f.read_text().splitlines())
+    with ScriptedServer() as srv:
+        again = run_leaf(OpenAIHTTPTeacher(srv.base_url, max_concurrency=1, **FAST), tmp_path / "out")
+        asked = srv.chat_requests
+    assert again.status == "ok" and asked >= 1, again.error

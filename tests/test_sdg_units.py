@@ -236,3 +236,23 @@ def test_replay_teacher_records_rules_and_failures(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         asyncio.run(killer.complete(other))
     assert killer.calls == {req.key(): 1}
+
+
+def test_a_prompt_file_bounds_n_and_a_pipeline_bounds_its_numbers(tmp_path):
+    """Issue 29.6: `n: 1099511627776` (one request per sample when a server refuses n) and a step's
+    `num_perm: 10**9` are refused by the schema, naming the key."""
+    import yaml
+
+    from trainer.sdg.pipeline import parse_pipeline
+    from trainer.sdg.prompting import BUILTIN_DIR, PromptError, load_prompt
+
+    raw = yaml.safe_load((BUILTIN_DIR / "freeform_questions.yaml").read_text())
+    (tmp_path / "freeform_questions.yaml").write_text(yaml.safe_dump({**raw, "n": 1099511627776}))
+    with pytest.raises(PromptError, match="n: must be at most 128"):
+        load_prompt("freeform_questions", tmp_path)
+    steps = [{"type": "seeds"}, {"type": "dedup", "field": "q", "num_perm": 10**9},
+             {"type": "format", "user": "u", "assistant": "a"}]
+    with pytest.raises(PromptError, match=r"steps\[1\]\.num_perm.*between 16 and 1024"):
+        parse_pipeline({"name": "p", "steps": steps})
+    steps[1]["num_perm"] = 64
+    assert parse_pipeline({"name": "p", "steps": steps}).steps[1]["num_perm"] == 64

@@ -82,3 +82,24 @@ def test_a_check_without_settings_keys_never_imports_the_validation_library(tmp_
     (tmp_path / "labrador.toml").write_text("[check]\nmax_depth = 10\n")
     run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.stdout.split()[-2:] == ["0", "True"], run.stderr  # keys to check: checked by pydantic
+
+
+@pytest.mark.parametrize("section,line,words", [
+    ("evaluate", "judge_retries = 100000000", "[evaluate] judge_retries: must be at most 100"),
+    ("teacher", "endpoint_backoff_s = 1e308", "[teacher] endpoint_backoff_s: must be at most 2592000"),
+    ("teacher", "request_timeout_s = 0.0", "[teacher] request_timeout_s: must be above 0"),
+    ("teacher", "max_concurrency = 1000000000", "[teacher] max_concurrency: must be at most 100000"),
+    ("bot", "retry_delay_s = 1e300", "[bot] retry_delay_s: must be at most"),
+    ("nightly", "heal_steps = 4611686018427387904", "[nightly] heal_steps: must be at most"),
+])
+def test_huge_finite_counts_and_durations_are_refused_not_run(tmp_path: Path, section: str, line: str, words: str):
+    """Issue 29.11: every count and duration a file sets has a ceiling; over it is a one-line error naming the key."""
+    from trainer.evaluation.settings import load_evaluate
+    from trainer.nightly.settings import load_nightly
+
+    loaders = {**LOADERS, "evaluate": load_evaluate, "nightly": lambda p: load_nightly(p, quick=True)}
+    path = tmp_path / "labrador.toml"
+    path.write_text(f"[{section}]\n{line}\n")
+    with pytest.raises(ConfigError) as exc:
+        loaders[section](path)
+    assert words in str(exc.value)

@@ -55,6 +55,9 @@ def test_defaults_and_relative_paths(tmp_path):
     ({**BASE, "phases": [{"name": "../a", "data": "x"}]}, ["phases[0].name"]),
     ({**BASE, "heldout_fraction": 1.0}, ["heldout_fraction"]),
     ({**BASE, "phases": [{"name": "a", "data": "x", "effective_batch": 0}]}, ["effective_batch", "at least 1"]),
+    # issue 29.11: a huge but finite count is refused, not run for ever
+    ({**BASE, "phases": [{"name": "a", "data": "x", "epochs": 2**62}]}, ["phases[0].epochs", "at most 10000"]),
+    ({**BASE, "max_seq_len": 2**40}, ["max_seq_len", "at most"]),
 ])
 def test_bad_settings_name_file_and_key(tmp_path, data, words):
     path = write(tmp_path, data)
@@ -82,7 +85,10 @@ def test_missing_inputs_reported_before_loading(tmp_path):
     with pytest.raises(TrainConfigError, match="is not a folder"):
         check_inputs(cfg)
     (tmp_path / "m").mkdir()
-    (tmp_path / "m" / "config.json").write_text("{}")
+    (tmp_path / "m" / "config.json").write_text('{"model_type": "llamma"}')  # issue 29.14: refused by name
+    with pytest.raises(TrainConfigError, match="model_type 'llamma' is not one this transformers knows.*'llama'"):
+        check_inputs(cfg)
+    (tmp_path / "m" / "config.json").write_text('{"model_type": "llama"}')
     with pytest.raises(TrainConfigError, match="no tokenizer"):
         check_inputs(cfg)
     (tmp_path / "m" / "tokenizer.json").write_text("{}")

@@ -23,15 +23,17 @@ def test_filters_count_every_drop(tmp_path):
     long = task_sample(rng, "reverse", words=400)
     short = {"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]}
     no_reply = {"messages": [{"role": "user", "content": "hello there"}]}
-    path = write_phase(tmp_path / "p.jsonl", normal + [long, short, no_reply, normal[0]])
+    first = {"messages": [{"role": "system", "content": "be kind"}, {"role": "assistant", "content": "an answer to "
+                          "nothing at all, long enough"}, {"role": "user", "content": "and a question after it"}]}
+    path = write_phase(tmp_path / "p.jsonl", normal + [long, short, no_reply, normal[0], first])
     from trainer.train.data import encode
 
     floor = len(encode(tok, short["messages"])) + 1
     assert all(len(encode(tok, s["messages"])) >= floor for s in normal)
     data = load_phase("p", path, tok, max_seq_len=256, min_tokens=floor, heldout_fraction=0.0)
-    assert data.read == 34 and len(data.train) == 30
+    assert data.read == 35 and len(data.train) == 30
     assert data.dropped == {"longer_than_max_seq_len": 1, "shorter_than_min_tokens": 1, "no_assistant_turn": 1,
-                            "duplicate": 1}
+                            "duplicate": 1, "assistant_speaks_first": 1}  # issue 29.21: a reply to nothing
     assert all(len(s) <= 256 for s in data.train)  # nothing truncated: the long one is simply not there
 
 

@@ -345,6 +345,24 @@ def test_fsdp_settings_come_from_the_launch_and_unsupported_ones_are_refused():
         fsdp_settings({"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "1"})
     with pytest.raises(TrainConfigError, match="SIZE_BASED_WRAP"):
         fsdp_settings({"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2", "FSDP_AUTO_WRAP_POLICY": "SIZE_BASED_WRAP"})
+    for value in ("banana", "maybe", "5"):  # issue 29.17: never read as false
+        with pytest.raises(TrainConfigError, match=f"fsdp_offload_params is '{value}'.*true or false"):
+            fsdp_settings({"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2", "FSDP_OFFLOAD_PARAMS": value})
+
+
+def test_a_refusal_is_said_once_by_rank_0_of_a_launched_run(tmp_path):
+    """Issue 29.17: every rank refuses (exit 2), only rank 0 says why."""
+    import os
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: m\nlearning_rate: 1\n")
+    labrador = str(Path(sys.executable).with_name("labrador"))
+    for rank, says in (("0", True), ("1", False)):
+        proc = subprocess.run([labrador, "train", "--config", str(bad)], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "RANK": rank})
+        assert proc.returncode == 2 and ("error:" in proc.stderr) is says and "Traceback" not in proc.stderr
 
 
 def forgetting_after(tmp_path: Path, model: Path, replay: bool) -> tuple[float, dict]:

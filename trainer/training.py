@@ -10,6 +10,7 @@ line on stderr (exit 2) and come before any weights load.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -85,7 +86,8 @@ def run_train(args: argparse.Namespace) -> int:
             return dry_run(config)
         summary = train(config, resume=args.resume, progress=not args.quiet)
     except (TrainConfigError, DataError, CacheError) as exc:
-        err.print(f"error: {exc}", markup=False, soft_wrap=True)
+        if int(os.environ.get("RANK", "0") or 0) == 0:  # a launched run's ranks all refuse; one says why
+            err.print(f"error: {exc}", markup=False, soft_wrap=True)
         return EXIT_USAGE
     except (TrainFailed, Busy) as exc:
         err.print(f"error: {exc}", markup=False, soft_wrap=True)

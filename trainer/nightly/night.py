@@ -27,6 +27,7 @@ from validators.tree import check_tree, repo_root, walk
 from ..evaluation.seen import write_seen
 from ..evaluation.settings import EvaluateSettings
 from ..teachers.config import TeacherSettings
+from ..train.export import whole_folder
 from .branch import branch_eval
 from .choose import choose_checkpoint
 from .data import NightError, current_rows, read_jsonl
@@ -218,7 +219,9 @@ def _steps(night: Night, registry: Registry, record: dict[str, Any], parent: dic
     registry.update(record)
 
     start = _start_model(night, parent)
-    trained = steps.done("train") or steps.mark("train", _train(night, run_dir, start))
+    trained = steps.done("train")
+    if trained is None or not whole_folder(Path(trained["model"])):  # a candidate damaged since: trained again
+        trained = steps.mark("train", _train(night, run_dir, start))  # (resumes from its checkpoint, re-exports)
     record["model"] = trained["model"]
     record["distill"] = trained.get("distill")
     if s.choose_checkpoint:
@@ -325,6 +328,12 @@ def _mix(night: Night, record: dict[str, Any], run_dir: Path, registry: Registry
     mixed = plan(recipe, by_leaf, {REPLAY_DATASET: earlier}, seed=s.seed)
     rows = mixed.phases[recipe.phases[0].name]
     if not rows:
+        if not record["leaf_hashes"]:
+            raise NightError("no sample to train on tonight: the taxonomy has no leaf left (every leaf was deleted, "
+                             f"{len(record['leaves_removed'])} tonight); add a leaf, or restore one")
+        if not record["leaves_regenerated"]:
+            raise NightError("no sample to train on tonight: no leaf was added or changed, and the leaves left hold "
+                             "no earlier night's data to replay")
         raise NightError("no sample to train on tonight: the teacher kept nothing for the changed leaves and there "
                          "is no earlier night to replay")
     atomic_write_jsonl(run_dir / "mix.jsonl", rows)

@@ -199,6 +199,9 @@ def load_phase(
         if not any(m["role"] == "assistant" for m in sample["messages"]):
             out.drop("no_assistant_turn")
             continue
+        if next(m["role"] for m in sample["messages"] if m["role"] != "system") == "assistant":
+            out.drop("assistant_speaks_first")  # a reply to nothing: no prompt to learn it from
+            continue
         try:
             meta = {k: v for k, v in sample.items() if isinstance(v, str)}
             enc = encode(tokenizer, sample["messages"], unmask=unmask_all or bool(sample.get("unmask")),

@@ -21,12 +21,12 @@ class ExportError(RuntimeError):
 
 def export_checkpoint(checkpoint: Path, final: Path, out: Path) -> Path:
     """``out``: a loadable folder with ``checkpoint``'s weights in ``final``'s dtype, published by rename
-    (a second call with the folder present does nothing)."""
+    (a second call with the folder present and whole does nothing; a damaged one is exported again)."""
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
     checkpoint, final, out = Path(checkpoint), Path(final), Path(out)
-    if (out / "config.json").is_file():
+    if whole_folder(out):
         return out
     weights = checkpoint / WEIGHTS
     if not weights.is_file():
@@ -48,6 +48,16 @@ def export_checkpoint(checkpoint: Path, final: Path, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     publish_dir(tmp, out)
     return out
+
+
+def whole_folder(folder: Path) -> bool:
+    """A published model folder still whole: config.json and every safetensors file as long as its header says
+    (a truncated or half-copied folder is made again, never served)."""
+    from .config import safetensors_problem
+
+    files = list(Path(folder).glob("*.safetensors"))
+    return (Path(folder) / "config.json").is_file() and bool(files) and \
+        all(safetensors_problem(f) is None for f in files)
 
 
 def fit_weights(model: Any, state: dict[str, Any]) -> str | None:

@@ -27,6 +27,7 @@ from . import checkpoint as ckpt
 from .batch import collate_packed, collate_padded
 from .config import PhaseConfig, TrainConfig, TrainConfigError, TrainFailed
 from .data import Encoded
+from .export import whole_folder
 from .loss import LossStep, StepLoss, sft_loss
 from .parallel import FSDP_ENV, Replicated, Sharded, fsdp_settings
 from .prepare import Prepared, prepare
@@ -209,7 +210,8 @@ class Trainer:
         for pi, phase in enumerate(self.config.phases):
             done = self.config.phase_dir(phase.name) / "eval.json"
             saved = _read_json(done)
-            if saved is not None and saved.get("fingerprint") == self.fingerprint:
+            whole = whole_folder(self.config.phase_dir(phase.name) / "final")  # damaged since: made again
+            if saved is not None and saved.get("fingerprint") == self.fingerprint and whole:
                 heldout[phase.name], phase_rows[phase.name] = saved["heldout_loss"], saved["phase"]
                 continue
             model = self.train_phase_resuming(prep, pi, [c for c in resumable if c[0] == pi])

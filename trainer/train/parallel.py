@@ -37,9 +37,19 @@ class FsdpSettings:
     activation_checkpointing: bool = False
 
 
+TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """A yes/no key; anything else (``banana``, ``5``) is refused, never read as false."""
     raw = env.get(name, "").strip().lower()
-    return default if not raw else raw in ("true", "1", "yes")
+    if not raw:
+        return default
+    if raw not in TRUE + FALSE:
+        key = name.lower()
+        raise TrainConfigError(f"{key} is {env[name].strip()!r} (from the accelerate config, passed as {name}): write "
+                               f"true or false")
+    return raw in TRUE
 
 
 def fsdp_settings(env: Mapping[str, str] = os.environ) -> FsdpSettings | None:
