@@ -165,7 +165,8 @@ def test_settings_file_validation_and_options(tmp_path: Path) -> None:
     assert load_settings(path).out == str(tmp_path / "data")
     assert load_teacher(path, env={"LABRADOR_TEACHER": "http://other/v1"}).spec == "http://other/v1"
     assert teacher_options("http://x/v1", s.merged(model="m", api_key_env="KEY")) == {
-        "max_concurrency": 3, "model": "m", "api_key_env": "KEY", "tokenizer_path": str(tmp_path / "tok")}
+        "max_concurrency": 3, "model": "m", "api_key_env": "KEY", "tokenizer_path": str(tmp_path / "tok"),
+        "timeout_s": 120.0}
     assert teacher_options("vllm:/models/x", s) == {"batch_size": 3}
     assert GenerateSettings().merged(seed=None, out="o").out == "o"
     path.write_text('[generate]\nout = "x"\ntemperature = 1\n')

@@ -22,9 +22,9 @@ from pydantic import BeforeValidator, ConfigDict, Field, Strict, TypeAdapter, Va
 
 from .errors import ConfigError
 
-__all__ = ["FORBID_EXTRA", "ConfigError", "Concurrency", "Count", "Epochs", "Flag", "Fraction", "IdText", "Invalid",
-           "Name", "Number", "Positive", "Retries", "Seconds", "Steps", "Text", "Texts", "Tokens", "describe",
-           "first_error", "validate"]
+__all__ = ["FORBID_EXTRA", "ConfigError", "Concurrency", "Count", "Epochs", "Few", "Flag", "Fraction", "IdText",
+           "Invalid", "Name", "Number", "Positive", "Retries", "Seconds", "Steps", "Text", "Texts", "Tokens",
+           "describe", "first_error", "validate"]
 
 FORBID_EXTRA: ClassVar = ConfigDict(extra="forbid")  # a dataclass's ``__pydantic_config__``
 
@@ -59,6 +59,7 @@ Concurrency = Annotated[int, Strict(), Field(ge=0, le=100_000)]  # requests in f
 Tokens = Annotated[int, Strict(), Field(ge=1, le=1_048_576)]  # a length in tokens (a million at most)
 Epochs = Annotated[int, Strict(), Field(ge=1, le=10_000)]  # passes over a data set
 Steps = Annotated[int, Strict(), Field(ge=0, le=100_000_000)]  # optimizer steps
+Few = Annotated[int, Strict(), Field(ge=0, le=10)]  # a handful (seeds held out per leaf)
 
 
 @cache

@@ -15,7 +15,7 @@ from validators.settings import ConfigError, section_values
 SECTION = "evaluate"
 
 if TYPE_CHECKING:  # the bounded types of these keys (read by validators.settings)
-    from validators.typed import Concurrency, Retries, Tokens
+    from validators.typed import Concurrency, Few, Retries, Tokens
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class EvaluateSettings:
     questions_per_leaf: Concurrency = 0  # seed questions asked per leaf (0: all of them)
     batch_size: Concurrency = 8  # questions answered at once by a local model
     judge_retries: Retries = 2  # a judge reply that fails its schema is asked again (new seed) up to this many times
+    holdout_seeds: Few = 1  # seed pairs per leaf no teacher, training set or replay ever sees (0: off)
 
     def merged(self, **overrides: Any) -> EvaluateSettings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})

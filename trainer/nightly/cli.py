@@ -123,6 +123,11 @@ def summary_table(record: dict) -> Table:
         rows.append(("held-out loss tonight", f"{hl.get('tonight')} (parent {hl.get('tonight_parent')})"))
     if m.get("forgetting"):
         rows.append(("forgetting", ", ".join(f"{k} {v:+.3f}" for k, v in m["forgetting"].items() if v is not None)))
+    from .report import heldout_headline
+
+    headline = heldout_headline(record)
+    if headline:
+        rows.append(("held-out seeds", headline))
     branch = record.get("branch_eval")
     if branch:
         from collections import Counter

@@ -10,13 +10,45 @@ from .settings import NightlySettings
 
 
 def gate(s: NightlySettings, metrics: dict[str, Any], branch: Mapping[str, Any] | None = None,
-         changed: Collection[str] = ()) -> tuple[bool, str]:
-    """The loss gate, then (when the night was judged) the judged gate; the first failure is the reason."""
+         changed: Collection[str] = (), heldout: Mapping[str, Any] | None = None) -> tuple[bool, str]:
+    """The loss gate, then (when measured) the held-out seeds' gate, then (when the night was judged) the
+    judged gate; the first failure is the reason."""
     ok, reason = _loss_gate(s, metrics)
+    if ok and heldout is not None:
+        ok, seeds = heldout_gate(s, heldout, changed)
+        reason = f"{reason}; {seeds}" if ok else seeds
     if not ok or branch is None:
         return ok, reason
     ok, judged = judged_gate(s, branch, changed)
     return ok, (f"{reason}; {judged}" if ok else judged)
+
+
+def heldout_gate(s: NightlySettings, heldout: Mapping[str, Any], changed: Collection[str]) -> tuple[bool, str]:
+    """On the held-out seeds nobody trained on: no changed leaf's ``ref_nll`` may rise by more than
+    ``max_leaf_nll_rise``, general ability may drift by at most ``max_drift``, and the changed leaves' mean
+    ``ref_nll`` gain over the parent must reach ``min_heldout_gain``."""
+    leaves = heldout.get("leaves") or {}
+    deltas = {leaf: v["ref_nll"]["delta"] for leaf, v in leaves.items()
+              if leaf in changed and (v.get("ref_nll") or {}).get("delta") is not None}
+    risen = sorted(((d, leaf) for leaf, d in deltas.items() if d > s.max_leaf_nll_rise), reverse=True)
+    if risen:
+        named = ", ".join(f"{leaf} ({d:+.3f})" for d, leaf in risen[:5])
+        more = f" and {len(risen) - 5} more" if len(risen) > 5 else ""
+        return False, (f"held-out seeds: ref_nll rose by more than max_leaf_nll_rise {s.max_leaf_nll_rise} on "
+                       f"{named}{more} (nats/token)")
+    drift = (heldout.get("drift") or {}).get("delta")
+    if drift is not None and drift > s.max_drift:
+        return False, (f"drift: the model's loss on the base model's own everyday replies rose {drift:+.3f} "
+                       f"nats/token, above max_drift {s.max_drift}")
+    shown = "" if drift is None else f", drift {drift:+.3f}"
+    if not deltas:
+        return True, f"no changed leaf has a held-out seed{shown}"
+    gain = -sum(deltas.values()) / len(deltas)
+    if gain < s.min_heldout_gain:
+        worst = ", ".join(f"{leaf} ({d:+.3f})" for leaf, d in sorted(deltas.items(), key=lambda x: -x[1])[:3])
+        return False, (f"held-out seeds: the changed leaves' ref_nll gained {gain:+.3f} nats/token on average "
+                       f"(n = {len(deltas)}), below min_heldout_gain {s.min_heldout_gain}; worst: {worst}")
+    return True, f"held-out seeds: ref_nll gain {gain:+.3f} (n = {len(deltas)}){shown}"
 
 
 def judged_gate(s: NightlySettings, branch: Mapping[str, Any], changed: Collection[str]) -> tuple[bool, str]:

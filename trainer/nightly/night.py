@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ import pygit2
 from validators import Config
 from validators.atomic import atomic_write_jsonl
 from validators.changes import ChangeError
-from validators.commits import changed_leaves
+from validators.commits import changed_leaves as commit_changes
+from validators.holdout import is_heldout_row, without
 from validators.locks import PidLock
 from validators.seeds import seed_conversations
 from validators.tree import check_tree, repo_root, walk
@@ -28,14 +29,16 @@ from ..evaluation.seen import write_seen
 from ..evaluation.settings import EvaluateSettings
 from ..teachers.config import TeacherSettings
 from ..train.export import whole_folder
-from .branch import branch_eval
+from .branch import branch_eval, changed_leaves
 from .choose import choose_checkpoint
 from .data import NightError, current_rows, read_jsonl
 from .evaluate import evaluate_night
 from .gate import gate
+from .heldout import choose_heldout, heldout_eval, heldout_texts
+from .models import base_model, embedded_distill_teacher
 from .registry import Registry
 from .report import write_report
-from .settings import EMBEDDED, NightlySettings
+from .settings import NightlySettings
 from .steps import Steps, claim_run_dir, settings_hash
 
 Say = Callable[[str], None]
@@ -167,7 +170,7 @@ def _new_record(night: Night, registry: Registry, repo: pygit2.Repository, prefi
         night.say(history)
     if parent is not None:
         try:
-            changes = changed_leaves(repo, parent["taxonomy_commit"], head, prefix)
+            changes = commit_changes(repo, parent["taxonomy_commit"], head, prefix)
         except (ChangeError, pygit2.GitError, KeyError, ValueError) as exc:
             raise NightError(f"cannot compare with the last promoted model's commit: {exc}") from None
         changed, removed = changes.changed, sorted({*changes.deleted, *(old for old, _ in changes.renamed)})
@@ -207,6 +210,9 @@ def _steps(night: Night, registry: Registry, record: dict[str, Any], parent: dic
 
     checked = steps.done("validate") or steps.mark("validate", _validate(night))
     record["leaf_hashes"] = checked["leaf_hashes"]
+    held = steps.done("holdout") or steps.mark("holdout", {"leaves": choose_heldout(
+        night, sorted(record["leaf_hashes"]), parent)})  # before any teacher sees a seed
+    record["heldout_seeds"] = held["leaves"]
 
     generated = steps.done("generate") or steps.mark("generate", _generate(night, record, run_dir))
     record["teacher"] = generated["teacher"]
@@ -233,12 +239,16 @@ def _steps(night: Night, registry: Registry, record: dict[str, Any], parent: dic
 
     write_seen(record["model"], record["leaf_hashes"])  # what this model has learnt: the next night's "new"
     evaluation = evaluate_night(night, record, run_dir, start, registry.promoted())
+    heldout = steps.done("heldout_eval") or steps.mark("heldout_eval", heldout_eval(
+        night, record, run_dir, start, base_model(night)))
+    record["heldout"] = heldout
     judged: dict[str, Any] = {"result": None, "changed": []}
     if s.branch_eval:
         judged = steps.done("branch_eval") or steps.mark("branch_eval", branch_eval(night, record, run_dir, start,
                                                                                   parent))
         record["branch_eval"] = judged["result"]
-    gate_ok, reason = gate(s, evaluation, judged["result"] if s.gate_judged else None, judged["changed"])
+    gate_ok, reason = gate(s, evaluation, judged["result"] if s.gate_judged else None, changed_leaves(record),
+                           heldout if heldout.get("leaves") else None)
     record["metrics"] = evaluation
     record["status"] = "promoted" if gate_ok else "rejected"
     record["reason"] = f"{record['history']}; {reason}" if record.get("history") else reason
@@ -273,7 +283,9 @@ def _generate(night: Night, record: dict[str, Any], run_dir: Path) -> dict[str, 
     from ..teachers.config import build_teacher
 
     folders = sorted(record["leaf_hashes"])
+    held = record.get("heldout_seeds") or {}
     inputs, skipped = prepare_leaves(night.taxonomy, night.checker, folders)
+    inputs = [replace(i, holdout=tuple(held.get(i.relpath.rsplit("/", 1)[0]) or ())) for i in inputs]
     if skipped:
         raise NightError(f"leaf {skipped[0].leaf} cannot be generated: {skipped[0].error}")
     try:
@@ -302,7 +314,8 @@ def _generate(night: Night, record: dict[str, Any], run_dir: Path) -> dict[str, 
         for item in inputs:
             folder = item.relpath.rsplit("/", 1)[0]
             if folder in changed and item.report is not None and isinstance(item.report.data, dict):
-                rows = [{"messages": m, "leaf": folder, "origin": "seed"} for m in seed_conversations(item.report.data)]
+                kept = without(item.report.data, folder, item.holdout)  # a held-out seed is never trained on
+                rows = [{"messages": m, "leaf": folder, "origin": "seed"} for m in seed_conversations(kept)]
                 new += rows
                 seeds += len(rows)
     atomic_write_jsonl(run_dir / "new.jsonl", new)
@@ -317,10 +330,12 @@ def _mix(night: Night, record: dict[str, Any], run_dir: Path, registry: Registry
 
     s = night.settings
     gone = set(record["leaves_regenerated"]) | set(record["leaves_removed"])
+    held = heldout_texts(night, record.get("heldout_seeds") or {})  # never in a mix, replayed or new
     earlier = []
     for run in registry.promoted():
-        earlier += [r for r in current_rows(run, record["leaf_hashes"]) if r.get("leaf") not in gone]
-    new = read_jsonl(run_dir / "new.jsonl")
+        earlier += [r for r in current_rows(run, record["leaf_hashes"])
+                    if r.get("leaf") not in gone and not is_heldout_row(r, held)]
+    new = [r for r in read_jsonl(run_dir / "new.jsonl") if not is_heldout_row(r, held)]
     by_leaf: dict[str, list[dict[str, Any]]] = {}
     for r in new:
         by_leaf.setdefault(r["leaf"], []).append(r)
@@ -346,47 +361,6 @@ def _start_model(night: Night, parent: dict | None) -> str:
     if s.start_from == "promoted" and parent is not None and parent.get("model"):
         return parent["model"]
     return base_model(night)
-
-
-def base_model(night: Night) -> str:
-    """The configured base model; ``derive:NAME:LAYERS`` is derived once from a registry model."""
-    spec = night.settings.base_model
-    if not spec.startswith("derive:"):
-        if not (Path(spec) / "config.json").is_file():
-            raise NightError(f"base_model {spec} is not a Hugging Face model folder")
-        return spec
-    _, name, layers = spec.split(":", 2)
-    from ..models.derive import derive_student, layers_of
-    from ..models.store import pull
-
-    if night.settings.heal_steps:  # cached in the models cache: every state folder shares one heal
-        from dataclasses import replace
-
-        from ..models.heal import HealSettings, heal_student
-
-        source = pull(name)
-        picked = layers_of(source, layers)
-        night.say(f"the base model: layers {layers} of {name}, healed by distillation "
-                  f"({night.settings.heal_steps} steps, once)")
-        return str(heal_student(source, picked, replace(HealSettings(), steps=night.settings.heal_steps),
-                                progress=False, say=night.say))
-    out = night.state / "base" / f"{name}-{layers.replace(',', '_')}"
-    if not (out / "config.json").is_file():
-        source = pull(name)
-        night.say(f"deriving the base model: layers {layers} of {name}")
-        derive_student(source, layers_of(source, layers), out)
-    return str(out)
-
-
-def embedded_distill_teacher(config: Any) -> Any:
-    """``teacher_model = "embedded"`` (the quick night's) as the embedded model's folder, pulled once."""
-    if config.distill is None or config.distill.teacher_model != EMBEDDED:
-        return config
-    from dataclasses import replace
-
-    from ..models.store import pull
-
-    return replace(config, distill=replace(config.distill, teacher_model=str(pull())))
 
 
 def _train(night: Night, run_dir: Path, start: str) -> dict[str, Any]:

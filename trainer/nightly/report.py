@@ -42,6 +42,7 @@ def write_report(run_dir: Path, record: dict[str, Any], runs: list[dict[str, Any
     for night, f in sorted(m.get("forgetting", {}).items()):
         lines.append(f"| {night} held-out | {_num(m['heldout_loss'].get(night))} | "
                      f"{_num(m.get('parent_loss', {}).get(night))} | {_num(f)} |")
+    lines += heldout_lines(run_dir, record)
     lines += _training(run_dir, record)
     choice = record.get("checkpoint_choice")
     if choice:
@@ -68,6 +69,95 @@ def write_report(run_dir: Path, record: dict[str, Any], runs: list[dict[str, Any
     path = run_dir / "report.md"
     atomic_write(path, ("\n".join(lines) + "\n").encode("utf-8"))
     return path
+
+
+def heldout_headline(record: dict[str, Any]) -> str:
+    """One line: how the candidate does on the held-out seeds against the model the lineage started from."""
+    h = record.get("heldout") or {}
+    rows = [v["ref_nll"] for v in (h.get("leaves") or {}).values() if (v.get("ref_nll") or {}).get("delta_base")
+            is not None]
+    if not rows:
+        return ""
+    better = sum(1 for r in rows if r["delta_base"] < 0)
+    drift = (h.get("drift") or {}).get("delta_base")
+    return (f"better than the base model on {better} of {len(rows)} leaves' held-out seeds (ref_nll, mean gain "
+            f"{-sum(r['delta_base'] for r in rows) / len(rows):+.3f} nats/token)"
+            + ("" if drift is None else f", drift {drift:+.3f} nats/token"))
+
+
+def heldout_lines(run_dir: Path, record: dict[str, Any]) -> list[str]:
+    """The held-out seeds' table (base → parent → candidate per leaf), the drift, a chart of the per-leaf gains
+    and, for each changed leaf, one held-out question with the reference and the answers."""
+    h = record.get("heldout") or {}
+    leaves = h.get("leaves") or {}
+    if not leaves and not h.get("not_measurable"):
+        return []
+    out = ["", "## Held-out seeds (never seen by a teacher, the training data or a replay buffer)", ""]
+    headline = heldout_headline(record)
+    if headline:
+        out += [f"The candidate is {headline}.", ""]
+    out += ["| leaf | ref_nll base → parent → candidate | gain on parent | ROUGE-L base → parent → candidate |",
+            "|---|---|---|---|"]
+    changed = set(record.get("leaves_regenerated") or ())
+    for leaf, v in sorted(leaves.items()):
+        n, r = v.get("ref_nll") or {}, v.get("rouge_l") or {}
+        gain = None if n.get("delta") is None else -n["delta"]
+        mark = " (changed)" if leaf in changed else ""
+        out.append(f"| {md_text(leaf, 200)}{mark} | {_three(n)} | {'—' if gain is None else f'{gain:+.3f}'} | "
+                   f"{_three(r)} |")
+    drift = h.get("drift") or {}
+    if drift.get("candidate") is not None:
+        out += ["", f"Drift (nats/token on the base model's own replies to everyday prompts): base "
+                f"{_num3(drift.get('base'))}, parent {_num3(drift.get('parent'))}, candidate "
+                f"{_num3(drift.get('candidate'))} ({drift['delta']:+.3f} on the parent)."]
+    if h.get("not_measurable"):
+        out += ["", f"Not measurable (too few seed pairs to hold one out): "
+                f"{', '.join(md_text(x, 200) for x in h['not_measurable'])}."]
+    chart = _gain_chart(run_dir, record["id"], leaves)
+    if chart is not None:
+        out += ["", f"![{chart.stem}]({chart.name})"]
+    examples = [(leaf, e) for leaf, e in sorted((h.get("examples") or {}).items()) if leaf in changed]
+    for leaf, e in examples[:10]:
+        out += ["", f"<details><summary>{md_text(leaf, 200)}: one held-out question</summary>", "",
+                f"**Question:** {md_text(e.get('prompt', ''), 600)}", "",
+                f"**Reference:** {md_text(e.get('reference', ''), 600)}", "",
+                f"**Parent:** {md_text(e.get('parent', ''), 600)}", "",
+                f"**Candidate:** {md_text(e.get('candidate', ''), 600)}", "", "</details>"]
+    return out
+
+
+def _num3(v: Any) -> str:
+    return "—" if v is None else f"{v:.3f}"
+
+
+def _three(v: dict[str, Any]) -> str:
+    return f"{_num3(v.get('base'))} → {_num3(v.get('parent'))} → {_num3(v.get('candidate'))}"
+
+
+def _gain_chart(run_dir: Path, night: str, leaves: dict[str, Any]) -> Path | None:
+    """Per-leaf ref_nll gain on the parent (positive: learnt), green when gained, red when lost."""
+    rows = [(leaf, -v["ref_nll"]["delta"]) for leaf, v in sorted(leaves.items())
+            if (v.get("ref_nll") or {}).get("delta") is not None]
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 0.4 * len(rows) + 1.6), dpi=100)
+    ax.barh([r[0] for r in rows], [r[1] for r in rows],
+            color=["tab:green" if r[1] >= 0 else "tab:red" for r in rows])
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel("held-out ref_nll gain on the parent (nats/token; right: learnt)")
+    ax.set_title(f"{night}: held-out seeds, per leaf")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    target = run_dir / "heldout_gain.png"
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return target
 
 
 def _training(run_dir: Path, record: dict[str, Any]) -> list[str]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from validators.settings import ConfigError, coerce, read_toml, section_values
 
+from ..models.catalogue import CATALOGUE
 from ..train.config import TrainConfig, TrainConfigError, parse_config
 
 SECTION = "nightly"
@@ -24,15 +25,15 @@ DEFAULT_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "nightly.y
 EMBEDDED = "embedded"  # as [nightly.train.distill] teacher_model: the embedded teacher, pulled when needed
 REPLAY_DATASET = "earlier-nights"  # the replay source a night's recipe draws earlier nights' data from
 
-# the embedded defaults: a CPU night in minutes (a 2-layer student of the embedded teacher, small batches)
-QUICK_BASE_MODEL = "derive:smollm2-135m-instruct:0,29"
-QUICK_HEAL_STEPS = 40  # the cut is healed once by distillation (trainer/models/heal.py; benchmarks/bench_heal.py)
+# the embedded defaults: a CPU night in minutes that teaches the embedded model itself (all 30 layers, fp32)
+QUICK_BASE_MODEL = "smollm2-135m-instruct"  # a catalogue name: pulled on first use, like --teacher embedded
 QUICK_EARLIER_LEAVES = 3  # unchanged leaves judged for forgetting under --quick (each costs 2 answers, 2 verdicts)
 QUICK_TRAIN: dict[str, Any] = {
     "max_seq_len": 512, "max_tokens_per_batch": 2048, "heldout_fraction": 0.1, "min_sample_tokens": 8,
     "save_every_steps": 10, "keep_checkpoints": 1,
-    "phases": [{"name": NIGHT_PHASE, "epochs": 2, "lr": 1.0e-4, "effective_batch": 8, "warmup_steps": 2}],
-    "distill": {"teacher_model": EMBEDDED, "lambda": 0.5},  # every quick night distils the embedded teacher
+    "phases": [{"name": NIGHT_PHASE, "epochs": 1, "lr": 2.0e-5, "effective_batch": 4, "warmup_steps": 2}],
+    # the teacher is the model the lineage started from: a pull toward it, a guard against forgetting
+    "distill": {"teacher_model": EMBEDDED, "lambda": 0.5},
 }
 # keys [nightly] had before [nightly.train] and [teacher]: still read for one release, with a warning
 _PHASE_KEYS = ("epochs", "lr", "effective_batch", "warmup_steps", "max_steps")
@@ -65,6 +66,9 @@ class NightlySettings:
     max_leaf_regression: float = 1.0  # no judged leaf's mean score (1..10) may drop by more than this
     min_mean_delta: float = 0.0  # the changed leaves' mean score delta must be at least this
     max_judge_error_rate: float = 0.1  # a judge that fails more often than this cannot pass a night
+    min_heldout_gain: float = 0.0  # the changed leaves' mean held-out ref_nll gain (nats/token) must reach this
+    max_leaf_nll_rise: float = 0.1  # no changed leaf's held-out ref_nll may rise by more than this (nats/token)
+    max_drift: float = 0.1  # drift_nll (the base model's everyday replies) may rise by at most this (nats/token)
     report_url: str = ""  # link in the pull-request comments; "{id}" becomes the night's id
     github_token_env: str = ""  # NAME of a variable holding a token for those comments (default: the bot's App)
     train: Mapping[str, Any] = field(default_factory=dict)  # [nightly.train]: a training config, see above
@@ -144,12 +148,13 @@ def load_nightly(path: Path | None, quick: bool = False) -> NightlySettings:
         train["distill"] = _against(dict(train["distill"]), ("teacher_model", "teacher", "teacher_cache"), path)
         if isinstance(train["distill"].get("dae"), dict):
             train["distill"]["dae"] = _against(dict(train["distill"]["dae"]), ("expert", "reference"), path)
-    if values.get("base_model") and not values["base_model"].startswith("derive:") and path is not None:
+    if values.get("base_model") and not values["base_model"].startswith("derive:") and path is not None \
+            and values["base_model"] not in CATALOGUE:
         bm = Path(values["base_model"]).expanduser()
         values["base_model"] = str(bm if bm.is_absolute() else (Path(path).parent / bm).resolve())
     base = NightlySettings()
     if quick:
-        base = replace(base, base_model=QUICK_BASE_MODEL, heal_steps=QUICK_HEAL_STEPS, include_seeds=True,
+        base = replace(base, base_model=QUICK_BASE_MODEL, include_seeds=True,
                        gate_max_forgetting=0.5, gate_judged=False, eval_earlier_leaves=QUICK_EARLIER_LEAVES)
     settings = replace(base, **values, train=train, replay=replay)
     if settings.start_from not in ("promoted", "base"):

@@ -49,8 +49,8 @@ def override_dirs(taxonomy_repo: Path | None) -> tuple[Path | None, Path | None]
 
 async def _prepare(relpath: str, leaf_bytes: bytes, teacher: Teacher, documents: Documents | None, seed: int,
                    limits: Limits, taxonomy_repo: Path | None, config: Config | None,
-                   local_repo: Path | None, report: Any = None) -> _Job:
-    spec = load_leaf(relpath, leaf_bytes, config, report)
+                   local_repo: Path | None, report: Any = None, holdout: Sequence[str] = ()) -> _Job:
+    spec = load_leaf(relpath, leaf_bytes, config, report, holdout)
     if spec.kind != "knowledge":
         documents = ()
     elif documents is None:
@@ -59,6 +59,8 @@ async def _prepare(relpath: str, leaf_bytes: bytes, teacher: Teacher, documents:
     pipeline = load_pipeline(spec.kind, pipeline_dir)
     prompts = load_prompts(pipeline.prompt_names(), prompt_dir)
     params = limits.key_params()
+    if holdout:  # other seeds shown to the teacher: another leaf output (none held out: the keys as before)
+        params = {**params, "holdout": sorted(holdout)}
     if any(is_pdf(p, d) for p, d in documents):  # PDF text depends on the extractor, not just the bytes
         params = {**params, "pdf_text": pdf_extractor_id()}
     key = leaf_key(relpath=spec.relpath, leaf_bytes=leaf_bytes, documents=documents,
@@ -90,9 +92,10 @@ async def generate_leaf(leaf_relpath: str, leaf_bytes: bytes, teacher: Teacher, 
                         documents: Documents | None = None, seed: int = 0, limits: Limits | None = None,
                         progress: Progress | None = None, taxonomy_repo: Path | None = None,
                         config: Config | None = None, local_repo: Path | None = None,
-                        report: Any = None) -> LeafResult:
+                        report: Any = None, holdout: Sequence[str] = ()) -> LeafResult:
     """Generate one leaf's samples into ``out_dir`` (``None``: in memory only, no cache or checkpoint).
-    ``report``: the checker's verdict on the leaf, when the caller already checked it.
+    ``report``: the checker's verdict on the leaf, when the caller already checked it. ``holdout``: ids of
+    seed pairs no prompt may show (held-out seeds, :mod:`validators.holdout`).
 
     Never raises for a bad leaf or a failing teacher: the result says ``failed``/``partial`` and why.
     Only interrupts (KeyboardInterrupt, cancellation) propagate, after the checkpoint is flushed.
@@ -102,7 +105,7 @@ async def generate_leaf(leaf_relpath: str, leaf_bytes: bytes, teacher: Teacher, 
     store: CheckpointStore | None = None
     try:
         job = await _prepare(leaf_relpath, leaf_bytes, teacher, documents, seed, limits, taxonomy_repo,
-                             config, local_repo, report)
+                             config, local_repo, report, holdout)
         folder = leaf_dir(Path(out_dir), job.spec.folder, job.key) if out_dir is not None else None
         if folder is not None and (manifest := read_complete(folder)) is not None:
             counts = manifest.get("counts", {})
@@ -152,7 +155,8 @@ async def generate(leaves: Sequence[LeafInput | tuple[str, bytes]], teacher: Tea
         async with gate:
             res = await generate_leaf(item.relpath, item.data, teacher, out_dir, documents=item.documents,
                                       seed=seed, limits=limits, progress=progress, taxonomy_repo=taxonomy_repo,
-                                      config=config, local_repo=local_repo, report=item.report)
+                                      config=config, local_repo=local_repo, report=item.report,
+                                      holdout=item.holdout)
         if on_leaf is not None:
             on_leaf(res)
         return res

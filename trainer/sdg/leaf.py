@@ -7,11 +7,13 @@ on a file that the contributor was told is invalid.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from validators import Config, Report, check_file
+from validators.holdout import without
 from validators.seeds import leaf_kind, seed_examples
 
 
@@ -44,10 +46,11 @@ def _safe_relpath(relpath: str) -> str:
     return rel
 
 
-def load_leaf(relpath: str, leaf_bytes: bytes, config: Config | None = None, report: Report | None = None
-              ) -> LeafSpec:
+def load_leaf(relpath: str, leaf_bytes: bytes, config: Config | None = None, report: Report | None = None,
+              holdout: Collection[str] = ()) -> LeafSpec:
     """Check and parse a leaf; raises :class:`LeafError` naming the first problems. ``report``: the checker's
-    verdict on these bytes when the caller already has it (the leaf is then not checked a second time)."""
+    verdict on these bytes when the caller already has it (the leaf is then not checked a second time).
+    ``holdout``: ids of seed pairs taken out after the check (held-out seeds: no prompt ever shows them)."""
     rel = _safe_relpath(relpath)
     if report is None or report.path != rel or not isinstance(report.data, dict):
         report = check_file(rel, leaf_bytes, config)
@@ -55,6 +58,8 @@ def load_leaf(relpath: str, leaf_bytes: bytes, config: Config | None = None, rep
         first = "; ".join(f"{f.line}:{f.column} {f.message}" for f in report.errors[:3])
         raise LeafError(f"{rel} does not pass the checker ({len(report.errors)} errors): {first}")
     data = report.data
+    if holdout:
+        data = without(data, rel.rsplit("/", 1)[0], holdout)
     kind = leaf_kind(report.branch, data)
     if kind == "knowledge":
         seeds = tuple({"context": s.context, "questions_and_answers": [

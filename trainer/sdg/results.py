@@ -18,6 +18,7 @@ class LeafInput:
     data: bytes
     documents: Documents | None = None
     report: Any = None  # the checker's Report on ``data``, when the caller has one (not checked again)
+    holdout: tuple[str, ...] = ()  # ids of seed pairs no teacher may see (validators.holdout)
 
 
 @dataclass

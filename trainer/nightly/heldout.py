@@ -1,0 +1,89 @@
+"""The night's held-out seeds: which pairs of each leaf nobody may see (chosen before generation, stable across
+nights), and, after training, what the candidate, its parent and the lineage's original base model make of
+them (``ref_nll``, ``rouge_l``) and of everyday prompts (drift). The evidence that a night learnt a merged
+leaf, with no judge needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from validators import check_file
+from validators.atomic import atomic_write_json
+from validators.holdout import HeldOut, choose, heldout_pairs
+
+from .data import NightError
+
+
+def _leaf_data(night: Any, leaf: str) -> Any:
+    qna = night.taxonomy / leaf / "qna.yaml"
+    if not qna.is_file():
+        return None
+    report = check_file(f"{leaf}/qna.yaml", qna.read_bytes(), night.checker)
+    return report.data if isinstance(report.data, dict) else None
+
+
+def choose_heldout(night: Any, leaves: list[str], parent: dict[str, Any] | None) -> dict[str, list[str] | None]:
+    """``{leaf: ids}`` for every current leaf (``None``: too few pairs, not measurable; ``[]``: turned off),
+    keeping the parent night's choice where its pairs are still there."""
+    n = night.evaluate.holdout_seeds
+    before = (parent or {}).get("heldout_seeds") or {}
+    out: dict[str, list[str] | None] = {}
+    for leaf in leaves:
+        data = _leaf_data(night, leaf)
+        out[leaf] = choose(leaf, data, n, before.get(leaf) or ()) if data is not None else None
+    return out
+
+
+def heldout_items(night: Any, held: dict[str, list[str] | None], leaves: list[str] | None = None) -> list[HeldOut]:
+    """The held-out pairs of ``leaves`` (default: every leaf with some), in leaf order."""
+    items: list[HeldOut] = []
+    for leaf in sorted(leaves if leaves is not None else held):
+        ids = held.get(leaf)
+        data = _leaf_data(night, leaf) if ids else None
+        if data is not None:
+            items += heldout_pairs(leaf, data, ids)
+    return items
+
+
+def heldout_texts(night: Any, held: dict[str, list[str] | None]) -> list[tuple[str, str]]:
+    """(prompt, reference) of every held-out pair: what no training row may be."""
+    return [(i.prompt, i.reference) for i in heldout_items(night, held)]
+
+
+def heldout_eval(night: Any, record: dict[str, Any], run_dir: Path, start: str, base: str) -> dict[str, Any]:
+    """Candidate, parent and base on every measurable leaf's held-out pairs, and their drift; written to
+    ``runs/<id>/heldout.json``. The parent is measured once when it is the base."""
+    from ..evaluation.metrics import LoadedModel, compare, drift_rows, measure
+
+    held = record.get("heldout_seeds") or {}
+    items = heldout_items(night, held)
+    names = ("ref_nll", "rouge_l")
+    not_measurable = sorted(leaf for leaf, ids in held.items() if ids is None)
+    if not items:
+        result = {"leaves": {}, "drift": {}, "not_measurable": not_measurable, "pairs": 0}
+        atomic_write_json(run_dir / "heldout.json", result)
+        return result
+    try:
+        drift = drift_rows(base, night.state / "drift" / f"{Path(base).name}.json", say=night.say)
+    except (OSError, ValueError) as exc:
+        raise NightError(f"drift: the base model {base} cannot answer: {exc}") from None
+    night.say(f"held-out seeds: {len(items)} pair(s) of {len({i.leaf for i in items})} leaf(s); measuring the "
+              "candidate, its parent and the base model")
+    tokens = min(night.evaluate.max_new_tokens, 128)
+    results: dict[str, Any] = {}
+    for who, path in (("candidate", record["model"]), ("parent", start), ("base", base)):
+        if who == "base" and Path(base).resolve() == Path(start).resolve():
+            results["base"] = results["parent"]  # the first night (or start_from = base): measured once
+            continue
+        results[who] = measure(LoadedModel(path), items, names, tokens, drift)
+    compared = compare(results, names)
+    answers = {leaf: {who: r["leaves"].get(leaf, {}).get("answers", []) for who, r in results.items()}
+               for leaf in compared["leaves"]}
+    result = {**compared, "not_measurable": not_measurable, "pairs": len(items),
+              "examples": {leaf: {"prompt": next(i.prompt for i in items if i.leaf == leaf),
+                                  "reference": next(i.reference for i in items if i.leaf == leaf),
+                                  **{who: (a[0] if a else "") for who, a in answers[leaf].items()}}
+                           for leaf in compared["leaves"]}}
+    atomic_write_json(run_dir / "heldout.json", result)
+    return result
