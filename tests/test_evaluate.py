@@ -259,3 +259,30 @@ def test_model_folders_whose_path_holds_a_space_are_one_model_each(models, tmp_p
     with ExactnessJudge() as judge:
         code, result, err = evaluate(taxonomy, spaced, untrained, judge.base_url)
     assert code == 0 and result["leaves"][LEAF]["verdict"] == "improved", err
+
+
+def test_judge_free_metrics_on_held_out_seeds_and_their_bad_input(models, tmp_path):
+    """Issue 30.5: ref_nll and rouge_l need no judge; the trained model's reference answers are likelier
+    (improved), the swap regresses (exit 1); --heldout asks only the held-out pair; bad input is one line."""
+    taxonomy, trained, untrained = models
+    code, result, err = evaluate(taxonomy, trained, untrained, "unused", "--metrics", "ref_nll,rouge_l")
+    assert code == 0, err
+    leaf = result["leaves"][LEAF]
+    nll = leaf["metrics"]["ref_nll"]
+    assert nll["model"] < nll["baseline"] and nll["delta"] < 0 and leaf["verdict"] == "improved"
+    assert leaf["metrics"]["rouge_l"]["model"] >= leaf["metrics"]["rouge_l"]["baseline"]
+    assert result["judge"] is None and result["drift"]["baseline"] is not None and leaf["questions"] == len(SEEDS)
+    code, swapped, _ = evaluate(taxonomy, untrained, trained, "unused", "--metrics", "ref_nll")
+    assert code == 1 and swapped["leaves"][LEAF]["metrics_verdict"] == "regressed"
+    code, held, err = evaluate(taxonomy, trained, untrained, "unused", "--metrics", "ref_nll", "--heldout")
+    assert code in (0, 1) and held["leaves"][LEAF]["questions"] == 1, err
+    code, _, err = evaluate(taxonomy, trained, untrained, "unused", "--metrics", "ref_nll,blue")
+    assert code == 2 and "unknown metric blue" in err and "Traceback" not in err
+    config = tmp_path / "labrador.toml"
+    config.write_text("[evaluate]\nholdout_seeds = 5\n")
+    code, _, err = evaluate(taxonomy, trained, untrained, "unused", "--metrics", "ref_nll", "--heldout",
+                            "--config", str(config))
+    assert code == 2 and "too few seed pairs to hold 5 out" in err and "Traceback" not in err
+    config.write_text("[evaluate]\nholdout_seeds = -1\n")
+    code, _, err = evaluate(taxonomy, trained, untrained, "unused", "--metrics", "ref_nll", "--config", str(config))
+    assert code == 2 and "holdout_seeds" in err and "Traceback" not in err

@@ -41,6 +41,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--taxonomy", metavar="DIR", type=Path, help="taxonomy folder (default: ./taxonomy or .)")
     p.add_argument("--config", metavar="FILE", type=Path, help="settings file (default: nearest labrador.toml)")
     p.add_argument("--max-new-tokens", type=int, metavar="N", help="answer length cap ([evaluate] max_new_tokens)")
+    p.add_argument("--metrics", metavar="LIST", help="comma-separated: ref_nll (nats/token of the seed's answer, "
+                   "teacher-forced), rouge_l (ROUGE-L F1 of the greedy answer), judge (the judge's 1-10 score); "
+                   "default ref_nll,rouge_l, plus judge when --judge is given")
+    p.add_argument("--heldout", action="store_true", help="only each leaf's held-out seeds ([evaluate] holdout_seeds "
+                   "per leaf, the ones a night never trains on); default: every seed")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=run_evaluate)
 
@@ -68,15 +73,24 @@ def _evaluate(args: argparse.Namespace) -> int:
     from ..teachers.config import HOW_TO_CONFIGURE, build_teacher, load_teacher
     from .answering import check_model
     from .judging import judge_prompt
+    from .metrics import parse_metrics
     from .outfile import MARKER, VERSION, OutFileError, check_out, write_out
     from .verdicts import any_regressed, unjudged
 
     # every argument is checked before anything loads: a typo costs a second, not a judge's start-up
+    try:
+        names = parse_metrics(args.metrics) if args.metrics else ("ref_nll", "rouge_l", *(("judge",) if args.judge
+                                                                                         else ()))
+    except ValueError as exc:
+        raise UsageError(f"--metrics: {exc}") from None
     for flag, spec in (("--model", args.model), ("--baseline", args.baseline)):
         try:
             check_model(spec, flag)
         except EvaluationError as exc:
             raise UsageError(str(exc)) from None
+        if set(names) - {"judge"} and not Path(spec).is_dir():
+            raise UsageError(f"{flag} {spec}: ref_nll and rouge_l need a model folder (its weights); for a served "
+                             "model use --metrics judge")
     if args.out is not None:
         try:
             check_out(args.out)
@@ -95,33 +109,41 @@ def _evaluate(args: argparse.Namespace) -> int:
         if not 1 <= args.max_new_tokens <= MAX_NEW_TOKENS:
             raise UsageError(f"--max-new-tokens must be between 1 and {MAX_NEW_TOKENS}")
         settings = settings.merged(max_new_tokens=args.max_new_tokens)
-    if not judge_settings.spec:
+    judged = "judge" in names
+    if judged and not judge_settings.spec:
         raise UsageError(HOW_TO_CONFIGURE + ", or pass --judge SPEC")
     leaves = select(taxonomy, args.leaves)
+    if args.heldout and settings.holdout_seeds < 1:
+        raise UsageError("--heldout needs [evaluate] holdout_seeds of 1 or more")
     try:
-        questions = [q for qs in leaf_questions(taxonomy, leaves, config, settings.questions_per_leaf).values()
-                     for q in qs]
+        questions = [q for qs in leaf_questions(taxonomy, leaves, config, settings.questions_per_leaf,
+                                                settings.holdout_seeds if args.heldout else 0).values() for q in qs]
     except EvaluationError as exc:
         raise UsageError(str(exc)) from None
     if not questions:
         raise UsageError("no seed question in the chosen leaves")
     root = repo_root(taxonomy) if taxonomy.exists() else None
     prompts = root / "sdg" / "prompts" if root is not None and (root / "sdg" / "prompts").is_dir() else None
-    try:
-        judge_prompt(prompts)  # a broken override of the judge's prompt, before any model loads
-    except PromptError as exc:
-        raise UsageError(f"the judge's prompt: {exc}") from None
-    try:
-        judge = build_teacher(judge_settings)
-    except (ValueError, ImportError, OSError, RecursionError, TeacherError) as exc:
-        raise UsageError(f"judge {judge_settings.label!r}: {exc}") from None
-    with _Progress(len(questions), live=not args.quiet and sys.stderr.isatty()) as progress:
+    if judged:
         try:
-            result, details = evaluate_branch(str(args.model), str(args.baseline), judge, questions, settings,
-                                              seen=read_seen(args.baseline), prompts=prompts, progress=progress)
-        except EvaluationError as exc:
-            raise UsageError(str(exc)) from None
-    result = {**result, MARKER: VERSION}  # stdout's JSON is the file's
+            judge_prompt(prompts)  # a broken override of the judge's prompt, before any model loads
+        except PromptError as exc:
+            raise UsageError(f"the judge's prompt: {exc}") from None
+        try:
+            judge = build_teacher(judge_settings)
+        except (ValueError, ImportError, OSError, RecursionError, TeacherError) as exc:
+            raise UsageError(f"judge {judge_settings.label!r}: {exc}") from None
+        with _Progress(len(questions), live=not args.quiet and sys.stderr.isatty()) as progress:
+            try:
+                result, details = evaluate_branch(str(args.model), str(args.baseline), judge, questions, settings,
+                                                  seen=read_seen(args.baseline), prompts=prompts, progress=progress)
+            except EvaluationError as exc:
+                raise UsageError(str(exc)) from None
+    else:
+        result, details = _unjudged(args, questions)
+    if set(names) - {"judge"}:
+        result = _with_metrics(args, result, questions, names, settings)
+    result = {**result, MARKER: VERSION, "metrics_measured": list(names)}  # stdout's JSON is the file's
     if args.out is not None:
         try:
             write_out(args.out, result, details)
@@ -133,15 +155,55 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         from rich.console import Console
 
+        from .output import metrics_table
+
         console = Console()
-        (console if console.is_terminal else Console(width=200)).print(table(result))
+        console = console if console.is_terminal else Console(width=200)
+        if judged:
+            console.print(table(result))
+        if set(names) - {"judge"}:
+            console.print(metrics_table(result))
     failed = unjudged(result)
     if failed:
         print(f"labrador evaluate: could not judge {len(failed)} of {len(result['leaves'])} leaves "
               f"({', '.join(failed[:5])}{', ...' if len(failed) > 5 else ''}): the judge gave no usable verdict "
               f"(judge error rate {result['judge_error_rate']:.0%}; the reasons are in the details)", file=sys.stderr)
         return EXIT_UNJUDGED
-    return EXIT_REGRESSED if any_regressed(result) else EXIT_OK
+    worse = any(v.get("metrics_verdict") == "regressed" for v in result["leaves"].values())
+    return EXIT_REGRESSED if any_regressed(result) or worse else EXIT_OK
+
+
+def _unjudged(args: argparse.Namespace, questions: list) -> tuple[dict, list]:
+    """The result's shape without a judge: no scores; verdicts come from the metrics."""
+    leaves: dict = {}
+    for q in questions:
+        leaves.setdefault(q.leaf, {"model": None, "baseline": None, "delta": None, "questions": 0,
+                                   "verdict": "unjudged"})["questions"] += 1
+    result = {"judge": None, "model": str(args.model), "baseline": str(args.baseline), "judge_error_rate": 0.0,
+              "leaves": leaves}
+    return result, [{"leaf": q.leaf, "question": q.prompt, "reference": q.reference} for q in questions]
+
+
+def _with_metrics(args: argparse.Namespace, result: dict, questions: list, names: tuple, settings: object) -> dict:
+    """``result`` with each leaf's ``metrics`` (``{NAME: {model, baseline, delta}}``) and ``metrics_verdict``,
+    and the top-level ``drift``; without a judge the metrics' verdict is the leaf's verdict."""
+    from validators.holdout import HeldOut
+
+    from .metrics import metric_verdict, model_vs_baseline
+
+    items = [HeldOut(q.leaf, "", q.prompt, q.reference) for q in questions]
+    quiet = args.quiet or not sys.stderr.isatty()
+    measured = model_vs_baseline(str(args.model), str(args.baseline), items, names,
+                                 min(settings.max_new_tokens, 256),  # type: ignore[attr-defined]
+                                 progress=(lambda stage: None) if quiet else
+                                 (lambda stage: print(f"measuring: {stage}", file=sys.stderr)))
+    leaves = {}
+    for leaf, v in result["leaves"].items():
+        row = measured["leaves"].get(leaf) or {}
+        verdict = metric_verdict(row, settings.min_nll_delta)  # type: ignore[attr-defined]
+        leaves[leaf] = {**v, "metrics": row, "metrics_verdict": verdict,
+                        **({"verdict": verdict} if "judge" not in names else {})}
+    return {**result, "leaves": leaves, "drift": measured["drift"]}
 
 
 class _Progress:

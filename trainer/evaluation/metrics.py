@@ -178,3 +178,37 @@ def compare(results: Mapping[str, Mapping[str, Any]], names: Iterable[str]) -> d
 
 def _minus(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else round(a - b, 4)
+
+
+def metric_verdict(row: Mapping[str, Any], min_nll_delta: float) -> str:
+    """A leaf's verdict from its metrics alone: ``ref_nll`` when measured (lower is better, by at least
+    ``min_nll_delta``), else ``rouge_l`` (by at least 0.05); ``unjudged`` when neither was measured."""
+    nll = (row.get("ref_nll") or {}).get("delta")
+    if nll is not None:
+        return "improved" if nll <= -min_nll_delta else "regressed" if nll >= min_nll_delta else "unchanged"
+    rouge = (row.get("rouge_l") or {}).get("delta")
+    if rouge is not None:
+        return "improved" if rouge >= 0.05 else "regressed" if rouge <= -0.05 else "unchanged"
+    return "unjudged"
+
+
+def model_vs_baseline(model: str, baseline: str, items: Sequence[HeldOut], names: Iterable[str],
+                      max_new_tokens: int, progress: Callable[[str], None] = lambda stage: None) -> dict[str, Any]:
+    """``labrador evaluate``'s judge-free half: ``{"leaves": {leaf: {NAME: {model, baseline, delta}}}, "drift":
+    {model, baseline, delta}}``. Drift is measured on the baseline's own greedy replies to the everyday
+    prompts (what the model moved away from)."""
+    names = [n for n in names if n != "judge"]
+    progress("drift")
+    drift = drift_rows(baseline)
+    out = {}
+    for who, path in (("baseline", baseline), ("model", model)):
+        progress(who)
+        out[who] = measure(LoadedModel(path), items, names, max_new_tokens, drift)
+    leaves = {}
+    for leaf in out["model"]["leaves"]:
+        leaves[leaf] = {n: {"model": out["model"]["leaves"][leaf].get(n),
+                            "baseline": (out["baseline"]["leaves"].get(leaf) or {}).get(n)} for n in names}
+        for row in leaves[leaf].values():
+            row["delta"] = _minus(row["model"], row["baseline"])
+    d = {"model": out["model"]["drift_nll"], "baseline": out["baseline"]["drift_nll"]}
+    return {"leaves": leaves, "drift": {**d, "delta": _minus(d["model"], d["baseline"])}}

@@ -35,6 +35,39 @@ def table(result: Mapping[str, Any]) -> Any:
     return t
 
 
+def metrics_table(result: Mapping[str, Any]) -> Any:
+    """The judge-free metrics per leaf (baseline → model, delta) and the drift in the caption."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    names = [n for n in result.get("metrics_measured", ()) if n != "judge"]
+    drift = result.get("drift") or {}
+    caption = "" if drift.get("model") is None else (
+        f"drift (nats/token on the baseline's everyday replies): {_num(drift.get('baseline'))} → "
+        f"{_num(drift.get('model'))} ({_num(drift.get('delta'), signed=True)})")
+    t = Table(title=escape(f"{result['model']} vs {result['baseline']}: metrics"), caption=caption)
+    t.add_column("leaf")
+    t.add_column("questions", justify="right")
+    for n in names:
+        t.add_column(f"{n} baseline → model", justify="right")
+        t.add_column(f"{n} delta", justify="right")
+    t.add_column("verdict")
+    for leaf, v in result["leaves"].items():
+        cells = []
+        for n in names:
+            m = (v.get("metrics") or {}).get(n) or {}
+            cells += [f"{_num3(m.get('baseline'))} → {_num3(m.get('model'))}",
+                      "—" if m.get("delta") is None else f"{m['delta']:+.3f}"]
+        verdict = v.get("metrics_verdict", "")
+        colour = COLOURS.get(verdict, "white")
+        t.add_row(escape(leaf), str(v["questions"]), *cells, f"[{colour}]{verdict}[/{colour}]")
+    return t
+
+
+def _num3(v: float | None) -> str:
+    return "—" if v is None else f"{v:.3f}"
+
+
 def markdown(result: Mapping[str, Any]) -> list[str]:
     """Report lines: the table and the judge's error rate."""
     lines = [f"Judge: {md_text(str(result['judge']), 200)}; judge error rate "

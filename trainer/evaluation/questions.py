@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from validators import check_file
+from validators.holdout import GENERATION_PAIRS, choose, heldout_pairs
 from validators.seeds import seed_conversations
 
 
@@ -24,9 +25,11 @@ class Question:
 
 
 def leaf_questions(taxonomy: Path, leaves: Sequence[str], config: Any = None,
-                   per_leaf: int = 0) -> dict[str, list[Question]]:
+                   per_leaf: int = 0, heldout: int = 0) -> dict[str, list[Question]]:
     """``{leaf: questions}`` in the order given; ``per_leaf`` > 0 keeps the first that many of each leaf
-    (a fixed choice, so two nights ask the same ones). A leaf that does not pass the checker is refused."""
+    (a fixed choice, so two nights ask the same ones). ``heldout`` > 0: only each leaf's held-out pairs
+    (:mod:`validators.holdout`, that many per leaf). A leaf that does not pass the checker is refused, and so
+    is one with too few pairs to hold ``heldout`` out."""
     out: dict[str, list[Question]] = {}
     for leaf in leaves:
         qna = taxonomy / leaf / "qna.yaml"
@@ -38,6 +41,14 @@ def leaf_questions(taxonomy: Path, leaves: Sequence[str], config: Any = None,
             where = f":{first.line}" if first is not None and first.line else ""
             why = first.message if first is not None else "not a leaf"
             raise EvaluationError(f"{qna}{where}: {why} (run `labrador validate {leaf}`)")
+        if heldout > 0:
+            ids = choose(leaf, report.data, heldout)
+            if ids is None:
+                raise EvaluationError(f"{qna}: too few seed pairs to hold {heldout} out (a leaf keeps at least "
+                                      f"{GENERATION_PAIRS} for generation); lower [evaluate] holdout_seeds or leave "
+                                      "out --heldout")
+            out[leaf] = [Question(leaf, p.prompt, p.reference) for p in heldout_pairs(leaf, report.data, ids)]
+            continue
         convs = seed_conversations(report.data)
         if per_leaf > 0:
             convs = convs[:per_leaf]
