@@ -120,7 +120,9 @@ def summary_table(record: dict) -> Table:
         rows.append(("samples", f"{night['new']} new, {night['replayed']} replayed"))
     hl = m.get("heldout_loss", {})
     if hl:
-        rows.append(("held-out loss tonight", f"{hl.get('tonight')} (parent {hl.get('tonight_parent')})"))
+        n = (m.get("sizes") or {}).get("tonight")
+        rows.append(("held-out loss tonight", f"{_n3(hl.get('tonight'))} (parent {_n3(hl.get('tonight_parent'))}"
+                     + (f"; n = {n}" if n is not None else "") + ")"))
     if m.get("forgetting"):
         rows.append(("forgetting", ", ".join(f"{k} {v:+.3f}" for k, v in m["forgetting"].items() if v is not None)))
     from .report import heldout_headline
@@ -140,6 +142,10 @@ def summary_table(record: dict) -> Table:
     for k, v in rows:
         t.add_row(k, str(v))
     return t
+
+
+def _n3(v: object) -> str:
+    return f"{v:.3f}" if isinstance(v, int | float) else "—"
 
 
 def run_runs(args: argparse.Namespace) -> int:
