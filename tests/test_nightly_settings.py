@@ -59,14 +59,14 @@ def test_quick_is_a_preset_train_table_that_the_file_can_override(tmp_path):
     assert cfg.save_every_steps == 10 and cfg.min_sample_tokens == 8  # said in the preset, not hidden in code
 
 
-def test_quick_judges_and_reports_but_does_not_gate_on_a_135m_judge(tmp_path):
+def test_quick_measures_held_out_seeds_instead_of_asking_a_135m_judge(tmp_path):
     from trainer.evaluation.settings import QUICK, load_evaluate
     from validators.settings import ConfigError
 
     path = toml(tmp_path, "")
     quick, plain = load_nightly(path, quick=True), load_nightly(path)
-    assert quick.branch_eval and not quick.gate_judged and plain.gate_judged
-    assert load_nightly(toml(tmp_path, "gate_judged = true\n"), quick=True).gate_judged
+    assert not quick.branch_eval and not quick.gate_judged and plain.branch_eval and plain.gate_judged
+    assert load_nightly(toml(tmp_path, "gate_judged = true\nbranch_eval = true\n"), quick=True).gate_judged
     assert quick.eval_earlier_leaves == 3 and plain.eval_earlier_leaves == 10  # a CPU night judges fewer
     assert load_nightly(toml(tmp_path, "eval_earlier_leaves = 7\n"), quick=True).eval_earlier_leaves == 7
     path = toml(tmp_path, "gate_judged = false\n")

@@ -154,8 +154,9 @@ def load_nightly(path: Path | None, quick: bool = False) -> NightlySettings:
         values["base_model"] = str(bm if bm.is_absolute() else (Path(path).parent / bm).resolve())
     base = NightlySettings()
     if quick:
-        base = replace(base, base_model=QUICK_BASE_MODEL, include_seeds=True,
-                       gate_max_forgetting=0.5, gate_judged=False, eval_earlier_leaves=QUICK_EARLIER_LEAVES)
+        # no judged evaluation: a 135 M judge's scores carry no signal, and the held-out seeds measure without one
+        base = replace(base, base_model=QUICK_BASE_MODEL, include_seeds=True, gate_max_forgetting=0.5,
+                       branch_eval=False, gate_judged=False, eval_earlier_leaves=QUICK_EARLIER_LEAVES)
     settings = replace(base, **values, train=train, replay=replay)
     if settings.start_from not in ("promoted", "base"):
         raise ConfigError(f"{where} start_from: must be promoted or base, got {settings.start_from!r}")
