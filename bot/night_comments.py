@@ -63,6 +63,18 @@ def comment_body(record: Mapping[str, Any], leaves: Iterable[str], report_url: s
         rows.append([md.text(leaf, 200), f"{num(v.get('baseline'))} → {num(v.get('model'))}",
                      "—" if v.get("delta") is None else f"{v['delta']:+.2f}", md.text(v.get("verdict", ""), 20)])
     lines.append(md.table(["leaf", "judged score (1-10), before → after", "delta", "verdict"], rows))
+    held = (record.get("heldout") or {}).get("leaves") or {}
+    measured = [leaf for leaf in leaves if (held.get(leaf) or {}).get("ref_nll")]
+    if measured:
+        def n3(x: Any) -> str:
+            return "—" if x is None else f"{x:.3f}"
+        lines += ["", "On the leaf's held-out seeds (never trained on; nats per token of the seed's answer, lower "
+                  "is better):", "",
+                  md.table(["leaf", "base → parent → tonight", "gain on the parent"],
+                           [[md.text(leaf, 200), " → ".join(n3(held[leaf]["ref_nll"].get(k))
+                                                            for k in ("base", "parent", "candidate")),
+                             "—" if held[leaf]["ref_nll"].get("delta") is None
+                             else f"{-held[leaf]['ref_nll']['delta']:+.3f}"] for leaf in measured])]
     if judged:
         rate = (record.get("branch_eval") or {}).get("judge_error_rate", 0.0)
         lines += ["", f"Judge error rate {rate:.0%}. Scores are a judge model's, on the leaf's own seed questions."]

@@ -158,3 +158,13 @@ def test_an_error_that_echoes_the_token_is_scrubbed():
 
     results = post(record(), [{"repo": REPO, "pr": 1, "leaves": [HAIKU]}], EchoingForge(), "bot")  # type: ignore
     assert results == [(REPO, 1, "error: RuntimeError: 401 for Authorization: token ***")]
+
+
+def test_the_comment_shows_the_leafs_held_out_seeds_base_parent_and_tonight():
+    """Issue 30.6: the contributor sees, per leaf, whether tonight's model does better on questions it never saw."""
+    rec = {**record(), "heldout": {"leaves": {HAIKU: {"ref_nll": {"base": 4.713, "parent": 4.2327, "candidate": 4.0325,
+                                                                 "delta": -0.2002}}}}}
+    body = comment_body(rec, [HAIKU, SENRYU])
+    row = next(line for line in body.splitlines() if "4\\.713" in line or "4.713" in line)
+    assert "4.713" in row.replace("\\", "") and "4.032" in row.replace("\\", "") and "+0.200" in row.replace("\\", "")
+    assert "held-out seeds" in body and body.count("senryu") == 1  # only measured leaves get a held-out row
