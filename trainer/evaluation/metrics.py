@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -38,18 +39,14 @@ def parse_metrics(text: str) -> tuple[str, ...]:
 
 def rouge_l(prediction: str, reference: str) -> float:
     """ROUGE-L F1 (``rouge-score``'s own, with its tokenizer and no stemming)."""
+    return float(_rouge_scorer().score(reference, prediction)["rougeL"].fmeasure)
+
+
+@cache
+def _rouge_scorer() -> Any:
     from rouge_score import rouge_scorer
 
-    return float(_scorer(rouge_scorer).score(reference, prediction)["rougeL"].fmeasure)
-
-
-_SCORERS: dict[str, Any] = {}
-
-
-def _scorer(module: Any) -> Any:
-    if "l" not in _SCORERS:
-        _SCORERS["l"] = module.RougeScorer(["rougeL"], use_stemmer=False)
-    return _SCORERS["l"]
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 
 
 class LoadedModel:
@@ -137,7 +134,7 @@ def drift_rows(base: str | Path, cache: Path | None = None,
     """The base model's own greedy replies to :data:`DRIFT_PROMPTS` fixed everyday prompts, as chats; cached in
     ``cache`` (a JSON file, keyed by the base model's weights) so every night of a lineage measures the same."""
     from trainer.models.chat_corpus import chat_prompts
-    from trainer.models.heal import weights_digest
+    from trainer.models.store import weights_digest
     from validators.atomic import atomic_write_json
 
     key = weights_digest(Path(base))

@@ -30,7 +30,7 @@ from typing import Any
 from validators.atomic import atomic_write_jsonl, publish_dir
 from validators.locks import file_lock
 
-from .store import MARKER, models_root, sha256_of
+from .store import MARKER, models_root, weights_digest
 
 CORPUS = "pydoc-topics"
 VERSION = 1  # of the healing recipe below: bumped when a change to it would give another student
@@ -71,16 +71,6 @@ def corpus_rows(words: int, limit: int) -> list[dict[str, Any]]:
 
 def corpus_digest(rows: list[dict[str, Any]]) -> str:
     return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
-
-
-def weights_digest(folder: Path) -> str:
-    """The content of a model folder's weights and config (every ``*.safetensors``/``*.bin`` and
-    ``config.json``, by name and sha256): what the model *is*, wherever it lives and whatever its marker says,
-    so weights replaced in place are another parent."""
-    folder = Path(folder)
-    files = sorted({*folder.glob("*.safetensors"), *folder.glob("*.bin"), folder / "config.json"})
-    listing = [(f.name, sha256_of(f)) for f in files if f.is_file()]
-    return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
 
 
 def heal_key(parent: Path, layers: list[int], digest: str, s: HealSettings) -> str:

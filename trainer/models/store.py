@@ -46,6 +46,16 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def weights_digest(folder: Path) -> str:
+    """The content of a model folder's weights and config (every ``*.safetensors``/``*.bin`` and
+    ``config.json``, by name and sha256): what the model *is*, wherever it lives and whatever its marker says,
+    so weights replaced in place are another parent."""
+    folder = Path(folder)
+    files = sorted({*folder.glob("*.safetensors"), *folder.glob("*.bin"), folder / "config.json"})
+    listing = [(f.name, sha256_of(f)) for f in files if f.is_file()]
+    return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
+
+
 def is_complete(folder: Path, e: ModelEntry, *, verify: bool = True) -> bool:
     """The folder was finished by a pull of exactly this entry (and, with ``verify``, its weights are intact)."""
     try:
