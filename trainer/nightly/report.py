@@ -149,7 +149,7 @@ def _gain_chart(run_dir: Path, night: str, leaves: dict[str, Any]) -> Path | Non
     ax.barh([r[0] for r in rows], [r[1] for r in rows],
             color=["tab:green" if r[1] >= 0 else "tab:red" for r in rows])
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_xlabel("held-out ref_nll gain on the parent (nats/token; right: learnt)")
+    ax.set_xlabel("ref_nll gain on the parent (nats/token; > 0: learnt)")
     ax.set_title(f"{night}: held-out seeds, per leaf")
     ax.invert_yaxis()
     fig.tight_layout()
