@@ -67,7 +67,7 @@ def test_one_comment_per_pull_request_edited_on_rerun(gh, tmp_path, monkeypatch)
     after_night(record(), config, nightly(report_url="https://ci.example/nights/{id}"), said.append)
     first, second = bot_comments(gh, 1), bot_comments(gh, 2)
     assert len(first) == 1 and len(second) == 1 and bot_comments(gh, 3) == []  # PR 3's leaf was not trained
-    assert "night\\-0007" in first[0].body and "was **promoted**" in first[0].body
+    assert "night-0007" in first[0].body and "was **promoted**" in first[0].body
     assert "5.00 → 7.50" in first[0].body and "+2.50" in first[0].body and "improved" in first[0].body
     assert "https://ci.example/nights/night-0007" in first[0].body
     assert "senryu" in second[0].body and "new" in second[0].body and "regressed" in second[0].body

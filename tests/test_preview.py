@@ -86,20 +86,20 @@ def test_render_layout_seeds_stats_and_samples() -> None:
     res = LeafResult(f"{HAIKU}/qna.yaml", "ok", generated=6, kept=2, dropped={"duplicate": 3, "judge_rejected": 1},
                      seconds=1.25, samples=[sample("Q one?", "A one"), sample("Q two?", "A two")])
     out = render_preview_markdown(f"{HAIKU}/qna.yaml", seeds, res)
-    assert out.startswith("#### compositional\\_skills/writing/freeform/haiku/qna\\.yaml\n\n")
-    assert "generated **6** · kept **2** · dropped: duplicate 3, judge\\_rejected 1 · 1.2 s" in out
+    assert out.startswith("#### compositional_skills/writing/freeform/haiku/qna.yaml\n\n")
+    assert "generated **6** · kept **2** · dropped: duplicate 3, judge_rejected 1 · 1.2 s" in out
     assert "<details><summary>Seeds (1)</summary>" in out and "Write a haiku about rain." in out
     assert "<summary>Sample 1: Q one?</summary>" in out and "<summary>Sample 2: Q two?</summary>" in out
     empty = render_preview_markdown("x/qna.yaml", seeds, LeafResult("x/qna.yaml", "ok", dropped={"parse_error": 4}))
     assert "_No sample passed the filters._" in empty
     failed = render_preview_markdown("x/qna.yaml", seeds, LeafResult("x/qna.yaml", "failed", error="boom <b>"))
-    assert "_The preview failed: boom &lt;b&gt;_" in failed
+    assert "_The preview failed: boom &lt;b>_" in failed
     flat = SimpleNamespace(samples=[{"question": "q", "answer": "a", "context": "c"}], kept=1, dropped={},
                            seconds=0.0, error="")  # the bot's PreviewResult shape
     assert "**Context**" in render_preview_markdown("x/qna.yaml", [], flat)
-    assert render_preview_markdown("x/qna.yaml", seeds, None) == "#### x/qna\\.yaml\n\n_Not previewed._"
+    assert render_preview_markdown("x/qna.yaml", seeds, None) == "#### x/qna.yaml\n\n_Not previewed._"
     skipped = render_preview_markdown("x/qna.yaml", seeds, None, skipped="documents are off (--no-documents)")
-    assert skipped == "#### x/qna\\.yaml\n\n_Not previewed: documents are off \\(\\-\\-no\\-documents\\)_"
+    assert skipped == "#### x/qna.yaml\n\n_Not previewed: documents are off (--no-documents)_"
 
 
 def test_seeds_of_knowledge_and_skills() -> None:
@@ -156,8 +156,8 @@ def test_preview_with_env_teacher_renders_samples_beside_seeds(monkeypatch, taxo
     assert "Preview" not in plain and plain.count("labrador check --preview") == 1
     assert check(monkeypatch, taxonomy, "--preview") == 0
     out = capsys.readouterr().out
-    assert "### Preview: 1 leaf(s), teacher replay\\-freeform" in out
-    assert "#### compositional\\_skills/writing/freeform/haiku/qna\\.yaml" in out
+    assert "### Preview: 1 leaf(s), teacher replay-freeform" in out
+    assert "#### compositional_skills/writing/freeform/haiku/qna.yaml" in out
     assert "<summary>Seeds (6)</summary>" in out and "<summary>Sample 1: " in out
     assert re.search(r"kept \*\*[1-3]\*\*", out)
     assert summary.read_text().startswith("### Preview")  # also in the GitHub job summary

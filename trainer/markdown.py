@@ -2,9 +2,11 @@
 
 Every string from outside (contributors, the teacher) is hostile and goes through one of three sinks:
 
-- :func:`text` for inline Markdown (paragraphs, table cells): HTML entities for ``& < >``, a backslash
-  before every Markdown special (``|`` included, so a table keeps its shape), ``@`` and ``#`` broken with
-  a zero-width joiner (no mentions, team pings, cross-references or headings), newlines as ``<br>``;
+- :func:`text` for inline Markdown (paragraphs, table cells): ``<`` as an entity (no HTML), ``&`` only where
+  it would start an entity, a backslash only where Markdown would act (emphasis, code, links, ``|`` so a
+  table keeps its shape, a list or quote marker at the start), ``@`` and ``#`` broken with a zero-width
+  joiner (no mentions, team pings, cross-references or headings), newlines as ``<br>``. Plain punctuation
+  (``' " - . : = > !``) stays as it is, so the text reads well both as plain text and on GitHub;
 - :func:`html` for raw HTML such as ``<summary>``, where backslashes would show literally: entities for
   every Markdown special and ``& < > " '``, ``@``/``#`` broken with a zero-width joiner, one line;
 - :func:`code_block` for long text: a fence longer than any backtick run inside, so nothing can close it.
@@ -20,7 +22,11 @@ import re
 from collections.abc import Iterable
 
 ZWJ = "\u200d"
-_MD_SPECIALS = frozenset("\\`*_{}[]()#+-.!|~>=\"'$:")
+_MD_SPECIALS = frozenset("\\`*_{}[]()#+-.!|~>=\"'$:")  # every one, for raw HTML
+_INLINE_SPECIALS = frozenset("\\`*[]|~$")  # what Markdown acts on anywhere in a line
+_BLOCK_STARTS = frozenset("-+=>")  # a list, setext heading or quote when it opens a line
+_ORDERED_MARKER = re.compile(r"(?<=\d)[.)]")  # "1." or "1)" opening a line is an ordered list
+_ENTITY_START = re.compile(r"&(?:#\d+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069\u200e\u200f]")
 _LANG = re.compile(r"[A-Za-z0-9_+-]*")
@@ -38,19 +44,44 @@ def _clean(value: object, limit: int) -> str:
 
 def text(value: object, limit: int = 2_000, newline: str = "<br>") -> str:
     """Inline-safe text for paragraphs and table cells (one line unless ``newline`` says otherwise)."""
+    s = _clean(value, limit)
     out = []
-    for ch in _clean(value, limit):
-        if ch in "&<>":
-            out.append(_ENTITIES[ch])
+    for i, ch in enumerate(s):
+        if ch == "<":
+            out.append("&lt;")
+        elif ch == "&":
+            out.append("&amp;" if _ENTITY_START.match(s, i) else ch)
         elif ch == "\n":
             out.append(newline)
         elif ch in "@#":  # no mentions, team pings, issue references or headings
-            out.append("\\" + ch + ZWJ)
-        elif ch in _MD_SPECIALS:
+            out.append(ch + ZWJ)
+        elif _acts(s, i):
             out.append("\\" + ch)
         else:
             out.append(ch)
     return "".join(out)
+
+
+def _acts(s: str, i: int) -> bool:
+    """Whether Markdown would read ``s[i]`` as syntax rather than as the character itself."""
+    ch = s[i]
+    if ch in _INLINE_SPECIALS or (ch == "_" and not _intraword(s, i)) or (ch == "(" and i and s[i - 1] == "]"):
+        return True
+    at_line_start = i == 0 or s[i - 1] == "\n"
+    return (at_line_start and ch in _BLOCK_STARTS) or bool(_ORDERED_MARKER.match(s, i) and _line_start(s, i))
+
+
+def _intraword(s: str, i: int) -> bool:
+    """GFM never reads an ``_`` between two letters or digits as emphasis (``over_limit`` stays as typed)."""
+    return 0 < i < len(s) - 1 and s[i - 1].isalnum() and s[i + 1].isalnum()
+
+
+def _line_start(s: str, i: int) -> bool:
+    """Whether ``s[i]`` follows only digits since the start of its line (an ordered-list marker there)."""
+    j = i
+    while j > 0 and s[j - 1].isdigit():
+        j -= 1
+    return j < i and (j == 0 or s[j - 1] == "\n")
 
 
 def html(value: object, limit: int = 200) -> str:

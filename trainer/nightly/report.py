@@ -11,6 +11,7 @@ from typing import Any
 from validators.atomic import atomic_path, atomic_write
 
 from ..markdown import text as md_text
+from ..sdg.stats import legend
 
 
 def _num(v: Any) -> str:
@@ -31,6 +32,9 @@ def write_report(run_dir: Path, record: dict[str, Any], runs: list[dict[str, Any
                      f"{info.get('status')} | {info.get('kept')} | {md_text(drops, 300)} |")
     for leaf in record.get("leaves_removed", []):
         lines.append(f"| {md_text(leaf, 200)} | removed | — | — | — |")
+    reasons = {k for info in (record.get("generation") or {}).values() for k, v in info.get("dropped", {}).items() if v}
+    if legend(reasons):
+        lines += ["", f"Dropped rows, by reason: {md_text(legend(reasons), 1000)}."]
     samples = record.get("samples", {}).get("night", {})
     lines += ["", f"Samples tonight: **{samples.get('new', 0)}** new, **{samples.get('replayed', 0)}** replayed "
               "from earlier nights.", "",

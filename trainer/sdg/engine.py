@@ -85,7 +85,7 @@ class LeafRun:
     def cap(self, rows: list[Row], limit: int | None = None) -> list[Row]:
         limit = self.limits.max_rows if limit is None else limit
         if limit is not None and len(rows) > limit:
-            self.drop("over_limit", len(rows) - limit)
+            self.drop("capped", len(rows) - limit)
             return rows[:limit]
         return rows
 

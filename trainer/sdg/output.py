@@ -15,7 +15,7 @@ from validators.atomic import atomic_write
 
 from ..jsonl import read_jsonl
 from .results import LeafResult
-from .stats import REASONS
+from .stats import REASONS, legend
 
 
 def samples_bytes(samples: Sequence[dict[str, Any]]) -> bytes:
@@ -42,7 +42,7 @@ def summary_table(results: Sequence[LeafResult], title: str = "Synthetic data") 
     time, and how the reply formats were asked for (``schema``, ``words``, ``mixed``)."""
     reasons = [r for r in REASONS if any(res.dropped.get(r) for res in results)]
     reasons += sorted({r for res in results for r in res.dropped} - set(reasons))
-    table = Table(title=title)
+    table = Table(title=title, caption=legend(reasons) or None, caption_justify="left")
     table.add_column("leaf", overflow="fold")
     table.add_column("status")
     retries = any(res.schema_retries for res in results)

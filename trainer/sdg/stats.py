@@ -10,8 +10,26 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-# The reasons the engine itself uses; steps may add their own (e.g. ``over_limit`` in previews).
-REASONS = ("parse_error", "empty", "judge_unparseable", "judge_rejected", "duplicate", "teacher_error")
+# Every reason a row is dropped, and what it means (the legend of reports and previews). ``capped`` is not a
+# quality verdict: a profile's or preview's row cap (``max_seeds``, ``max_rows``, ``max_samples``) left it out.
+MEANINGS = {
+    "parse_error": "the teacher's reply did not fit the prompt's format, even after retries",
+    "truncated": "the reply hit its token cap before it ended",
+    "empty": "the reply parsed to nothing usable",
+    "judge_unparseable": "the judge's verdict could not be read",
+    "judge_rejected": "the judge scored it below the bar",
+    "duplicate": "too close to an earlier row",
+    "teacher_error": "the teacher failed to answer",
+    "render_error": "the prompt template could not be filled in for this row",
+    "capped": "over the profile's row cap (a size limit, not a quality filter)",
+}
+REASONS = tuple(MEANINGS)
+
+
+def legend(reasons: object) -> str:
+    """One line saying what each named reason means, for the reasons that occur (empty when none)."""
+    named = [r for r in MEANINGS if r in reasons]  # type: ignore[operator]
+    return "; ".join(f"{r}: {MEANINGS[r]}" for r in named)
 
 
 @dataclass

@@ -36,7 +36,7 @@ async def run(step: dict[str, Any], rows: list[Row], ctx: Context) -> list[Row]:
         why = f" ({'; '.join(skipped[:3])})" if skipped else ""
         raise ValueError(f"the knowledge leaf has no document text to generate from{why}")
     if ctx.limits.max_chunks is not None and len(chunks) > ctx.limits.max_chunks:
-        ctx.drop("over_limit", len(chunks) - ctx.limits.max_chunks)
+        ctx.drop("capped", len(chunks) - ctx.limits.max_chunks)
         chunks = chunks[: ctx.limits.max_chunks]
     return [derive(row, f"k{j}", chunk=text, document=path, chunk_index=j)
             for j, (path, text) in enumerate(chunks) for row in rows]
