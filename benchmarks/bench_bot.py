@@ -51,8 +51,8 @@ sys.path.insert(0, str(REPO_ROOT / "tests"))  # the GitHub test server and GitHu
 from ghserver import GitHubServer, webhook_example  # noqa: E402
 from loopback import free_port  # noqa: E402
 
-from bot.config import load_settings  # noqa: E402
-from bot.queue import JobQueue  # noqa: E402
+from labrador.bot.config import load_settings  # noqa: E402
+from labrador.bot.queue import JobQueue  # noqa: E402
 
 SECRET = "bench-webhook-secret"
 REPO = "org/taxonomy"
@@ -60,12 +60,12 @@ PR_SENTINEL = 987654321
 SHA_SENTINEL = "5e" * 20
 CLI = [str(Path(sys.executable).with_name("labrador"))]
 if not Path(CLI[0]).exists():
-    CLI = [sys.executable, "-c", "import sys; from validators.cli import main; sys.exit(main())"]
+    CLI = [sys.executable, "-c", "import sys; from labrador.validators.cli import main; sys.exit(main())"]
 FAST_WORKER = """
 import sys
 from pathlib import Path
-from bot.config import load_settings
-from bot.worker import build_worker
+from labrador.bot.config import load_settings
+from labrador.bot.worker import build_worker
 settings = load_settings(Path(sys.argv[1]))
 queue, runner = build_worker(settings)
 runner.sweep()

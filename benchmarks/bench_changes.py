@@ -22,8 +22,8 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import CheckoutStrategy, FileMode
 
-from validators import changes
-from validators.changes import changed_leaves
+from labrador.validators import changes
+from labrador.validators.changes import changed_leaves
 
 LEAVES = 10_000
 COMMITS = 2_000

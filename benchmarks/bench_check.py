@@ -44,9 +44,9 @@ from pathlib import Path
 
 import gen_taxonomy  # benchmarks/ is sys.path[0] when this file is run as a script
 
-from validators.cache import CheckCache
-from validators.config import find_config, load_config
-from validators.tree import check_tree
+from labrador.validators.cache import CheckCache
+from labrador.validators.config import find_config, load_config
+from labrador.validators.tree import check_tree
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET_COLD, TARGET_WARM = 20.0, 200.0

@@ -38,11 +38,11 @@ def main() -> None:
     import torch
     from bench_train import build_model, skewed_samples
 
-    from trainer.distill.cache import build_cache
-    from trainer.distill.step import load_teacher, make_loss_factory
-    from trainer.train.config import load_config
-    from trainer.train.loop import train
-    from trainer.train.prepare import prepare
+    from labrador.trainer.distill.cache import build_cache
+    from labrador.trainer.distill.step import load_teacher, make_loss_factory
+    from labrador.trainer.train.config import load_config
+    from labrador.trainer.train.loop import train
+    from labrador.trainer.train.prepare import prepare
 
     batch, max_tokens = (64, 16384) if a.gpu else (32, 2048)
     results: dict = {}

@@ -26,7 +26,7 @@ WORDS = "red green blue cat dog fish sun moon star tree rock sand bird frog leaf
 
 
 def questions(total: int, leaves: int) -> list:
-    from trainer.evaluation.questions import Question
+    from labrador.trainer.evaluation.questions import Question
 
     rng = random.Random(0)
     out = []
@@ -47,9 +47,9 @@ def main() -> int:
     from tinymodel import build_tiny_model
     from trainkit import TASK_CORPUS
 
-    from trainer.evaluation.run import evaluate_branch
-    from trainer.evaluation.settings import EvaluateSettings
-    from trainer.teachers import make_teacher
+    from labrador.trainer.evaluation.run import evaluate_branch
+    from labrador.trainer.evaluation.settings import EvaluateSettings
+    from labrador.trainer.teachers import make_teacher
 
     settings = EvaluateSettings(max_new_tokens=args.max_new_tokens)
     runs = []

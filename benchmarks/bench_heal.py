@@ -26,9 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 def seed_samples(tok, taxonomy: Path) -> list:
     """The compositional skills' seed examples, encoded with the model's chat template."""
-    from trainer.train.data import encode
-    from validators import Config, check_file
-    from validators.seeds import seed_conversations
+    from labrador.trainer.train.data import encode
+    from labrador.validators import Config, check_file
+    from labrador.validators.seeds import seed_conversations
 
     out = []
     for qna in sorted((taxonomy / "compositional_skills").rglob("qna.yaml")):
@@ -40,8 +40,8 @@ def seed_samples(tok, taxonomy: Path) -> list:
 
 def corpus_heldout(tok, s, count: int = 48) -> list:
     """Passages of the corpus past what any heal of these settings reads (never trained on)."""
-    from trainer.models.heal import corpus_rows
-    from trainer.train.data import encode
+    from labrador.trainer.models.heal import corpus_rows
+    from labrador.trainer.train.data import encode
 
     rows = corpus_rows(s.passage_words, 10**6)
     return [encode(tok, r["messages"]) for r in rows[-count:]]
@@ -51,7 +51,7 @@ def losses(path: Path, seeds: list, held: list) -> dict[str, float]:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from trainer.train.evaluate import mean_loss
+    from labrador.trainer.train.evaluate import mean_loss
 
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
     return {"seeds": round(mean_loss(model, seeds, 2048), 3), "corpus": round(mean_loss(model, held, 2048), 3)}
@@ -69,9 +69,9 @@ def main() -> None:
     a = p.parse_args()
     from transformers import AutoTokenizer
 
-    from trainer.models.derive import derive_student, parse_layers
-    from trainer.models.heal import HealSettings, heal_student
-    from trainer.models.store import pull
+    from labrador.trainer.models.derive import derive_student, parse_layers
+    from labrador.trainer.models.heal import HealSettings, heal_student
+    from labrador.trainer.models.store import pull
 
     s = HealSettings()
     s = replace(s, **{k: v for k, v in (("steps", a.steps), ("lr", a.lr)) if v})

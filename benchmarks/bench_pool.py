@@ -67,9 +67,9 @@ def answered(log: Path) -> int:
 
 
 def run(urls: list[str], slots: int, out: Path, kill: tuple[subprocess.Popen, Path, int] | None = None) -> float:
-    from trainer.sdg import Limits, generate, prepare_leaves
-    from trainer.teachers.config import TeacherSettings, build_teacher, join_endpoints
-    from validators import Config
+    from labrador.trainer.sdg import Limits, generate, prepare_leaves
+    from labrador.trainer.teachers.config import TeacherSettings, build_teacher, join_endpoints
+    from labrador.validators import Config
 
     spec = join_endpoints(urls)
     teacher = build_teacher(TeacherSettings(spec=spec, max_concurrency=slots * len(urls), endpoint_concurrency=slots))

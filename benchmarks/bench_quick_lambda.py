@@ -25,12 +25,12 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> int:
-    from trainer.evaluation.metrics import LoadedModel, drift_rows, measure
-    from trainer.models.store import pull
-    from trainer.nightly.settings import load_nightly
-    from trainer.training import train
-    from validators import Config, check_file
-    from validators.holdout import heldout_pairs
+    from labrador.trainer.evaluation.metrics import LoadedModel, drift_rows, measure
+    from labrador.trainer.models.store import pull
+    from labrador.trainer.nightly.settings import load_nightly
+    from labrador.trainer.training import train
+    from labrador.validators import Config, check_file
+    from labrador.validators.holdout import heldout_pairs
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path, help="a quick night's runs/<id> folder (its mix.jsonl and steps/holdout.json)")

@@ -155,8 +155,8 @@ class Slots:
 
 async def serve(port: int, slots: int, latency: float, items: int, batch: bool) -> None:
     sys.path.insert(0, str(ROOT))
-    from trainer.sdg.prompting import prompt_classifier
-    from trainer.teachers import Request
+    from labrador.trainer.sdg.prompting import prompt_classifier
+    from labrador.trainer.teachers import Request
 
     classify = prompt_classifier()
     state = Slots(slots, latency)
@@ -235,11 +235,11 @@ def make_taxonomy(dest: Path, variants: int) -> list[str]:
 
 def run_ours(url: str, taxonomy: Path, out: Path, slots: int) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
-    from trainer.cli import select
-    from trainer.mixing import load_recipe, write_mix
-    from trainer.sdg import generate, prepare_leaves
-    from trainer.teachers.config import TeacherSettings, build_teacher
-    from validators import Config
+    from labrador.trainer.cli import select
+    from labrador.trainer.mixing import load_recipe, write_mix
+    from labrador.trainer.sdg import generate, prepare_leaves
+    from labrador.trainer.teachers.config import TeacherSettings, build_teacher
+    from labrador.validators import Config
 
     inputs, skipped = prepare_leaves(taxonomy, Config(), select(taxonomy, []))
     assert not skipped, skipped

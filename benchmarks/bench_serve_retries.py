@@ -31,9 +31,9 @@ FORMAT_DROPS = ("parse_error", "judge_unparseable", "truncated")
 
 
 def _run(url: str, retries: int, leaves: list[str], out: Path) -> dict:
-    from trainer.sdg import Limits, generate, prepare_leaves
-    from trainer.teachers import make_teacher
-    from validators import Config
+    from labrador.trainer.sdg import Limits, generate, prepare_leaves
+    from labrador.trainer.teachers import make_teacher
+    from labrador.validators import Config
 
     taxonomy = ROOT / "taxonomy"
     inputs, _ = prepare_leaves(taxonomy, Config(), leaves)
@@ -60,8 +60,8 @@ def main() -> int:
 
     from tinymodel import can_serve, serve_model, wait_until_served
 
-    from trainer.models.catalogue import DEFAULT
-    from trainer.models.store import models_root
+    from labrador.trainer.models.catalogue import DEFAULT
+    from labrador.trainer.models.store import models_root
 
     if not can_serve():
         print("transformers serve is not available here (needs fastapi and uvicorn)", file=sys.stderr)

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from trainer.teachers.base import Request, schema_problem  # noqa: E402
+from labrador.trainer.teachers.base import Request, schema_problem  # noqa: E402
 
 SCHEMA = {"name": "freeform_questions", "schema": {
     "type": "object", "additionalProperties": False, "required": ["questions"],
@@ -52,9 +52,9 @@ def main() -> None:
 
     import torch
 
-    from trainer.models.store import pull
-    from trainer.teachers import local_transformers as lt
-    from trainer.teachers.local_transformers import TransformersTeacher
+    from labrador.trainer.models.store import pull
+    from labrador.trainer.teachers import local_transformers as lt
+    from labrador.trainer.teachers.local_transformers import TransformersTeacher
 
     counters = {"steps": 0, "mask_s": 0.0}
     sample, mask = lt._RowSampler.__call__, lt._GrammarMask.__call__

@@ -70,8 +70,8 @@ def build_model(folder: Path, gpu: bool, size: str = "") -> tuple[Path, int]:
 def run(work: Path, model: Path, data: Path, packing: bool, a: argparse.Namespace) -> dict:
     import torch
 
-    from trainer.train.config import load_config
-    from trainer.train.loop import train
+    from labrador.trainer.train.config import load_config
+    from labrador.trainer.train.loop import train
 
     out = work / ("packed" if packing else "padded")
     cfg = {"model": str(model), "output_dir": str(out), "max_seq_len": a.max_seq_len, "min_sample_tokens": 1,

@@ -54,7 +54,7 @@ part distill "$limit_distill" "$py" benchmarks/bench_distill.py --json "${gpu[@]
   ${small:+--steps 3}
 # constrained decoding needs xgrammar and a model: the embedded one where it is pulled, else a random Llama
 model_args=()
-if [ "$tiny" = 1 ] || ! "$py" -c 'from trainer.models.store import models_root; import sys; sys.exit(not (models_root() / "smollm2-135m-instruct" / "config.json").is_file())' 2>/dev/null; then
+if [ "$tiny" = 1 ] || ! "$py" -c 'from labrador.trainer.models.store import models_root; import sys; sys.exit(not (models_root() / "smollm2-135m-instruct" / "config.json").is_file())' 2>/dev/null; then
   "$py" - "$work/model" "${size[1]}" <<'PY' && model_args=(--model "$work/model")
 import sys
 sys.path.insert(0, "benchmarks"); sys.path.insert(0, "tests")

@@ -1,6 +1,6 @@
 """Run the checker on leaves read from git blobs at the PR head (never from a working tree).
 
-Reads a folder's blobs and hands them to :func:`validators.folder.check_leaf_folder`, the same check the
+Reads a folder's blobs and hands them to :func:`labrador.validators.folder.check_leaf_folder`, the same check the
 disk walker uses, so the bot's verdict is the checker's. Settings always come from the bot's own
 configuration, never from the pull request (a PR must not widen its own document allowlist).
 """
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pygit2
 
-from validators import Config, Finding, Report
-from validators.documents import check_documents
-from validators.folder import FileContent, check_leaf_folder
-from validators.layout import LEAF_FILE, is_leaf_folder
+from labrador.validators import Config, Finding, Report
+from labrador.validators.documents import check_documents
+from labrador.validators.folder import FileContent, check_leaf_folder
+from labrador.validators.layout import LEAF_FILE, is_leaf_folder
 
 from .forge import Annotation
 from .treediff import TREE_MODE, subtree

@@ -1,6 +1,6 @@
 """``labrador bot serve`` and ``labrador bot worker``, added to the ``labrador`` command by entry point.
 
-Secrets never appear here: they are read from the environment by ``bot.config``, never from argv.
+Secrets never appear here: they are read from the environment by ``labrador.bot.config``, never from argv.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from validators.config import CONFIG_FILE, ConfigError
+from labrador.validators.config import CONFIG_FILE, ConfigError
 
 from .config import BotSettings, load_settings
 

@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from trainer.teachers.config import LEGACY, TeacherSettings, load_teacher
-from validators.config import Config, ConfigError, load_config
-from validators.settings import coerce, section_values
+from labrador.trainer.teachers.config import LEGACY, TeacherSettings, load_teacher
+from labrador.validators.config import Config, ConfigError, load_config
+from labrador.validators.settings import coerce, section_values
 
 ENV_PREFIX = "LABRADOR_"
 GITHUB_API = "https://api.github.com"
 
 if TYPE_CHECKING:  # the bounded types of these keys (read by validators.settings)
-    from validators.typed import Retries, Seconds
+    from labrador.validators.typed import Retries, Seconds
 
 
 class Secret:

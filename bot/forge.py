@@ -1,6 +1,6 @@
 """The forge interface: exactly what the bot needs from GitHub, as a small protocol.
 
-Why a protocol: job logic is tested against an in-memory forge, and the real client (``bot.github``) is the
+Why a protocol: job logic is tested against an in-memory forge, and the real client (``labrador.bot.github``) is the
 only module that knows about github3.py, tokens and HTTP. Calls are synchronous (workers run in threads).
 """
 

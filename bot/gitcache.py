@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pygit2
 
-from validators.gitfetch import BoundedFetch, bare_repository, bound_network_waits
-from validators.locks import file_lock
+from labrador.validators.gitfetch import BoundedFetch, bare_repository, bound_network_waits
+from labrador.validators.locks import file_lock
 
 from .config import Secret
 from .forge import ForgeError, HeadMissing

@@ -1,4 +1,4 @@
-"""``GitHubForge``: the :class:`~bot.forge.Forge` protocol on GitHub (or GitHub Enterprise) with github3.py.
+"""``GitHubForge``: the :class:`~labrador.bot.forge.Forge` protocol on GitHub (or GitHub Enterprise) with github3.py.
 
 Authenticates as a GitHub App installation (``appauth``); the token is refreshed before expiry and given to
 git only through pygit2's credentials callback. Endpoints github3.py lacks (permission level, team
@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import github3
 
-from validators.gitfetch import current_budget
+from labrador.validators.gitfetch import current_budget
 
 from . import gitcache
 from .appauth import InstallationTokens

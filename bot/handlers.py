@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pygit2
 
-from trainer import markdown as md
-from trainer.preview import seeds_of
-from validators import Report
-from validators.changes import ChangeError, Changes
-from validators.documents import DocumentError, resolve_documents
+from labrador.trainer import markdown as md
+from labrador.trainer.preview import seeds_of
+from labrador.validators import Report
+from labrador.validators.changes import ChangeError, Changes
+from labrador.validators.documents import DocumentError, resolve_documents
 
 from . import checking, gitcache, render, treediff
 from .context import DeadlineExceeded, JobContext

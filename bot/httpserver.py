@@ -3,7 +3,7 @@
 Why: uvicorn waits forever for the rest of a request's headers, so a few hundred half-sent requests hold a
 few hundred connections open (slowloris). Here a connection that has not sent a complete request head
 within ``read_timeout_s`` of connecting (or of its previous answer) is closed with one log line; the body
-has its own bound in the app (:func:`bot.webhook.read_body`).
+has its own bound in the app (:func:`labrador.bot.webhook.read_body`).
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from validators.changes import leaves_from_deltas
-from validators.locks import file_lock
+from labrador.validators.changes import leaves_from_deltas
+from labrador.validators.locks import file_lock
 
 from .forge import ChangedFile
 

@@ -5,7 +5,7 @@ The nightly job calls :func:`after_night` through the ``labrador.night_hooks`` e
 imports the bot). The merge records (``merges.jsonl``) say which pull request brought which leaf. Comments
 are idempotent: one per pull request, found by a hidden marker and the bot's login, edited on every later
 night that trains its leaves (a rerun edits, never adds). Off when no forge is configured (no GitHub App and
-no token). Leaf names and reasons are contributor text: escaped by :mod:`trainer.markdown`.
+no token). Leaf names and reasons are contributor text: escaped by :mod:`labrador.trainer.markdown`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from trainer import markdown as md
+from labrador.trainer import markdown as md
 
 from .appauth import Token
 from .config import BotSettings, Secret, load_settings

@@ -1,6 +1,6 @@
 """Synthetic-data previews for ``/lab preview``: a small protocol, and an adapter to the trainer's generator.
 
-Why a protocol: the bot must not import the generator (``trainer.sdg``, its teachers, torch) to start, tests
+Why a protocol: the bot must not import the generator (``labrador.trainer.sdg``, its teachers, torch) to start, tests
 plug in a tiny previewer, and the trainer's API may change without touching job logic. ``TrainerPreviewer``
 imports the generator lazily. (The pure, stdlib-only ``trainer.markdown`` and ``trainer.preview`` renderers
 are imported at start: the bot posts the same preview Markdown as ``labrador check``.)
@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from trainer.preview import sample_fields
-from trainer.teachers.config import TeacherSettings, build_teacher
+from labrador.trainer.preview import sample_fields
+from labrador.trainer.teachers.config import TeacherSettings, build_teacher
 
 Documents = Sequence[tuple[str, bytes]]
 
@@ -38,7 +38,7 @@ class Previewer(Protocol):
 
 
 class TrainerPreviewer:
-    """``trainer.sdg.preview_leaf`` with the project's teacher (``[teacher]``, built by the one builder)."""
+    """``labrador.trainer.sdg.preview_leaf`` with the project's teacher (``[teacher]``, built by the one builder)."""
 
     def __init__(self, teacher: TeacherSettings, samples: int = 3, config: Any = None,
                  out_dir: Path | None = None) -> None:
@@ -55,7 +55,7 @@ class TrainerPreviewer:
 
     async def preview(self, leaf_relpath: str, leaf_bytes: bytes, documents: Documents,
                       report: Any = None) -> PreviewResult:
-        from trainer.sdg import preview_leaf
+        from labrador.trainer.sdg import preview_leaf
 
         result = await preview_leaf(leaf_relpath, leaf_bytes, self._get_teacher(), samples=self.samples,
                                     documents=list(documents) or None, config=self.config, out_dir=self.out_dir,

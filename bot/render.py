@@ -1,8 +1,8 @@
 """The sticky comment and check-run summaries: verdict, findings per leaf, previews beside the seeds.
 
 Pure functions of reports and results. Everything that came from a contributor or the teacher goes through
-``trainer.markdown`` (``text`` / ``html`` / ``code_block``); the result always fits GitHub's limits. Each
-leaf's preview is ``trainer.preview``'s, the Markdown ``labrador check`` prints, inside the bot's own heading.
+``labrador.trainer.markdown`` (``text`` / ``html`` / ``code_block``); the result always fits GitHub's limits. Each
+leaf's preview is ``labrador.trainer.preview``'s, the Markdown ``labrador check`` prints, inside the bot's own heading.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from trainer import markdown as md
-from trainer.preview import preview_blocks
-from validators import Report
-from validators.changes import Changes
+from labrador.trainer import markdown as md
+from labrador.trainer.preview import preview_blocks
+from labrador.validators import Report
+from labrador.validators.changes import Changes
 
 from .forge import MAX_SUMMARY, STICKY_MARKER, CheckOutput
 from .preview import PreviewResult

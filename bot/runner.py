@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from validators.gitfetch import FetchBudget, fetch_budget, prune_cache
-from validators.locks import pid_alive
+from labrador.validators.gitfetch import FetchBudget, fetch_budget, prune_cache
+from labrador.validators.locks import pid_alive
 
 from .config import BotSettings
 from .context import Deadline, DeadlineExceeded, GuardedForge, JobContext, owner_id

@@ -62,7 +62,7 @@ class State(Protocol):
     def release(self, kind: str, key: str) -> None: ...
 
     def record_head(self, repo: str, pr: int, sha: str, when: float, exact: bool = True) -> None:
-        """Append a sighting of the PR's head (see :mod:`bot.heads`)."""
+        """Append a sighting of the PR's head (see :mod:`labrador.bot.heads`)."""
 
     def heads(self, repo: str, pr: int) -> list[Sighting]:
         """The PR's head sightings, oldest first (insertion order for equal times)."""

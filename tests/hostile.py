@@ -1,6 +1,6 @@
 """Hostile contributor and teacher text, and what "inert" means, for the escaping, preview and bot tests.
 
-Shared so that the same inputs go through every sink: ``trainer.markdown`` alone, the ``labrador check``
+Shared so that the same inputs go through every sink: ``labrador.trainer.markdown`` alone, the ``labrador check``
 preview and the bot's sticky comment.
 """
 

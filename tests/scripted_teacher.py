@@ -9,8 +9,8 @@ from typing import Any
 
 from openai_server import FakeOpenAIServer
 
-from trainer.sdg.prompting import prompt_classifier
-from trainer.teachers import Request
+from labrador.trainer.sdg.prompting import prompt_classifier
+from labrador.trainer.teachers import Request
 
 
 class ScriptedServer(FakeOpenAIServer):

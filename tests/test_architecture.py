@@ -8,6 +8,8 @@ Every import counts, also those inside functions and under ``TYPE_CHECKING``.
 from __future__ import annotations
 
 import ast
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,11 @@ def _modules() -> dict[str, Path]:
     return out
 
 
+def _absolute(name: str) -> str:
+    """A project module's name inside the ``labrador`` package, as the graph spells it (``trainer.sdg``)."""
+    return name.removeprefix("labrador.")
+
+
 def import_graph() -> dict[str, set[str]]:
     """Module -> the project modules it imports (``from pkg import mod`` is an edge to ``pkg.mod``)."""
     modules = _modules()
@@ -37,13 +44,13 @@ def import_graph() -> dict[str, set[str]]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             targets: list[str] = []
             if isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
+                targets = [_absolute(a.name) for a in node.names]
             elif isinstance(node, ast.ImportFrom):
                 if node.level:
                     base = package.split(".")[: len(package.split(".")) - node.level + 1]
                     source = ".".join(base + ([node.module] if node.module else []))
                 else:
-                    source = node.module or ""
+                    source = _absolute(node.module or "")
                 for alias in node.names:
                     sub = f"{source}.{alias.name}"
                     targets.append(sub if sub in modules else source)
@@ -139,3 +146,39 @@ def test_one_function_builds_a_teacher_and_one_wires_distillation_into_training(
                                          "trainer.evaluation.cli", "trainer.nightly.branch",
                                          "trainer.evaluation.answering"}
     assert _callers("make_loss_factory") == {"trainer.training"}  # `labrador train` and the night alike
+
+
+def _absolute_imports(path: Path) -> list[str]:
+    names = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.append(node.module)
+    return names
+
+
+def test_every_project_import_goes_through_the_one_labrador_package():
+    # `import trainer` works from the repository root only (and the registry's `validators` and `trainer` are
+    # other projects): installed, everything is `labrador.*`.
+    files = [*_modules().values(), *(ROOT / "tests").rglob("*.py"), *(ROOT / "benchmarks").rglob("*.py")]
+    bare = sorted(f"{path.relative_to(ROOT)} imports {name}" for path in files for name in _absolute_imports(path)
+                  if name.split(".")[0] in PACKAGES)
+    assert bare == []
+
+
+def test_the_wheel_lists_every_package_folder():
+    """``pyproject.toml`` names the packages one by one (a mapped layout cannot be found automatically): a new
+    folder left out would be missing from the wheel but importable in the repository."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    assert setuptools["package-dir"] == {"labrador": "."}
+    folders = {"labrador"} | {"labrador." + ".".join(p.parent.relative_to(ROOT).parts)
+                              for package in PACKAGES for p in (ROOT / package).rglob("__init__.py")}
+    assert set(setuptools["packages"]) == folders
+    assert (ROOT / "__init__.py").is_file()
+    # the entry points name modules that exist under the one package
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    targets = [project["scripts"]["labrador"], *(v for group in project["entry-points"].values()
+                                                  for v in group.values())]
+    modules = {"labrador." + m for m in _modules()}
+    assert all(re.fullmatch(r"labrador\.[\w.]+:\w+", t) and t.split(":")[0] in modules for t in targets), targets

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from validators import Config, check_file
-from validators.checks import REGISTRY
-from validators.yamlload import load_yaml
+from labrador.validators import Config, check_file
+from labrador.validators.checks import REGISTRY
+from labrador.validators.yamlload import load_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SKILL = "compositional_skills/writing/freeform/hostile/qna.yaml"
@@ -209,7 +209,7 @@ def test_deep_nesting_in_a_subprocess_does_not_crash_the_interpreter():
     """Deep nesting used to overflow the C stack in the composer; prove a fresh process survives it."""
     code = textwrap.dedent("""
         import sys
-        from validators import check_file
+        from labrador.validators import check_file
         P = "compositional_skills/writing/freeform/x/qna.yaml"
         for data in (b"[" * 100000 + b"]" * 100000, b"{a: " * 50000 + b"1" + b"}" * 50000,
                      b"- " * 120000 + b"x", "".join(" " * k + "a:\\n" for k in range(600)).encode()):

@@ -15,12 +15,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bot import cli
-from bot.appauth import AuthError, InstallationTokens, app_jwt
-from bot.config import Secret, load_settings, mask_url
-from bot.forge import Annotation, CheckOutput, check_payloads
-from bot.jobs import PREVIEW, Job
-from validators.config import ConfigError
+from labrador.bot import cli
+from labrador.bot.appauth import AuthError, InstallationTokens, app_jwt
+from labrador.bot.config import Secret, load_settings, mask_url
+from labrador.bot.forge import Annotation, CheckOutput, check_payloads
+from labrador.bot.jobs import PREVIEW, Job
+from labrador.validators.config import ConfigError
 
 
 def test_secrets_never_print_and_never_pickle(tmp_path: Path) -> None:
@@ -62,8 +62,8 @@ def test_settings_file_holds_no_secrets_and_no_unknown_keys(tmp_path: Path) -> N
 
 
 def test_worker_without_app_credentials_fails_fast(tmp_path: Path) -> None:
-    from bot.config import BotSettings
-    from bot.worker import build_worker
+    from labrador.bot.config import BotSettings
+    from labrador.bot.worker import build_worker
 
     with pytest.raises(ValueError, match="LABRADOR_APP_ID"):
         build_worker(BotSettings(work_dir=str(tmp_path)))
@@ -82,9 +82,9 @@ def test_cli_registers_bot_serve_and_worker() -> None:
 
 def test_worker_poll_interval_from_settings_and_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
-    from bot import worker
-    from bot.config import BotSettings
-    from bot.queue import JobQueue
+    from labrador.bot import worker
+    from labrador.bot.config import BotSettings
+    from labrador.bot.queue import JobQueue
 
     assert BotSettings().worker_poll_s == 0.5  # an idle worker polls twice a second, not every 2 s
     path = tmp_path / "labrador.toml"
@@ -212,7 +212,7 @@ def test_the_readme_settings_block_is_the_defaults(tmp_path: Path) -> None:
     """The `[bot]` block the README documents loads, and every value it shows is the real default."""
     import re
 
-    from bot.config import BotSettings
+    from labrador.bot.config import BotSettings
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     block = re.search(r"```toml\n(\[bot\].*?)```", readme, re.S)

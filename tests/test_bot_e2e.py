@@ -32,15 +32,15 @@ from ghserver import (
 )
 from tinymodel import tiny_model_dir  # noqa: F401 - pytest fixture
 
-from bot.config import BotSettings, Secret
-from bot.forge import STICKY_MARKER
-from bot.httpserver import server_config
-from bot.merges import read_merges
-from bot.preview import PreviewResult, TrainerPreviewer
-from bot.queue import JobQueue
-from bot.worker import build_app, build_worker
-from trainer.teachers.config import TeacherSettings
-from validators import Config
+from labrador.bot.config import BotSettings, Secret
+from labrador.bot.forge import STICKY_MARKER
+from labrador.bot.httpserver import server_config
+from labrador.bot.merges import read_merges
+from labrador.bot.preview import PreviewResult, TrainerPreviewer
+from labrador.bot.queue import JobQueue
+from labrador.bot.worker import build_app, build_worker
+from labrador.trainer.teachers.config import TeacherSettings
+from labrador.validators import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 REPO = "org/taxonomy"
@@ -382,8 +382,8 @@ def start_worker(gh: GitHubServer, bot: Bot, log: Path, extra: str = "", worker_
                LABRADOR_APP_PRIVATE_KEY=gh.private_key_pem.decode(), LABRADOR_QUEUE_URL=bot.settings.queue_url,
                LABRADOR_WORK_DIR=bot.settings.work_dir, PYTHONPATH=str(ROOT))
     script = Path(sys.executable).with_name("labrador")
-    argv = [str(script)] if script.exists() else [sys.executable, "-c", "import sys; from validators.cli import main; "
-                                                  "sys.exit(main())"]
+    argv = [str(script)] if script.exists() else [
+        sys.executable, "-c", "import sys; from labrador.validators.cli import main; sys.exit(main())"]
     with open(log, "w") as out:
         return subprocess.Popen([*argv, "bot", "worker", "--workers", "1", "--worker-type", worker_type,
                                  "--config", str(config)],

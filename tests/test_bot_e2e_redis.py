@@ -79,8 +79,8 @@ def start_worker(gh: GitHubServer, queue_url: str, work: Path, threads: int = 2,
                LABRADOR_APP_PRIVATE_KEY=gh.private_key_pem.decode(), LABRADOR_QUEUE_URL=queue_url,
                LABRADOR_WORK_DIR=str(work / "work"), PYTHONPATH=str(ROOT))
     script = Path(sys.executable).with_name("labrador")
-    argv = [str(script)] if script.exists() else [sys.executable, "-c", "import sys; from validators.cli import main; "
-                                                  "sys.exit(main())"]
+    argv = [str(script)] if script.exists() else [
+        sys.executable, "-c", "import sys; from labrador.validators.cli import main; sys.exit(main())"]
     with open(work / "worker.log", "w") as out:
         return subprocess.Popen([*argv, "bot", "worker", "--workers", str(threads), "--config", str(config)],
                                 stdout=out, stderr=subprocess.STDOUT, env=env, cwd=work)

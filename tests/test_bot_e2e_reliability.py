@@ -40,9 +40,9 @@ from test_bot_e2e import (  # noqa: F401 - fixtures
 )
 from test_bot_fakes import EchoPreviewer
 
-from bot.merges import read_merges
-from trainer.teachers.config import TeacherSettings
-from validators import Config
+from labrador.bot.merges import read_merges
+from labrador.trainer.teachers.config import TeacherSettings
+from labrador.validators import Config
 
 
 def at_second(ts: float) -> float:

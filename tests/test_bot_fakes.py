@@ -2,7 +2,7 @@
 a file-backed variant that several processes can share, git repositories built with pygit2, a tiny previewer.
 
 The forge fakes our own interface only; the real GitHub client is exercised end to end against the loopback
-GitHub API server elsewhere. Fetching is real: ``bot.gitcache.fetch`` from a local origin repository.
+GitHub API server elsewhere. Fetching is real: ``labrador.bot.gitcache.fetch`` from a local origin repository.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typing import Any
 
 import pygit2
 
-from bot import gitcache
-from bot.config import BotSettings, Secret
-from bot.forge import ChangedFile, CheckOutput, Comment, PullRequest, check_payloads
-from bot.preview import PreviewResult
-from validators import Config
+from labrador.bot import gitcache
+from labrador.bot.config import BotSettings, Secret
+from labrador.bot.forge import ChangedFile, CheckOutput, Comment, PullRequest, check_payloads
+from labrador.bot.preview import PreviewResult
+from labrador.validators import Config
 
 SIG = pygit2.Signature("Test", "test@example.com", 1_700_000_000, 0)
 ROOT = Path(__file__).resolve().parents[1]

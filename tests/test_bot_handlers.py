@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from test_bot_fakes import SKILL, EchoPreviewer, MemoryForge, Origin, pr_for, settings_for, skill_files
 
-from bot.forge import STICKY_MARKER, ChangedFile
-from bot.jobs import HELP, MERGED, PREVIEW, RETRY, VALIDATE, Job
-from bot.merges import read_merges
-from bot.runner import Runner
-from bot.state import SqliteState
+from labrador.bot.forge import STICKY_MARKER, ChangedFile
+from labrador.bot.jobs import HELP, MERGED, PREVIEW, RETRY, VALIDATE, Job
+from labrador.bot.merges import read_merges
+from labrador.bot.runner import Runner
+from labrador.bot.state import SqliteState
 
 REPO = "acme/taxonomy"
 BASE = {**skill_files("compositional_skills/a/one"), "README.md": b"hi\n"}

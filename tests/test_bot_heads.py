@@ -1,12 +1,12 @@
-"""Which head a command binds to (``bot.heads.bind``) and when GitHub says to slow down
-(``bot.github.rate_limit_wait``): pure functions, pinned down case by case."""
+"""Which head a command binds to (``labrador.bot.heads.bind``) and when GitHub says to slow down
+(``labrador.bot.github.rate_limit_wait``): pure functions, pinned down case by case."""
 
 from __future__ import annotations
 
 import pytest
 
-from bot.github import SECONDARY_WAIT_S, rate_limit_wait
-from bot.heads import Binding, Sighting, bind, newest
+from labrador.bot.github import SECONDARY_WAIT_S, rate_limit_wait
+from labrador.bot.heads import Binding, Sighting, bind, newest
 
 A, B, C = "a" * 40, "b" * 40, "c" * 40
 

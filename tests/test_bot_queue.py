@@ -10,8 +10,8 @@ import pytest
 from loopback import redis_server
 from test_bot_fakes import settings_for
 
-from bot.jobs import PREVIEW, VALIDATE, Job
-from bot.queue import JobQueue, open_storage, sqlite_path
+from labrador.bot.jobs import PREVIEW, VALIDATE, Job
+from labrador.bot.queue import JobQueue, open_storage, sqlite_path
 
 SHA = "a" * 40
 

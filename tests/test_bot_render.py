@@ -10,12 +10,12 @@ import re
 import pytest
 from hostile import EVERY, HOSTILE, assert_inert
 
-from bot import render
-from bot.forge import STICKY_MARKER
-from bot.preview import PreviewResult
-from trainer.preview import render_preview_markdown
-from validators import Finding, Report
-from validators.changes import Changes
+from labrador.bot import render
+from labrador.bot.forge import STICKY_MARKER
+from labrador.bot.preview import PreviewResult
+from labrador.trainer.preview import render_preview_markdown
+from labrador.validators import Finding, Report
+from labrador.validators.changes import Changes
 
 HEAD = "0123456789abcdef0123456789abcdef01234567"
 

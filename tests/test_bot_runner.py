@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from test_bot_fakes import EchoPreviewer, FileForge, MemoryForge, Origin, pr_for, settings_for, skill_files
 
-from bot.context import JobContext
-from bot.forge import CheckOutput
-from bot.jobs import PREVIEW, VALIDATE, Job
-from bot.queue import JobQueue
-from bot.runner import Runner
-from bot.state import CheckRecord, SqliteState
-from bot.worker import build_worker
+from labrador.bot.context import JobContext
+from labrador.bot.forge import CheckOutput
+from labrador.bot.jobs import PREVIEW, VALIDATE, Job
+from labrador.bot.queue import JobQueue
+from labrador.bot.runner import Runner
+from labrador.bot.state import CheckRecord, SqliteState
+from labrador.bot.worker import build_worker
 
 REPO = "acme/taxonomy"
 BASE = skill_files("compositional_skills/a/one")
@@ -137,7 +137,7 @@ import sys
 sys.path.insert(0, {tests!r})
 from pathlib import Path
 from test_bot_fakes import EchoPreviewer, FileForge, settings_for
-from bot.worker import run_worker
+from labrador.bot.worker import run_worker
 tmp = Path({tmp!r})
 forge = FileForge(tmp / "forge.json")
 run_worker(settings_for(tmp, job_deadline_s=60, stale_after_s=60), forge_for=lambda job: forge,

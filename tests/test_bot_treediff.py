@@ -8,12 +8,12 @@ import pygit2
 import pytest
 from test_bot_fakes import commit, skill_files
 
-from bot import checking, gitcache
-from bot.config import Secret
-from bot.forge import HeadMissing
-from bot.treediff import changed_leaves
-from validators import Config
-from validators.changes import ChangeError
+from labrador.bot import checking, gitcache
+from labrador.bot.config import Secret
+from labrador.bot.forge import HeadMissing
+from labrador.bot.treediff import changed_leaves
+from labrador.validators import Config
+from labrador.validators.changes import ChangeError
 
 LINK = pygit2.enums.FileMode.LINK
 
@@ -150,7 +150,7 @@ def test_a_tree_bomb_is_refused_in_bounded_time(repo: pygit2.Repository) -> None
     """Fifteen objects that expand to 10**7 paths: refused after the bound, not walked whole."""
     import time
 
-    from validators.changes import ChangeError as Refused
+    from labrador.validators.changes import ChangeError as Refused
 
     base = commit(repo, BASE)
     blob = repo.create_blob(b"x")

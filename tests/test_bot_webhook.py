@@ -17,11 +17,11 @@ import uvicorn
 from loopback import free_port
 from test_bot_fakes import SECRET, settings_for
 
-from bot import webhook
-from bot.jobs import HELP, MERGED, PREVIEW, RETRY, VALIDATE
-from bot.queue import JobQueue
-from bot.routing import parse_command
-from bot.worker import build_app
+from labrador.bot import webhook
+from labrador.bot.jobs import HELP, MERGED, PREVIEW, RETRY, VALIDATE
+from labrador.bot.queue import JobQueue
+from labrador.bot.routing import parse_command
+from labrador.bot.worker import build_app
 
 HEAD = "a" * 40
 NEWER = "b" * 40
@@ -194,7 +194,7 @@ def test_unsigned_app_refuses_to_start(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     from dataclasses import replace
 
-    from bot.config import Secret
+    from labrador.bot.config import Secret
 
     with pytest.raises(ValueError, match="WEBHOOK_SECRET"):
         build_app(replace(settings, webhook_secret=Secret("")))

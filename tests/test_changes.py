@@ -9,8 +9,8 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from validators import changes
-from validators.changes import ChangeError, Changes, changed_leaves, default_base
+from labrador.validators import changes
+from labrador.validators.changes import ChangeError, Changes, changed_leaves, default_base
 
 SIG = pygit2.Signature("Test", "test@example.com", 1_700_000_000, 0)
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from validators import Config, check_file
-from validators.checks import REGISTRY
-from validators.tree import check_tree
+from labrador.validators import Config, check_file
+from labrador.validators.checks import REGISTRY
+from labrador.validators.tree import check_tree
 
 ROOT = Path(__file__).resolve().parent.parent
 TAXONOMY = ROOT / "taxonomy"
@@ -652,7 +652,7 @@ def test_answer_with_no_value_says_write_the_text_not_quote_it():
 
 
 def test_bom_in_attribution_is_not_a_missing_title():
-    from validators.checks import attribution
+    from labrador.validators.checks import attribution
 
     data = "\ufeffTitle of work: Haiku\nLink to work: https://example.com\nRevision: 1\n" \
            "License of the work: CC-BY-4.0\nCreator names: A\n"

@@ -17,8 +17,8 @@ from judgekit import LEAF, SEEDS, ExactnessJudge, git_committer, night_toml, wri
 from tinymodel import build_tiny_model  # noqa: E402
 from trainkit import TASK_CORPUS, task_file, write_config  # noqa: E402
 
-from trainer.nightly.choose import pick  # noqa: E402
-from trainer.train.export import ExportError, export_checkpoint  # noqa: E402
+from labrador.trainer.nightly.choose import pick  # noqa: E402
+from labrador.trainer.train.export import ExportError, export_checkpoint  # noqa: E402
 
 LABRADOR = str(Path(sys.executable).with_name("labrador"))
 
@@ -45,9 +45,9 @@ def test_a_checkpoint_exports_to_a_loadable_folder_with_its_own_weights(tmp_path
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
-    from trainer.train.checkpoint import checkpoints
-    from trainer.train.config import load_config
-    from trainer.training import train
+    from labrador.trainer.train.checkpoint import checkpoints
+    from labrador.trainer.train.config import load_config
+    from labrador.trainer.training import train
 
     model = build_tiny_model(tmp_path / "model", corpus=TASK_CORPUS, tie=tie)
     data = task_file(tmp_path / "a.jsonl", "reverse", 48)
@@ -85,7 +85,7 @@ def test_a_checkpoint_exports_to_a_loadable_folder_with_its_own_weights(tmp_path
 
 
 def test_a_night_promotes_the_chosen_checkpoint_and_reports_every_candidate(tmp_path):
-    from trainer.nightly.registry import Registry
+    from labrador.trainer.nightly.registry import Registry
 
     work = tmp_path / "repo"
     write_leaf(work / "taxonomy" / LEAF, SEEDS, "Reverse the order of the words the user gives.")

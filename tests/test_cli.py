@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from validators.checks import REGISTRY
-from validators.cli import main
+from labrador.validators.checks import REGISTRY
+from labrador.validators.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = ROOT / "taxonomy/compositional_skills/writing/freeform/haiku"
@@ -245,9 +245,9 @@ def test_dot_inside_a_leaf_means_that_leaf_and_the_taxonomy_is_found_upwards(rep
 
 def test_the_verdict_cache_keeps_documents_on_and_off_apart(repo):
     """A pass cached by a run without document checks must not answer a run with them (and the reverse)."""
-    from validators import Config, Finding
-    from validators.cache import CheckCache
-    from validators.tree import check_tree
+    from labrador.validators import Config, Finding
+    from labrador.validators.cache import CheckCache
+    from labrador.validators.tree import check_tree
 
     cache = CheckCache(repo / "cache.json")
     broken_docs = lambda report: [Finding("document-commit", "error", "no such commit", path=report.path)]  # noqa: E731

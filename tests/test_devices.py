@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trainer import devices
+from labrador.trainer import devices
 
 
 def test_only_a_flags_line_with_a_bf16_matrix_instruction_set_counts():

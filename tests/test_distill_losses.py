@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 
-from trainer.distill.losses import (  # noqa: E402
+from labrador.trainer.distill.losses import (  # noqa: E402
     attention_kl,
     dae_targets,
     layer_map,

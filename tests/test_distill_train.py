@@ -17,9 +17,9 @@ pytest.importorskip("accelerate")
 from tinymodel import build_tiny_model  # noqa: E402
 from trainkit import TASK_CORPUS, task_file, write_config  # noqa: E402
 
-from trainer.distill.step import make_loss_factory  # noqa: E402
-from trainer.train.config import load_config  # noqa: E402
-from trainer.train.loop import train  # noqa: E402
+from labrador.trainer.distill.step import make_loss_factory  # noqa: E402
+from labrador.trainer.train.config import load_config  # noqa: E402
+from labrador.trainer.train.loop import train  # noqa: E402
 
 LABRADOR = str(Path(sys.executable).with_name("labrador"))
 
@@ -72,8 +72,8 @@ def test_kd_student_beats_sft_student_and_offline_topk_lands_near_online(world):
 
 
 def test_attention_distillation_logs_its_term_and_teacher_gets_no_gradient(world, tmp_path):
-    from trainer.train.batch import collate_packed
-    from trainer.train.prepare import prepare
+    from labrador.trainer.train.batch import collate_packed
+    from labrador.trainer.train.prepare import prepare
 
     cfg = load_config(write_config(tmp_path, world["student"], [{"name": "p", "data": str(world["small"])}],
                                    distill={"teacher_model": str(world["teacher"]), "lambda": 0.5, "attention": 1.0}))
@@ -83,7 +83,7 @@ def test_attention_distillation_logs_its_term_and_teacher_gets_no_gradient(world
         device = torch.device("cpu")
 
     step = make_loss_factory(dc)(cfg, Acc())
-    from trainer.train.loop import load_model
+    from labrador.trainer.train.loop import load_model
 
     student = load_model(str(world["student"]), cfg, torch.device("cpu"))
     assert student.config._attn_implementation == "eager"
@@ -101,9 +101,9 @@ def test_attention_distillation_logs_its_term_and_teacher_gets_no_gradient(world
 def test_dae_student_follows_the_expert_on_the_domain_and_the_reference_elsewhere(world, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from trainer.distill.losses import prediction_kl
-    from trainer.train.batch import collate_packed, labels_from_targets
-    from trainer.train.prepare import prepare
+    from labrador.trainer.distill.losses import prediction_kl
+    from labrador.trainer.train.batch import collate_packed, labels_from_targets
+    from labrador.trainer.train.prepare import prepare
 
     ref0 = build_tiny_model(tmp_path / "r0", corpus=TASK_CORPUS, hidden=64, layers=2, seed=3)
     fit(tmp_path / "r", ref0, task_file(tmp_path / "upper.jsonl", "upper", 400, seed=7), epochs=6, heldout=0.1)
@@ -151,9 +151,9 @@ def test_teacher_with_another_tokenizer_is_refused_naming_both(world, tmp_path):
 
 
 def test_topk_cache_reuses_by_content_and_ignores_half_written_shards(world, tmp_path):
-    from trainer.distill.cache import TopKCache, build_cache
-    from trainer.distill.step import load_teacher
-    from trainer.train.prepare import prepare
+    from labrador.trainer.distill.cache import TopKCache, build_cache
+    from labrador.trainer.distill.step import load_teacher
+    from labrador.trainer.train.prepare import prepare
 
     cfg = load_config(write_config(tmp_path, world["student"], [{"name": "p", "data": str(world["small"])}]))
     samples = prepare(cfg).data[0].train
@@ -172,7 +172,7 @@ def test_topk_cache_reuses_by_content_and_ignores_half_written_shards(world, tmp
     ids, lps = cache.get(samples[3].key)
     assert ids.shape == (samples[3].loss_tokens, 8) and lps.dtype == torch.bfloat16
     assert torch.all(lps[:, :-1] >= lps[:, 1:])  # sorted top-k
-    from trainer.distill.cache import CacheError
+    from labrador.trainer.distill.cache import CacheError
 
     with pytest.raises(CacheError, match="k=8"):
         build_cache(root, samples, teacher, top_k=4, temperature=1.0, teacher_name="t", max_tokens=256,

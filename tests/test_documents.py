@@ -9,9 +9,15 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from validators import Config, check_file
-from validators import documents as docs
-from validators.documents import DocumentError, check_documents, check_repo_url, normalize_url, resolve_documents
+from labrador.validators import Config, check_file
+from labrador.validators import documents as docs
+from labrador.validators.documents import (
+    DocumentError,
+    check_documents,
+    check_repo_url,
+    normalize_url,
+    resolve_documents,
+)
 
 SIG = pygit2.Signature("Test", "test@example.com", 1_700_000_000, 0)
 FILES = {
@@ -331,7 +337,7 @@ def test_self_url_commit_only_on_another_branch_is_refused(tmp_path):
 
 
 def test_offline_fetch_says_network_not_public(tmp_path, cfg):
-    from validators.documents import _fetch_hint
+    from labrador.validators.documents import _fetch_hint
 
     assert "network failure" in _fetch_hint("failed to resolve address for github.com: Name or service not known")
     assert "not public" in _fetch_hint("unexpected http status code: 404")

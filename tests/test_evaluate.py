@@ -18,9 +18,9 @@ from judgekit import LEAF, SEEDS, ExactnessJudge, git_committer, night_toml, wri
 from tinymodel import build_tiny_model  # noqa: E402
 from trainkit import TASK_CORPUS, write_config, write_phase  # noqa: E402
 
-from trainer.evaluation.judging import Judgement  # noqa: E402
-from trainer.evaluation.questions import Question  # noqa: E402
-from trainer.evaluation.verdicts import branch_eval, verdict  # noqa: E402
+from labrador.trainer.evaluation.judging import Judgement  # noqa: E402
+from labrador.trainer.evaluation.questions import Question  # noqa: E402
+from labrador.trainer.evaluation.verdicts import branch_eval, verdict  # noqa: E402
 
 LABRADOR = str(Path(sys.executable).with_name("labrador"))
 
@@ -111,7 +111,7 @@ def test_human_output_and_bad_input(models, tmp_path):
 
 
 def test_the_baseline_marks_new_leaves(models, tmp_path):
-    from trainer.evaluation.seen import read_seen, write_seen
+    from labrador.trainer.evaluation.seen import read_seen, write_seen
 
     taxonomy, trained, untrained = models
     baseline = tmp_path / "baseline"
@@ -179,7 +179,7 @@ def test_a_night_that_makes_an_earlier_leaf_worse_is_rejected(tmp_path):
         write_leaf(work / "taxonomy" / UPPER, [(q, a.lower()) for q, a in UPPER_SEEDS], "Lower-case the words.")
         commit("a changed leaf")
         second = subprocess.run(run, capture_output=True, text=True, timeout=900)
-    from trainer.nightly.registry import Registry
+    from labrador.trainer.nightly.registry import Registry
 
     record = Registry(tmp_path / "state" / "registry.db").runs()[0]
     assert second.returncode == 1 and record["status"] == "rejected", record["reason"]

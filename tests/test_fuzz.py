@@ -8,8 +8,8 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from validators import Config, check_file
-from validators.checks import REGISTRY
+from labrador.validators import Config, check_file
+from labrador.validators.checks import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 TAXONOMY = ROOT / "taxonomy"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from trainer.cli import register
-from trainer.settings import GenerateSettings, SettingsError, load_settings
-from trainer.teachers.config import load_teacher, teacher_options
-from validators.settings import ConfigError
+from labrador.trainer.cli import register
+from labrador.trainer.settings import GenerateSettings, SettingsError, load_settings
+from labrador.trainer.teachers.config import load_teacher, teacher_options
+from labrador.validators.settings import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "sdg"
@@ -193,8 +193,8 @@ def test_progress_display_aggregates_stages_across_leaves() -> None:
 
     from rich.console import Console
 
-    from trainer.sdg import ProgressEvent
-    from trainer.sdg.progress import ProgressDisplay
+    from labrador.trainer.sdg import ProgressEvent
+    from labrador.trainer.sdg.progress import ProgressDisplay
 
     console = Console(file=StringIO(), force_terminal=True, width=100)
     with ProgressDisplay(console, leaves=2, live=True) as display:
@@ -212,16 +212,16 @@ def test_progress_display_aggregates_stages_across_leaves() -> None:
 
 def test_each_leaf_is_checked_once(tmp_path: Path, recording: Path, skills_taxonomy: Path, monkeypatch) -> None:
     """The checker's report goes down to the generator: a leaf is not parsed and checked a second time."""
-    import validators.leaf
+    from labrador.validators import leaf
 
     calls: list[str] = []
-    real = validators.leaf.check_file
+    real = leaf.check_file
 
     def counting(relpath, data, config=None, **kw):
         calls.append(relpath)
         return real(relpath, data, config, **kw)
 
-    for module in ("validators.leaf", "validators.folder", "trainer.sdg.leaf"):
+    for module in ("labrador.validators.leaf", "labrador.validators.folder", "labrador.trainer.sdg.leaf"):
         monkeypatch.setattr(f"{module}.check_file", counting)
     assert run_cli("--taxonomy", skills_taxonomy, "--teacher", f"replay:{recording}", "--out", tmp_path / "o",
                    "--no-mix") == 0

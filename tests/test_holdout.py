@@ -4,7 +4,7 @@ held-out pair recognised wherever they would come back (replay)."""
 
 from __future__ import annotations
 
-from validators.holdout import choose, heldout_pairs, is_heldout_row, pairs, seed_id, without
+from labrador.validators.holdout import choose, heldout_pairs, is_heldout_row, pairs, seed_id, without
 
 LEAF = "compositional_skills/writing/freeform/haiku"
 

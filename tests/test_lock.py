@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from validators.locks import Busy, PidLock
+from labrador.validators.locks import Busy, PidLock
 
-HOLD = ("import sys, time; from validators.locks import PidLock\n"
+HOLD = ("import sys, time; from labrador.validators.locks import PidLock\n"
         "with PidLock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)\n")
 
 

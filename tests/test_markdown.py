@@ -8,7 +8,7 @@ import re
 import pytest
 from hostile import EVERY, HOSTILE, MENTION, assert_inert
 
-from trainer import markdown as md
+from labrador.trainer import markdown as md
 
 
 def test_inline_text_escapes_everything() -> None:

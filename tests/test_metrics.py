@@ -14,8 +14,8 @@ pytest.importorskip("rouge_score")
 from tinymodel import build_tiny_model  # noqa: E402
 from trainkit import TASK_CORPUS  # noqa: E402
 
-from trainer.evaluation.metrics import LoadedModel, compare, drift_rows, measure, parse_metrics, rouge_l  # noqa: E402
-from validators.holdout import HeldOut  # noqa: E402
+from labrador.trainer.evaluation.metrics import LoadedModel, compare, drift_rows, measure, parse_metrics, rouge_l  # noqa: E402
+from labrador.validators.holdout import HeldOut  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def tiny(tmp_path_factory) -> Path:
 
 
 def test_ref_nll_is_the_mean_negative_log_likelihood_of_the_answer_tokens(tiny):
-    from trainer.train.data import IGNORE, encode
+    from labrador.trainer.train.data import IGNORE, encode
 
     model = LoadedModel(tiny)
     item = HeldOut("skills/reverse", "x", "reverse: red cat sun", "sun cat red")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trainer.mixing import (
+from labrador.trainer.mixing import (
     DEFAULT_RECIPE,
     RecipeError,
     glob_match,
@@ -20,7 +20,7 @@ from trainer.mixing import (
     scale,
     write_mix,
 )
-from trainer.mixing.core import _rng
+from labrador.trainer.mixing.core import _rng
 
 
 def rows(leaf: str, n: int) -> list[dict]:
@@ -193,7 +193,7 @@ def test_unreadable_recipe_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("line", "what"), [("{oops", "not a JSON object ("), ("[1, 2]", "not a JSON object but list")])
 def test_a_bad_line_in_a_dataset_names_file_and_line(tmp_path: Path, line: str, what: str) -> None:
     """The one JSONL reader (trainer/jsonl.py) behind replay sets, mixes and a night's data."""
-    from trainer.mixing import read_jsonl
+    from labrador.trainer.mixing import read_jsonl
 
     path = tmp_path / "replay.jsonl"
     path.write_text('{"messages": []}\n\n' + line + "\n", encoding="utf-8")

@@ -17,8 +17,8 @@ pytest.importorskip("gguf")
 from ggufmodel import wheel_with, write_tiny_gguf  # noqa: E402
 from tinymodel import build_tiny_model  # noqa: E402
 
-from trainer.models import catalogue, store  # noqa: E402
-from trainer.models.catalogue import ModelEntry  # noqa: E402
+from labrador.trainer.models import catalogue, store  # noqa: E402
+from labrador.trainer.models.catalogue import ModelEntry  # noqa: E402
 
 MEMBER = "tiny_pkg/tiny.gguf"
 
@@ -41,7 +41,7 @@ def registered(tiny_entry, monkeypatch):
 
 
 def counting_convert(calls):
-    from trainer.models.convert import convert_gguf
+    from labrador.trainer.models.convert import convert_gguf
 
     def convert(src, out):
         calls.append(src)
@@ -129,7 +129,7 @@ def test_derived_student_keeps_the_chosen_layers_and_the_tokenizer(tmp_path):
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from trainer.models.derive import derive_student, parse_layers
+    from labrador.trainer.models.derive import derive_student, parse_layers
 
     teacher = build_tiny_model(tmp_path / "teacher", layers=4, tie=True)
     assert parse_layers("0,3", 4) == [0, 3] and parse_layers("0-2", 4) == [0, 1, 2]
@@ -173,7 +173,7 @@ def test_derive_refuses_out_overlapping_the_source_model(tmp_path, where):
 
 
 def test_derive_replaces_its_own_student_atomically_and_leaves_no_temporary(tmp_path):
-    from trainer.models.store import MARKER
+    from labrador.trainer.models.store import MARKER
 
     teacher = build_tiny_model(tmp_path / "teacher", layers=3, tie=True)
     out = tmp_path / "student"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 torch = pytest.importorskip("torch")
-from trainer.models.catalogue import DEFAULT, entry  # noqa: E402
-from trainer.models.store import is_complete, models_root  # noqa: E402
+from labrador.trainer.models.catalogue import DEFAULT, entry  # noqa: E402
+from labrador.trainer.models.store import is_complete, models_root  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 LEAF = "compositional_skills/writing/freeform/haiku/qna.yaml"
@@ -45,10 +45,10 @@ def test_converted_folder_tokenizer_template_and_a_deterministic_answer(model_di
 
 
 def test_preview_of_a_starting_leaf_keeps_samples_end_to_end(model_dir):
-    from trainer.preview import render_preview_markdown, seeds_of
-    from trainer.sdg import preview_leaf
-    from trainer.teachers import make_teacher
-    from validators import check_file
+    from labrador.trainer.preview import render_preview_markdown, seeds_of
+    from labrador.trainer.sdg import preview_leaf
+    from labrador.trainer.teachers import make_teacher
+    from labrador.validators import check_file
 
     data = (ROOT / "taxonomy" / LEAF).read_bytes()
     report = check_file(LEAF, data)

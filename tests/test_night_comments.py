@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("github3")
 from ghserver import GitHubServer, github_server  # noqa: E402,F401 - pytest fixture
 
-from bot.night_comments import MARKER, after_night, comment_body, pulls_for  # noqa: E402
+from labrador.bot.night_comments import MARKER, after_night, comment_body, pulls_for  # noqa: E402
 
 REPO = "org/taxonomy"
 HAIKU = "compositional_skills/writing/freeform/haiku"
@@ -114,10 +114,10 @@ def test_pulls_for_groups_tonights_leaves_by_pull_request():
 def test_the_nightly_job_reaches_the_bot_through_its_hook(gh, tmp_path, monkeypatch):
     from importlib.metadata import entry_points
 
-    from trainer.nightly.night import Night, run_hooks
-    from trainer.nightly.settings import NightlySettings
-    from trainer.teachers.config import TeacherSettings
-    from validators import Config
+    from labrador.trainer.nightly.night import Night, run_hooks
+    from labrador.trainer.nightly.settings import NightlySettings
+    from labrador.trainer.teachers.config import TeacherSettings
+    from labrador.validators import Config
 
     assert "bot.night_comments:after_night" in {ep.value for ep in entry_points(group="labrador.night_hooks")}
     config = setup(gh, tmp_path, monkeypatch)
@@ -145,7 +145,7 @@ def test_a_bad_merge_line_or_a_failing_pull_request_silences_no_other_comment(gh
 
 def test_an_error_that_echoes_the_token_is_scrubbed():
     """Issue 29.16: whatever an error echoes, the token never reaches the night's output."""
-    from bot.night_comments import post
+    from labrador.bot.night_comments import post
 
     class EchoingForge:
         token = "ghs_" + "s3cret" * 6

@@ -81,11 +81,11 @@ def repo(tmp_path, recording, base_model):
 
 
 def night(work: Path, state: Path, *extra: str) -> dict:
-    from validators.cli import main
+    from labrador.validators.cli import main
 
     code = main(["nightly", "--config", str(work / "labrador.toml"), "--state-dir", str(state),
                  "--taxonomy", str(work / "taxonomy"), *extra])
-    from trainer.nightly.registry import Registry
+    from labrador.trainer.nightly.registry import Registry
 
     record = Registry(state / "registry.db").runs()[0]
     assert code == (0 if record["status"] in ("promoted", "no-changes") else 1), record
@@ -142,7 +142,7 @@ def test_nights_with_changes_replay_lineage_and_a_night_without(repo, tmp_path, 
     third = night(repo, state)
     assert third["status"] == "no-changes" and not (state / "runs" / third["id"]).exists()
 
-    from validators.cli import main
+    from labrador.validators.cli import main
 
     capsys.readouterr()
     assert main(["runs", "--state-dir", str(state), "--format", "json"]) == 0
@@ -196,9 +196,9 @@ def test_a_distilling_night_logs_the_kd_term_every_step_and_reports_it(repo, tmp
 
 
 def test_the_quick_night_distils_the_embedded_teacher():
-    from trainer.models.store import models_root
-    from trainer.nightly.night import embedded_distill_teacher
-    from trainer.nightly.settings import load_nightly
+    from labrador.trainer.models.store import models_root
+    from labrador.trainer.nightly.night import embedded_distill_teacher
+    from labrador.trainer.nightly.settings import load_nightly
 
     s = load_nightly(None, quick=True)
     config = s.train_config("model", Path("out"), Path("data"))
@@ -219,7 +219,7 @@ def test_a_broken_main_stops_before_any_model_loads(repo, tmp_path):
 
 
 def test_a_killed_night_resumes_to_the_same_entry_and_weights(repo, tmp_path):
-    from trainer.nightly.registry import Registry
+    from labrador.trainer.nightly.registry import Registry
 
     def cmd_for(state: Path) -> list[str]:
         return [LABRADOR, "nightly", "--config", str(repo / "labrador.toml"), "--state-dir", str(state),

@@ -15,10 +15,10 @@ pytest.importorskip("torch")
 pytest.importorskip("rouge_score")
 from test_nightly import HAIKU, base_model, commit_all, night, recording, repo, settings  # noqa: E402, F401
 
-from trainer.nightly.gate import heldout_gate  # noqa: E402
-from trainer.nightly.settings import NightlySettings  # noqa: E402
-from trainer.teachers.replay import ReplayTeacher  # noqa: E402
-from validators.holdout import heldout_pairs  # noqa: E402
+from labrador.trainer.nightly.gate import heldout_gate  # noqa: E402
+from labrador.trainer.nightly.settings import NightlySettings  # noqa: E402
+from labrador.trainer.teachers.replay import ReplayTeacher  # noqa: E402
+from labrador.validators.holdout import heldout_pairs  # noqa: E402
 
 
 def held_texts(work: Path, record: dict) -> list[tuple[str, str, str]]:

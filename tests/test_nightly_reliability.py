@@ -17,8 +17,8 @@ pytest.importorskip("torch")
 pytest.importorskip("accelerate")
 from test_nightly import HAIKU, base_model, commit_all, night, recording, repo, settings  # noqa: E402, F401
 
-from trainer.nightly.gate import gate as _gate  # noqa: E402
-from trainer.nightly.settings import NightlySettings  # noqa: E402
+from labrador.trainer.nightly.gate import gate as _gate  # noqa: E402
+from labrador.trainer.nightly.settings import NightlySettings  # noqa: E402
 
 SENRYU = "compositional_skills/writing/freeform/senryu"
 
@@ -68,7 +68,7 @@ def test_the_gate_never_promotes_a_broken_unmeasured_or_worse_than_guessing_mode
                                                   ("lr", "1e30", "at most"), ("effective_batch", "0", "at least 1")])
 def test_non_finite_or_out_of_range_settings_stop_before_any_row(repo, tmp_path, recording, base_model,  # noqa: F811
                                                                  key, value, message, capsys):
-    from validators.cli import main
+    from labrador.validators.cli import main
 
     toml = repo / "labrador.toml"
     toml.write_text(settings(recording, base_model, **{key: value}))
@@ -142,7 +142,7 @@ def test_a_force_push_rebuilds_from_the_newest_promoted_night_still_on_main(repo
 
 
 def night_model(state: Path, run_id: str) -> str:
-    from trainer.nightly.registry import Registry
+    from labrador.trainer.nightly.registry import Registry
 
     return Registry(state / "registry.db").get(run_id)["model"]
 

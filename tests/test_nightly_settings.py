@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from trainer.nightly.settings import DEFAULT_RECIPE, QUICK_TRAIN, load_nightly, night_recipe
-from trainer.train.config import TrainConfig, parse_config
-from validators.settings import ConfigError
+from labrador.trainer.nightly.settings import DEFAULT_RECIPE, QUICK_TRAIN, load_nightly, night_recipe
+from labrador.trainer.train.config import TrainConfig, parse_config
+from labrador.validators.settings import ConfigError
 
 
 def toml(tmp_path: Path, text: str) -> Path:
@@ -60,8 +60,8 @@ def test_quick_is_a_preset_train_table_that_the_file_can_override(tmp_path):
 
 
 def test_quick_measures_held_out_seeds_instead_of_asking_a_135m_judge(tmp_path):
-    from trainer.evaluation.settings import QUICK, load_evaluate
-    from validators.settings import ConfigError
+    from labrador.trainer.evaluation.settings import QUICK, load_evaluate
+    from labrador.validators.settings import ConfigError
 
     path = toml(tmp_path, "")
     quick, plain = load_nightly(path, quick=True), load_nightly(path)

@@ -13,9 +13,9 @@ from types import SimpleNamespace
 import pytest
 from hostile import EVERY, assert_inert, visible
 
-import validators.cli
-from trainer.preview import NO_TEACHER, _previews, check_hook, render_preview_markdown, seeds_of
-from trainer.sdg import LeafResult
+from labrador.trainer.preview import NO_TEACHER, _previews, check_hook, render_preview_markdown, seeds_of
+from labrador.trainer.sdg import LeafResult
+from labrador.validators import cli as checker_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "sdg"
@@ -129,10 +129,10 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def check(monkeypatch: pytest.MonkeyPatch, taxonomy: Path, *extra: str) -> int:
     """``labrador check --all`` with our hook registered as its entry point would register it."""
     hook = SimpleNamespace(load=lambda: check_hook)
-    monkeypatch.setattr(validators.cli, "entry_points",
+    monkeypatch.setattr(checker_cli, "entry_points",
                         lambda group: [hook] if group == "labrador.check_hooks" else [])
     parser = argparse.ArgumentParser()
-    validators.cli.register_check(parser.add_subparsers())
+    checker_cli.register_check(parser.add_subparsers())
     args = parser.parse_args(["check", "--all", "--no-cache", "--taxonomy", str(taxonomy), *extra])
     return args.func(args)
 
@@ -167,13 +167,13 @@ def test_leaf_whose_verdict_comes_from_the_cache_is_still_previewed(monkeypatch,
                                                                     tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     hook = SimpleNamespace(load=lambda: check_hook)
-    monkeypatch.setattr(validators.cli, "entry_points",
+    monkeypatch.setattr(checker_cli, "entry_points",
                         lambda group: [hook] if group == "labrador.check_hooks" else [])
     args = ["check", "--all", "--preview", "--taxonomy", str(taxonomy)]
-    assert validators.cli.main(args) == 0  # primes the verdict cache (no teacher yet)
+    assert checker_cli.main(args) == 0  # primes the verdict cache (no teacher yet)
     capsys.readouterr()
     monkeypatch.setenv("LABRADOR_TEACHER", f"replay:{FIXTURES / 'freeform.json'}")
-    assert validators.cli.main(args) == 0  # the verdict is cached: the report carries no parsed leaf
+    assert checker_cli.main(args) == 0  # the verdict is cached: the report carries no parsed leaf
     out = capsys.readouterr().out
     assert "<summary>Seeds (6)</summary>" in out and "<summary>Sample 1: " in out
 

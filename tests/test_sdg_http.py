@@ -24,10 +24,10 @@ from openai_server import FakeOpenAIServer  # noqa: E402
 from scripted_teacher import ScriptedServer  # noqa: E402
 from tinymodel import build_tiny_model, can_serve, serve_model, wait_until_served  # noqa: E402
 
-from trainer.sdg import LeafResult, generate_leaf  # noqa: E402
-from trainer.sdg.prompting import BUILTIN_DIR  # noqa: E402
-from trainer.teachers import Request  # noqa: E402
-from trainer.teachers.openai_http import OpenAIHTTPTeacher  # noqa: E402
+from labrador.trainer.sdg import LeafResult, generate_leaf  # noqa: E402
+from labrador.trainer.sdg.prompting import BUILTIN_DIR  # noqa: E402
+from labrador.trainer.teachers import Request  # noqa: E402
+from labrador.trainer.teachers.openai_http import OpenAIHTTPTeacher  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 HAIKU = "compositional_skills/writing/freeform/haiku/qna.yaml"
@@ -115,7 +115,7 @@ def test_every_stage_runs_over_http_with_retries_and_the_cap(tmp_path: Path) -> 
 
 
 def test_high_concurrency_is_sharded_over_clients_under_one_cap() -> None:
-    from trainer.teachers.config import TeacherSettings, build_teacher
+    from labrador.trainer.teachers.config import TeacherSettings, build_teacher
 
     with FakeOpenAIServer(delay_s=0.05) as srv:
         teacher = build_teacher(TeacherSettings(spec=srv.base_url, max_concurrency=40))

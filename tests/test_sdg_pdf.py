@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trainer.sdg import ReplayTeacher, generate_leaf, pdftext
-from trainer.sdg.pdftext import PdfTextError, pdf_to_markdown
+from labrador.trainer.sdg import ReplayTeacher, generate_leaf, pdftext
+from labrador.trainer.sdg.pdftext import PdfTextError, pdf_to_markdown
 
 pypdf = pytest.importorskip("pypdf")
 

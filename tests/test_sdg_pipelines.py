@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trainer.sdg import LeafInput, ProgressEvent, ReplayTeacher, generate, generate_leaf, preview_leaf
-from trainer.teachers.base import Request, TeacherError
+from labrador.trainer.sdg import LeafInput, ProgressEvent, ReplayTeacher, generate, generate_leaf, preview_leaf
+from labrador.trainer.teachers.base import Request, TeacherError
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "sdg"
@@ -68,7 +68,7 @@ def test_pipeline_end_to_end(tmp_path, rel, kind, prompts):
 
 
 def test_judges_off_passes_every_row_unasked_and_says_so(tmp_path):
-    from trainer.sdg import Limits
+    from labrador.trainer.sdg import Limits
 
     judged = run_leaf(FREEFORM, teacher("freeform"), tmp_path / "on")
     t = teacher("freeform")

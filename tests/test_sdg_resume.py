@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trainer.sdg import LeafInput, ReplayTeacher, generate, generate_leaf
-from trainer.sdg.prompting import BUILTIN_DIR, prompt_classifier
+from labrador.trainer.sdg import LeafInput, ReplayTeacher, generate, generate_leaf
+from labrador.trainer.sdg.prompting import BUILTIN_DIR, prompt_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "sdg"

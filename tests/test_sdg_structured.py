@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trainer.sdg import Limits, ReplayTeacher, generate_leaf
-from trainer.sdg.prompting import PromptError, load_prompt
+from labrador.trainer.sdg import Limits, ReplayTeacher, generate_leaf
+from labrador.trainer.sdg.prompting import PromptError, load_prompt
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILTIN = ROOT / "trainer" / "sdg" / "prompts"
@@ -115,7 +115,7 @@ def test_a_judge_schema_needs_an_integer_score(tmp_path):
 
 
 def test_a_reply_cut_off_mid_json_is_counted_as_truncated(tmp_path):
-    from trainer.sdg.parsing import json_cut_short
+    from labrador.trainer.sdg.parsing import json_cut_short
 
     assert json_cut_short('{"questions": ["one", "tw') and json_cut_short('{"a": {"b": [1, 2')
     assert not json_cut_short('{"questions": ["a } ] {"]}') and not json_cut_short("Sure, here: [1]")
@@ -129,7 +129,7 @@ def test_a_reply_cut_off_mid_json_is_counted_as_truncated(tmp_path):
 
 
 def test_every_builtin_parsed_prompt_declares_its_schema_and_asks_for_that_json():
-    from trainer.sdg.prompting import BUILTIN_DIR
+    from labrador.trainer.sdg.prompting import BUILTIN_DIR
 
     parsed = {"freeform_questions", "grounded_questions", "grounded_contexts", "knowledge_qa"}
     for path in sorted(BUILTIN_DIR.glob("*.yaml")):

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from jinja2.exceptions import SecurityError, UndefinedError
 
-from trainer.sdg.checkpoint import CheckpointStore, read_records
-from trainer.sdg.chunking import chunk_markdown, sections
-from trainer.sdg.near_dup import NearDuplicates, normalize
-from trainer.sdg.parsing import PARSERS, parse_score, parse_yes_no
-from trainer.sdg.pipeline import parse_pipeline
-from trainer.sdg.prompting import Prompt, PromptError, load_prompt
-from trainer.teachers.base import Request, TeacherError
-from trainer.teachers.replay import ReplayTeacher
+from labrador.trainer.sdg.checkpoint import CheckpointStore, read_records
+from labrador.trainer.sdg.chunking import chunk_markdown, sections
+from labrador.trainer.sdg.near_dup import NearDuplicates, normalize
+from labrador.trainer.sdg.parsing import PARSERS, parse_score, parse_yes_no
+from labrador.trainer.sdg.pipeline import parse_pipeline
+from labrador.trainer.sdg.prompting import Prompt, PromptError, load_prompt
+from labrador.trainer.teachers.base import Request, TeacherError
+from labrador.trainer.teachers.replay import ReplayTeacher
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = ReplayTeacher(rules={"*": ["x"]}).count_tokens
@@ -135,7 +135,7 @@ def test_dedup_threshold_is_configurable():
 
 
 def test_dedup_group_by_compares_questions_within_one_context_only():
-    from trainer.sdg.steps.dedup import _duplicates
+    from labrador.trainer.sdg.steps.dedup import _duplicates
 
     context = "| city | population |\n" + "\n".join(f"| town number {i} | {i * 1000} |" for i in range(40))
     items = [(context, "Which town is largest?"), (context, "List the towns above 10,000 people."),
@@ -243,8 +243,8 @@ def test_a_prompt_file_bounds_n_and_a_pipeline_bounds_its_numbers(tmp_path):
     `num_perm: 10**9` are refused by the schema, naming the key."""
     import yaml
 
-    from trainer.sdg.pipeline import parse_pipeline
-    from trainer.sdg.prompting import BUILTIN_DIR, PromptError, load_prompt
+    from labrador.trainer.sdg.pipeline import parse_pipeline
+    from labrador.trainer.sdg.prompting import BUILTIN_DIR, PromptError, load_prompt
 
     raw = yaml.safe_load((BUILTIN_DIR / "freeform_questions.yaml").read_text())
     (tmp_path / "freeform_questions.yaml").write_text(yaml.safe_dump({**raw, "n": 1099511627776}))

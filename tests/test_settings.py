@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import load_settings as load_bot
-from trainer.settings import load_settings as load_generate
-from trainer.teachers.config import load_teacher
-from validators.config import load_config
-from validators.settings import ConfigError, known_sections
+from labrador.bot.config import load_settings as load_bot
+from labrador.trainer.settings import load_settings as load_generate
+from labrador.trainer.teachers.config import load_teacher
+from labrador.validators.config import load_config
+from labrador.validators.settings import ConfigError, known_sections
 
 LOADERS = {
     "check": lambda p: load_config(p),
@@ -51,8 +51,7 @@ def test_unknown_section_is_an_error_with_a_guess(tmp_path: Path):
 
 
 def test_sections_of_packages_above_come_from_entry_points_not_from_validators():
-    import validators.settings as s
-
+    import labrador.validators.settings as s
     assert {"check", "documents", "generate", "bot"} <= known_sections()
     assert s.OWN_SECTIONS == ("check", "documents")
     source = Path(s.__file__).read_text()
@@ -75,7 +74,7 @@ def test_a_check_without_settings_keys_never_imports_the_validation_library(tmp_
 
     (tmp_path / "taxonomy" / "knowledge").mkdir(parents=True)
     (tmp_path / "labrador.toml").write_text("[check]\n# only comments\n")
-    code = ("import sys; from validators.cli import main; rc = main(['validate', '--taxonomy', 'taxonomy', "
+    code = ("import sys; from labrador.validators.cli import main; rc = main(['validate', '--taxonomy', 'taxonomy', "
             "'--config', 'labrador.toml', '--no-cache']); print(rc, 'pydantic' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.stdout.split()[-2:] == ["0", "False"], run.stderr
@@ -94,8 +93,8 @@ def test_a_check_without_settings_keys_never_imports_the_validation_library(tmp_
 ])
 def test_huge_finite_counts_and_durations_are_refused_not_run(tmp_path: Path, section: str, line: str, words: str):
     """Issue 29.11: every count and duration a file sets has a ceiling; over it is a one-line error naming the key."""
-    from trainer.evaluation.settings import load_evaluate
-    from trainer.nightly.settings import load_nightly
+    from labrador.trainer.evaluation.settings import load_evaluate
+    from labrador.trainer.nightly.settings import load_nightly
 
     loaders = {**LOADERS, "evaluate": load_evaluate, "nightly": lambda p: load_nightly(p, quick=True)}
     path = tmp_path / "labrador.toml"

@@ -8,9 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import load_settings as load_bot
-from trainer.teachers.config import HOW_TO_CONFIGURE, TeacherConfigError, TeacherSettings, build_teacher, load_teacher
-from validators.settings import ConfigError
+from labrador.bot.config import load_settings as load_bot
+from labrador.trainer.teachers.config import (
+    HOW_TO_CONFIGURE,
+    TeacherConfigError,
+    TeacherSettings,
+    build_teacher,
+    load_teacher,
+)
+from labrador.validators.settings import ConfigError
 
 
 def toml(tmp_path: Path, text: str) -> Path:
@@ -87,7 +93,7 @@ def test_the_profile_follows_the_teacher_unless_set():
 
 
 def test_judges_follow_the_profile_unless_set():
-    from trainer.sdg.limits import Limits
+    from labrador.trainer.sdg.limits import Limits
 
     assert Limits.for_teacher(TeacherSettings(spec="embedded")).judges is False  # quick: a 135M judge is noise
     assert Limits.for_teacher(TeacherSettings(spec="http://x/v1")).judges is True

@@ -21,9 +21,9 @@ from loopback import free_port  # noqa: E402
 from openai_server import FakeOpenAIServer  # noqa: E402
 from tinymodel import build_tiny_model, can_serve, serve_model, wait_until_served  # noqa: E402
 
-from trainer.teachers import Request, Teacher, TeacherError, make_teacher  # noqa: E402
-from trainer.teachers.base import sample_seed  # noqa: E402
-from trainer.teachers.openai_http import OpenAIHTTPTeacher, parse_retry_after  # noqa: E402
+from labrador.trainer.teachers import Request, Teacher, TeacherError, make_teacher  # noqa: E402
+from labrador.trainer.teachers.base import sample_seed  # noqa: E402
+from labrador.trainer.teachers.openai_http import OpenAIHTTPTeacher, parse_retry_after  # noqa: E402
 
 FAST = {"backoff_base_s": 0.01, "backoff_max_s": 0.05}  # keep retry tests quick
 

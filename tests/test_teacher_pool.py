@@ -17,10 +17,10 @@ httpx = pytest.importorskip("httpx")
 from openai_server import FakeOpenAIServer  # noqa: E402
 from scripted_teacher import ScriptedServer  # noqa: E402
 
-from trainer.teachers import Request, TeacherError, make_teacher  # noqa: E402
-from trainer.teachers.config import TeacherConfigError, join_endpoints, load_teacher  # noqa: E402
-from trainer.teachers.pool import PooledTeacher  # noqa: E402
-from validators.config import ConfigError  # noqa: E402
+from labrador.trainer.teachers import Request, TeacherError, make_teacher  # noqa: E402
+from labrador.trainer.teachers.config import TeacherConfigError, join_endpoints, load_teacher  # noqa: E402
+from labrador.trainer.teachers.pool import PooledTeacher  # noqa: E402
+from labrador.validators.config import ConfigError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 HAIKU = "compositional_skills/writing/freeform/haiku/qna.yaml"

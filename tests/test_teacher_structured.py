@@ -15,8 +15,8 @@ pytest.importorskip("httpx")
 
 from openai_server import FakeOpenAIServer  # noqa: E402
 
-from trainer.teachers.base import Request, complete_checked, schema_problem  # noqa: E402
-from trainer.teachers.openai_http import OpenAIHTTPTeacher  # noqa: E402
+from labrador.trainer.teachers.base import Request, complete_checked, schema_problem  # noqa: E402
+from labrador.trainer.teachers.openai_http import OpenAIHTTPTeacher  # noqa: E402
 
 SCORE = {"name": "judge", "schema": {"type": "object", "additionalProperties": False,
                                      "required": ["explanation", "score"],
@@ -108,7 +108,7 @@ def test_vllm_gets_the_schema_as_its_structured_outputs_parameter():
     against stand-ins for vLLM's two classes that record what they are given."""
     from types import SimpleNamespace
 
-    from trainer.teachers.vllm_inprocess import sampling_params
+    from labrador.trainer.teachers.vllm_inprocess import sampling_params
 
     vllm = SimpleNamespace(SamplingParams=lambda **kw: kw,
                            sampling_params=SimpleNamespace(StructuredOutputsParams=lambda **kw: ("structured", kw)))
@@ -122,7 +122,7 @@ def test_vllm_gets_the_schema_as_its_structured_outputs_parameter():
 def test_a_failed_reply_is_asked_again_sampled_even_when_the_request_was_greedy(temperature, retried_at):
     """Greedy decoding of the same prompt returns the same failing reply, so a greedy request's retries are
     sampled; a sampled request keeps its temperature. Each retry has its own seed and asks for one reply."""
-    from trainer.teachers.base import repair_replies
+    from labrador.trainer.teachers.base import repair_replies
 
     schema = json.dumps({"name": "v", "schema": {"type": "object", "properties": {"score": {"type": "integer"}},
                                                    "required": ["score"]}})

@@ -14,8 +14,8 @@ pytest.importorskip("transformers")
 
 from tinymodel import tiny_model_dir  # noqa: F401,E402 - pytest fixture
 
-from trainer.teachers import Request, Teacher, TeacherError, make_teacher  # noqa: E402
-from trainer.teachers.local_transformers import TransformersTeacher  # noqa: E402
+from labrador.trainer.teachers import Request, Teacher, TeacherError, make_teacher  # noqa: E402
+from labrador.trainer.teachers.local_transformers import TransformersTeacher  # noqa: E402
 
 
 def ask(text: str, **params: object) -> Request:
@@ -144,7 +144,7 @@ def test_a_schema_constrains_every_row_and_the_batch_equals_one_row_at_a_time(
     """xgrammar masks each constrained row (free rows in the same batch stay free): an untrained model at
     temperature 1.0 still answers valid JSON of the schema, whatever the seed and the batch."""
     pytest.importorskip("xgrammar")
-    from trainer.teachers.base import schema_problem
+    from labrador.trainer.teachers.base import schema_problem
 
     constrained = [ask("Score this.", seed=s, temperature=1.0, max_tokens=24, schema=JUDGE) for s in range(10)]
     free = ask("Score this.", seed=3, temperature=1.0, max_tokens=12)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trainer.train.config import TrainConfigError, check_inputs, load_config
+from labrador.trainer.train.config import TrainConfigError, check_inputs, load_config
 
 
 def write(tmp_path: Path, data: dict) -> Path:

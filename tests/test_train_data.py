@@ -13,7 +13,7 @@ pytest.importorskip("transformers")
 from tinymodel import _train_tokenizer  # noqa: E402
 from trainkit import task_sample, write_phase  # noqa: E402
 
-from trainer.train.data import DataError, content_key, is_heldout, load_phase, read_samples  # noqa: E402
+from labrador.trainer.train.data import DataError, content_key, is_heldout, load_phase, read_samples  # noqa: E402
 
 
 def test_filters_count_every_drop(tmp_path):
@@ -26,7 +26,7 @@ def test_filters_count_every_drop(tmp_path):
     first = {"messages": [{"role": "system", "content": "be kind"}, {"role": "assistant", "content": "an answer to "
                           "nothing at all, long enough"}, {"role": "user", "content": "and a question after it"}]}
     path = write_phase(tmp_path / "p.jsonl", normal + [long, short, no_reply, normal[0], first])
-    from trainer.train.data import encode
+    from labrador.trainer.train.data import encode
 
     floor = len(encode(tok, short["messages"])) + 1
     assert all(len(encode(tok, s["messages"])) >= floor for s in normal)

@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("transformers")
 from tinymodel import _train_tokenizer  # noqa: E402
 
-from trainer.train.data import IGNORE, DataError, encode  # noqa: E402
+from labrador.trainer.train.data import IGNORE, DataError, encode  # noqa: E402
 
 CHATML = (  # SmolLM2-Instruct's template
     "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"

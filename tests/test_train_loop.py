@@ -18,8 +18,8 @@ pytest.importorskip("accelerate")
 from tinymodel import build_tiny_model  # noqa: E402
 from trainkit import TASK_CORPUS, fsdp_launch_config, task_file, task_sample, write_config, write_phase  # noqa: E402
 
-from trainer.train.config import load_config  # noqa: E402
-from trainer.train.data import content_key  # noqa: E402
+from labrador.trainer.train.config import load_config  # noqa: E402
+from labrador.trainer.train.data import content_key  # noqa: E402
 
 LABRADOR = str(Path(sys.executable).with_name("labrador"))
 
@@ -49,13 +49,13 @@ def test_a_sample_packed_with_others_has_the_loss_it_has_alone(task_model, attn)
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from trainer.train.attention import register
+    from labrador.trainer.train.attention import register
 
     register()
 
-    from trainer.train.batch import collate_packed
-    from trainer.train.data import encode
-    from trainer.train.loss import token_ce
+    from labrador.trainer.train.batch import collate_packed
+    from labrador.trainer.train.data import encode
+    from labrador.trainer.train.loss import token_ce
 
     tok = AutoTokenizer.from_pretrained(task_model)
     model = AutoModelForCausalLM.from_pretrained(task_model, attn_implementation=attn).eval()
@@ -137,7 +137,7 @@ def test_outputs_metrics_summary_and_heldout_never_trained(tmp_path, task_model)
     assert fg["phase2"]["phase1"] == pytest.approx(hl["phase2"]["phase1"] - hl["phase1"]["phase1"])
     assert (out / "loss.png").read_bytes()[:4] == b"\x89PNG"
     # held-out samples of phase 1 are replayed in phase 2's file, yet never train in either phase
-    from trainer.train.prepare import prepare
+    from labrador.trainer.train.prepare import prepare
 
     prep = prepare(load_config(cfg))
     held = {s.key for d in prep.data for s in d.heldout}
@@ -334,8 +334,8 @@ def test_fsdp2_on_two_cpu_processes_matches_one_resumes_exactly_and_saves_one_fo
 
 
 def test_fsdp_settings_come_from_the_launch_and_unsupported_ones_are_refused():
-    from trainer.train.config import TrainConfigError
-    from trainer.train.parallel import fsdp_settings
+    from labrador.trainer.train.config import TrainConfigError
+    from labrador.trainer.train.parallel import fsdp_settings
 
     assert fsdp_settings({}) is None
     got = fsdp_settings({"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2", "FSDP_RESHARD_AFTER_FORWARD": "false",
@@ -393,7 +393,7 @@ def test_pruning_and_cleanup_touch_only_the_checkpoints_this_trainer_wrote(tmp_p
     """A kill inside the pruning's delete leaves a ``.old`` folder (pruning renames first): cleaned up. A
     folder we cannot prove ours (no state.json of ours, under a checkpoint's name or not) is never resumed
     from and never deleted."""
-    from trainer.train import checkpoint as ckpt
+    from labrador.trainer.train import checkpoint as ckpt
 
     root = tmp_path / "checkpoints"
     for step in (1, 2, 3):

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from trainer.train.packing import pack, pad_batches, padding_of, plan, step_samples
+from labrador.trainer.train.packing import pack, pad_batches, padding_of, plan, step_samples
 
 
 def lengths(n=300, seed=0):

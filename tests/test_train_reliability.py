@@ -19,7 +19,7 @@ from test_train_loop import LABRADOR, task_model  # noqa: E402, F401 - the share
 from test_train_loop import run_train as run_checked  # noqa: E402
 from trainkit import task_file, write_config  # noqa: E402
 
-from trainer.train.config import TrainConfigError, TrainFailed, load_config  # noqa: E402
+from labrador.trainer.train.config import TrainConfigError, TrainFailed, load_config  # noqa: E402
 
 
 def run_train(config: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -119,8 +119,8 @@ def test_invalid_numbers_are_refused_before_any_work_and_leave_nothing(tmp_path,
 
 
 def test_a_run_whose_loss_goes_non_finite_stops_and_saves_nothing(tmp_path, task_model):  # noqa: F811 - fixture
-    from trainer.train.loop import train
-    from trainer.train.loss import sft_loss
+    from labrador.trainer.train.loop import train
+    from labrador.trainer.train.loss import sft_loss
 
     task_file(tmp_path / "p1.jsonl", "reverse", 48)
     cfg = load_config(write_config(tmp_path, task_model, [{"name": "phase1", "data": "p1.jsonl",
@@ -140,7 +140,7 @@ def test_a_run_whose_loss_goes_non_finite_stops_and_saves_nothing(tmp_path, task
     assert not (out / "phase1" / "final").exists() and not (out / "phase1" / "eval.json").exists()
     steps = sorted(p.name for p in (out / "checkpoints").iterdir())
     assert steps and all("step0000003" not in s for s in steps)
-    from validators.locks import PidLock
+    from labrador.validators.locks import PidLock
 
     with PidLock(out / ".lock"):  # released: the next run may start
         pass
@@ -150,7 +150,7 @@ def test_a_run_whose_loss_goes_non_finite_stops_and_saves_nothing(tmp_path, task
 
 
 def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, task_model):  # noqa: F811 - fixture
-    from trainer.train import checkpoint as ckpt
+    from labrador.trainer.train import checkpoint as ckpt
 
     task_file(tmp_path / "p1.jsonl", "reverse", 64)
     cfg = write_config(tmp_path, task_model, [{"name": "phase1", "data": "p1.jsonl", "effective_batch": 8}],
@@ -182,7 +182,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, ta
 
 
 def test_a_state_file_that_does_not_load_falls_back_too(tmp_path, task_model):  # noqa: F811 - fixture
-    from trainer.train import checkpoint as ckpt
+    from labrador.trainer.train import checkpoint as ckpt
 
     task_file(tmp_path / "p1.jsonl", "reverse", 64)
     cfg = write_config(tmp_path, task_model, [{"name": "phase1", "data": "p1.jsonl", "effective_batch": 8}],

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import validators.tree as tree
-from validators import Config
-from validators.cache import CheckCache
-from validators.tree import check_tree
+import labrador.validators.tree as tree
+from labrador.validators import Config
+from labrador.validators.cache import CheckCache
+from labrador.validators.tree import check_tree
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = ROOT / "taxonomy/compositional_skills/writing/freeform/haiku"
@@ -148,7 +148,7 @@ def test_symlinked_leaf_file_outside_is_reported_and_not_read(tax, tmp_path, mon
     os.symlink(target, leaf / "qna.yaml")
     shutil.copy(GOOD / "attribution.txt", leaf / "attribution.txt")
     seen: list[bytes] = []
-    from validators import folder as folder_module
+    from labrador.validators import folder as folder_module
 
     real = folder_module.check_file
 

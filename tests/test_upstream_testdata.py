@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from validators import check_file
+from labrador.validators import check_file
 
 SDIST = "instructlab-schema==0.4.2"
 

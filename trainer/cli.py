@@ -17,9 +17,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from validators import Config
-from validators.config import ConfigError, find_config, load_config
-from validators.tree import SelectionError, find_taxonomy, repo_root, select_leaves, walk
+from labrador.validators import Config
+from labrador.validators.config import ConfigError, find_config, load_config
+from labrador.validators.tree import SelectionError, find_taxonomy, repo_root, select_leaves, walk
 
 from .settings import GenerateSettings, SettingsError, load_settings
 from .teachers import TeacherError
@@ -137,7 +137,7 @@ def _generate(args: argparse.Namespace) -> int:
         from .sdg.progress import ProgressDisplay
     except ImportError as exc:
         raise UsageError(f"labrador generate needs the sdg extra ({exc.name} is missing): "
-                         "pip install 'labrador[sdg]'") from None
+                         "pip install 'labrador-lab[sdg]'") from None
     taxonomy = taxonomy_dir(args.taxonomy)
     config, settings, teacher_settings = settings_for(args, taxonomy)
     if not teacher_settings.spec:

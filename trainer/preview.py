@@ -1,7 +1,7 @@
 """Synthetic-data previews: what ``labrador check`` prints and what the PR bot posts, from one renderer.
 
 ``render_preview_markdown`` is pure: leaf path, seeds and a generation result in, Markdown out. All of
-those are hostile (contributor and teacher text), so every string goes through :mod:`trainer.markdown`,
+those are hostile (contributor and teacher text), so every string goes through :mod:`labrador.trainer.markdown`,
 which escapes it for its sink (inline text, raw HTML, fenced blocks) and never emits ``<!--`` (the bot's
 hidden markers). The bot wraps the same blocks (:func:`preview_blocks`) in its own heading.
 ``check_hook`` is the ``labrador.check_hooks`` entry point.
@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from validators import check_file
-from validators.seeds import seed_examples
+from labrador.validators import check_file
+from labrador.validators.seeds import seed_examples
 
 from . import markdown as md
 
@@ -26,7 +26,7 @@ NO_PREVIEW_ENV = "LABRADOR_NO_PREVIEW"
 NO_TEACHER = ("preview: not run; `labrador check --preview` shows generated samples, with the embedded teacher "
               "or the one set as `spec` under [teacher] in labrador.toml (or LABRADOR_TEACHER)")
 NEEDS_TRAIN = ("preview skipped: the embedded teacher runs on torch and transformers; install them with "
-               "pip install 'labrador[train]' (torch first: pip install torch), or configure an HTTP teacher")
+               "pip install 'labrador-lab[train]' (torch first: pip install torch), or configure an HTTP teacher")
 
 
 # -- rendering (pure) ----------------------------------------------------------------------------------
@@ -92,7 +92,7 @@ def render_preview_markdown(leaf_path: str, seeds: Sequence[Mapping[str, Any]], 
                             skipped: str = "") -> str:
     """One leaf's preview: stats, the seeds (collapsed) and each generated sample (collapsed).
 
-    ``result`` is a :class:`trainer.sdg.LeafResult` or anything with ``samples``, ``kept``, ``dropped``,
+    ``result`` is a :class:`labrador.trainer.sdg.LeafResult` or anything with ``samples``, ``kept``, ``dropped``,
     ``seconds`` and ``error`` (the bot's ``PreviewResult``); ``None`` means "not run", and ``skipped``
     says why (shown to the reader, escaped).
     """
@@ -118,8 +118,8 @@ def check_hook(args: argparse.Namespace, reports: Sequence[Any]) -> int:
     leaves = _previewable(reports)
     if not leaves or os.environ.get(NO_PREVIEW_ENV):
         return 0
-    from validators.config import find_config, load_config
-    from validators.tree import repo_root
+    from labrador.validators.config import find_config, load_config
+    from labrador.validators.tree import repo_root
 
     from .settings import load_settings
     from .teachers.config import build_teacher, load_teacher

@@ -1,6 +1,6 @@
 """Generator settings from ``[generate]`` in labrador.toml and the command line: where samples go, the recipe,
 the run seed, how many samples a preview shows. The teacher is configured in ``[teacher]``
-(:mod:`trainer.teachers.config`).
+(:mod:`labrador.trainer.teachers.config`).
 
 Core-only on purpose (stdlib + the settings loader): ``labrador check`` reads it on installs without the
 ``[sdg]`` extra.
@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from validators.settings import ConfigError, section_values
+from labrador.validators.settings import ConfigError, section_values
 
 from .teachers.config import LEGACY
 

@@ -1,4 +1,4 @@
-"""Training from a :class:`~trainer.train.config.TrainConfig`: the one entry point (:func:`train`) that
+"""Training from a :class:`~labrador.trainer.train.config.TrainConfig`: the one entry point (:func:`train`) that
 ``labrador train`` and the nightly job both call, and the ``labrador train --config FILE [--resume] [--dry-run]``
 command over it.
 
@@ -71,9 +71,9 @@ def run_train(args: argparse.Namespace) -> int:
         import torch  # noqa: F401
         import transformers  # noqa: F401
     except ImportError:
-        err.print("labrador train needs the [train] extra: pip install 'labrador[train]' (install torch first)")
+        err.print("labrador train needs the [train] extra: pip install 'labrador-lab[train]' (install torch first)")
         return EXIT_USAGE
-    from validators.locks import Busy
+    from labrador.validators.locks import Busy
 
     from .distill.cache import CacheError
     from .train.config import TrainConfigError, TrainFailed, load_config
@@ -144,7 +144,7 @@ def dry_run(config) -> int:
     return EXIT_OK
 
 
-def main(argv: list[str] | None = None) -> int:  # pragma: no cover - `python -m trainer.train`
+def main(argv: list[str] | None = None) -> int:  # pragma: no cover - `python -m labrador.trainer.train`
     parser = argparse.ArgumentParser(prog="labrador")
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["train", *(argv if argv is not None else sys.argv[1:])])

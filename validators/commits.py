@@ -2,7 +2,7 @@
 
 The bot (a bare cache of fetched pull-request heads) and the nightly job (main since the last promoted
 model) use this; ``changes`` compares with a working tree. Both apply the one rule of
-:func:`validators.changes.leaves_from_deltas`.
+:func:`labrador.validators.changes.leaves_from_deltas`.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def changed_leaves(repo: pygit2.Repository, base: str, head: str, taxonomy_dir: 
                    max_entries: int = MAX_CHANGED_ENTRIES) -> Changes:
     """Leaf folders (taxonomy-relative) changed between the merge-base of ``base`` and ``head``, and ``head``.
 
-    Same meaning as :func:`validators.changes.changed_leaves`: a folder that gained, changed or lost any file
+    Same meaning as :func:`labrador.validators.changes.changed_leaves`: a folder that gained, changed or lost any file
     is changed if its ``qna.yaml`` is still there at head, deleted if its ``qna.yaml`` went away. More than
     ``max_entries`` new or changed entries is a :class:`ChangeError` (bounded time and memory).
     """

@@ -1,8 +1,8 @@
 """Bounded fetches into a bare cache repository, one process at a time: the pieces the document checker
-(``validators.documents``) and the bot (``bot.gitcache``, ``bot.merges``) share.
+(``labrador.validators.documents``) and the bot (``labrador.bot.gitcache``, ``labrador.bot.merges``) share.
 
-Imports pygit2, so import this module only where pygit2 is loaded anyway (``validators.cli`` reaches it
-only through ``validators.documents``, and only when a document is checked).
+Imports pygit2, so import this module only where pygit2 is loaded anyway (``labrador.validators.cli`` reaches it
+only through ``labrador.validators.documents``, and only when a document is checked).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from validators.seeds import seed_examples
+from labrador.validators.seeds import seed_examples
 
 GENERATION_PAIRS = 1  # pairs a leaf must keep for the generator, beyond the held-out ones
 

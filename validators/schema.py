@@ -48,7 +48,7 @@ def _describe(value: Any) -> str:
 def validator(name: str) -> Draft202012Validator:
     from jsonschema import Draft202012Validator
 
-    text = resources.files("validators.schemas").joinpath(f"{name}.json").read_text(encoding="utf-8")
+    text = resources.files(__package__).joinpath("schemas", f"{name}.json").read_text(encoding="utf-8")
     return Draft202012Validator(json.loads(text))
 
 

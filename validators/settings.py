@@ -2,7 +2,7 @@
 ``[bot]``, ``[nightly]``...
 
 Why one: each section used to have its own loader with its own type rules. Here a section is a frozen
-dataclass whose defaults give the types, checked by pydantic through :mod:`validators.typed`; unknown keys,
+dataclass whose defaults give the types, checked by pydantic through :mod:`labrador.validators.typed`; unknown keys,
 wrong types and bad sections get the same message everywhere (file, section, key, fix). This module knows
 no section of the packages above it: they declare theirs as entry points (``labrador.settings``), whose
 *names* are read without importing them.
@@ -76,7 +76,7 @@ def _type_for(default: Any) -> Any:
 
 
 def _declared(cls: type) -> dict[str, Any]:
-    """The field types ``cls`` declares with :mod:`validators.typed`'s bounded aliases (``Retries``,
+    """The field types ``cls`` declares with :mod:`labrador.validators.typed`'s bounded aliases (``Retries``,
     ``Seconds``...), resolved by name: a section module need not import pydantic for them (annotations are
     text under ``from __future__ import annotations``)."""
     import sys
@@ -95,7 +95,7 @@ def _declared(cls: type) -> dict[str, Any]:
 @cache
 def _schema(cls: type, exclude: frozenset[str]) -> type:
     """``cls``'s settings keys as a dataclass pydantic validates: every key optional, typed as declared (a
-    :mod:`validators.typed` alias, which carries its bounds) or else by its default."""
+    :mod:`labrador.validators.typed` alias, which carries its bounds) or else by its default."""
     from .typed import FORBID_EXTRA
 
     defaults = cls()

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from validators.atomic import atomic_path
+from labrador.validators.atomic import atomic_path
 
 BYTES_PER_ENTRY = 4 + 2  # int32 id + bf16 log-probability
 
@@ -116,8 +116,8 @@ def build_cache(
     progress: Callable[[int], None] = lambda n: None,
 ) -> dict[str, int]:
     """Run ``teacher`` over the samples not yet cached; returns counts (``computed``, ``reused``, ``rows``)."""
-    from trainer.train.batch import collate_packed, sample_rows
-    from trainer.train.packing import pack
+    from labrador.trainer.train.batch import collate_packed, sample_rows
+    from labrador.trainer.train.packing import pack
 
     root = Path(root)
     shards = root / "shards"

@@ -32,11 +32,11 @@ def run_cache(args: argparse.Namespace) -> int:
     try:
         import torch
     except ImportError:
-        err.print("labrador distill needs the [train] extra: pip install 'labrador[train]' (install torch first)")
+        err.print("labrador distill needs the [train] extra: pip install 'labrador-lab[train]' (install torch first)")
         return EXIT_USAGE
-    from trainer.train.config import TrainConfigError, check_inputs, load_config
-    from trainer.train.data import DataError
-    from trainer.train.prepare import prepare
+    from labrador.trainer.train.config import TrainConfigError, check_inputs, load_config
+    from labrador.trainer.train.data import DataError
+    from labrador.trainer.train.prepare import prepare
 
     from .cache import CacheError, build_cache
     from .config import check_distill

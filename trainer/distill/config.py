@@ -1,4 +1,4 @@
-"""What the ``distill:`` block needs beyond its schema (which is :class:`trainer.train.config.DistillConfig`,
+"""What the ``distill:`` block needs beyond its schema (which is :class:`labrador.trainer.train.config.DistillConfig`,
 validated with the rest of the training config): the teacher folders exist and share the student's tokenizer,
 checked before any weights load."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from trainer.train.config import DAEConfig, DistillConfig, TrainConfig, TrainConfigError
+from labrador.trainer.train.config import DAEConfig, DistillConfig, TrainConfig, TrainConfigError
 
 __all__ = ["DAEConfig", "DistillConfig", "check_distill", "same_tokenizer"]
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import torch
 
-from trainer.devices import fast_dtype
-from trainer.train.batch import labels_from_targets, sample_rows
-from trainer.train.loss import StepLoss, forward, token_ce
+from labrador.trainer.devices import fast_dtype
+from labrador.trainer.train.batch import labels_from_targets, sample_rows
+from labrador.trainer.train.loss import StepLoss, forward, token_ce
 
 from .config import DistillConfig
 from .losses import attention_kl, dae_targets, prediction_kl, topk_prediction_kl, total_loss
@@ -25,7 +25,7 @@ def load_teacher(path: str, device: torch.device, *, eager: bool = False) -> Any
     soft distributions, taken in fp32 by the losses)."""
     from transformers import AutoModelForCausalLM
 
-    from trainer.train.attention import register
+    from labrador.trainer.train.attention import register
 
     dtype = getattr(torch, fast_dtype(device.type))
     attn = "eager" if eager else register()

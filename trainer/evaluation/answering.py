@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from trainer.teachers.base import Request, Teacher, TeacherError
+from labrador.trainer.teachers.base import Request, Teacher, TeacherError
 
 from .questions import EvaluationError, Question
 
@@ -20,7 +20,7 @@ FOREIGN_SPECS = ("http://", "https://", "vllm:", "embedded", "replay:")  # not a
 def check_model(spec: str, what: str = "model") -> None:
     """A folder ``spec`` is a loadable Hugging Face folder (config, model type, tokenizer, whole weights),
     checked without loading it; other specs are checked by their backend."""
-    from trainer.train.config import TrainConfigError, check_model_folder
+    from labrador.trainer.train.config import TrainConfigError, check_model_folder
 
     if str(spec).startswith(FOREIGN_SPECS):
         return
@@ -33,7 +33,7 @@ def check_model(spec: str, what: str = "model") -> None:
 def open_model(spec: str, batch_size: int) -> Teacher:
     """The model to evaluate, as a teacher: a Hugging Face folder (the usual case) or any teacher spec,
     built by the one teacher builder."""
-    from trainer.teachers.config import TeacherSettings, build_teacher
+    from labrador.trainer.teachers.config import TeacherSettings, build_teacher
 
     check_model(spec)
     if not spec.startswith(FOREIGN_SPECS):

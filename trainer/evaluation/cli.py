@@ -1,5 +1,5 @@
 """``labrador evaluate``: did a model learn each leaf better than its baseline? A thin edge over
-:func:`trainer.evaluation.evaluate_branch`: choose leaves with the checker's own rule, build the judge from
+:func:`labrador.trainer.evaluation.evaluate_branch`: choose leaves with the checker's own rule, build the judge from
 the teacher settings, show progress, print the table or the JSON, exit 1 when a leaf regressed."""
 
 from __future__ import annotations
@@ -63,9 +63,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         from .settings import load_evaluate
     except ImportError as exc:
         raise UsageError(f"labrador evaluate needs the train extra ({exc.name} is missing): "
-                         "pip install 'labrador[train]'") from None
-    from validators.config import ConfigError, find_config, load_config
-    from validators.tree import repo_root
+                         "pip install 'labrador-lab[train]'") from None
+    from labrador.validators.config import ConfigError, find_config, load_config
+    from labrador.validators.tree import repo_root
 
     from ..cli import select, taxonomy_dir
     from ..sdg.prompting import PromptError
@@ -187,7 +187,7 @@ def _unjudged(args: argparse.Namespace, questions: list) -> tuple[dict, list]:
 def _with_metrics(args: argparse.Namespace, result: dict, questions: list, names: tuple, settings: object) -> dict:
     """``result`` with each leaf's ``metrics`` (``{NAME: {model, baseline, delta}}``) and ``metrics_verdict``,
     and the top-level ``drift``; without a judge the metrics' verdict is the leaf's verdict."""
-    from validators.holdout import HeldOut
+    from labrador.validators.holdout import HeldOut
 
     from .metrics import metric_verdict, model_vs_baseline
 

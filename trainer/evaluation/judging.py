@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainer.sdg.prompting import Prompt, build_request, defang, load_prompt
-from trainer.teachers.base import Teacher, TeacherError, complete_checked
+from labrador.trainer.sdg.prompting import Prompt, build_request, defang, load_prompt
+from labrador.trainer.teachers.base import Teacher, TeacherError, complete_checked
 
 from .questions import Question
 

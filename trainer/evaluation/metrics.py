@@ -20,7 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from validators.holdout import HeldOut
+from labrador.validators.holdout import HeldOut
 
 METRICS = ("ref_nll", "rouge_l", "judge")
 LOWER_IS_BETTER = {"ref_nll": True, "rouge_l": False, "judge": False}
@@ -64,8 +64,8 @@ class LoadedModel:
 
     def nll(self, conversations: Sequence[list[dict[str, str]]]) -> list[tuple[float, int]]:
         """(summed nats, answer tokens) of each conversation's assistant turns, teacher-forced."""
-        from trainer.train.data import encode
-        from trainer.train.evaluate import loss_sums
+        from labrador.trainer.train.data import encode
+        from labrador.trainer.train.evaluate import loss_sums
 
         out = []
         for messages in conversations:
@@ -133,9 +133,9 @@ def drift_rows(base: str | Path, cache: Path | None = None,
                say: Callable[[str], None] = lambda text: None) -> list[list[dict[str, str]]]:
     """The base model's own greedy replies to :data:`DRIFT_PROMPTS` fixed everyday prompts, as chats; cached in
     ``cache`` (a JSON file, keyed by the base model's weights) so every night of a lineage measures the same."""
-    from trainer.models.chat_corpus import chat_prompts
-    from trainer.models.store import weights_digest
-    from validators.atomic import atomic_write_json
+    from labrador.trainer.models.chat_corpus import chat_prompts
+    from labrador.trainer.models.store import weights_digest
+    from labrador.validators.atomic import atomic_write_json
 
     key = weights_digest(Path(base))
     if cache is not None and cache.is_file():

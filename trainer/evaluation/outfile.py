@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from validators.atomic import atomic_write, probe_writable
+from labrador.validators.atomic import atomic_write, probe_writable
 
 MARKER = "labrador_evaluation"  # key of our result JSON; its value is the format version
 VERSION = 1

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from validators.atomic import atomic_path
+from labrador.validators.atomic import atomic_path
 
 from ..markdown import text as md_text
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from validators import check_file
-from validators.holdout import GENERATION_PAIRS, choose, heldout_pairs
-from validators.seeds import seed_conversations
+from labrador.validators import check_file
+from labrador.validators.holdout import GENERATION_PAIRS, choose, heldout_pairs
+from labrador.validators.seeds import seed_conversations
 
 
 class EvaluationError(ValueError):
@@ -28,7 +28,7 @@ def leaf_questions(taxonomy: Path, leaves: Sequence[str], config: Any = None,
                    per_leaf: int = 0, heldout: int = 0) -> dict[str, list[Question]]:
     """``{leaf: questions}`` in the order given; ``per_leaf`` > 0 keeps the first that many of each leaf
     (a fixed choice, so two nights ask the same ones). ``heldout`` > 0: only each leaf's held-out pairs
-    (:mod:`validators.holdout`, that many per leaf). A leaf that does not pass the checker is refused, and so
+    (:mod:`labrador.validators.holdout`, that many per leaf). A leaf that does not pass the checker is refused, and so
     is one with too few pairs to hold ``heldout`` out."""
     out: dict[str, list[Question]] = {}
     for leaf in leaves:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from trainer.teachers.base import Teacher
+from labrador.trainer.teachers.base import Teacher
 
 from .answering import answer, open_model
 from .judging import judge, judge_prompt

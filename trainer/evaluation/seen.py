@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from validators.atomic import atomic_write_json
+from labrador.validators.atomic import atomic_write_json
 
 SEEN_FILE = "labrador-leaves.json"
 

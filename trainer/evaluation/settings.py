@@ -10,12 +10,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from validators.settings import ConfigError, section_values
+from labrador.validators.settings import ConfigError, section_values
 
 SECTION = "evaluate"
 
 if TYPE_CHECKING:  # the bounded types of these keys (read by validators.settings)
-    from validators.typed import Concurrency, Few, Retries, Tokens
+    from labrador.validators.typed import Concurrency, Few, Retries, Tokens
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from trainer import jsonl
-from trainer.sdg.output import samples_bytes
-from validators.atomic import atomic_write
+from labrador.trainer import jsonl
+from labrador.trainer.sdg.output import samples_bytes
+from labrador.validators.atomic import atomic_write
 
 from .core import Mix, Row, plan
 from .recipe import Recipe, RecipeError

@@ -15,8 +15,8 @@ from typing import Annotated, Any, ClassVar, Literal
 import yaml
 from pydantic import BeforeValidator, Field, Strict
 
-from validators.leafglob import glob_match, selects
-from validators.typed import FORBID_EXTRA, ConfigError, Count, Flag, Invalid, Name, Number, Text, validate
+from labrador.validators.leafglob import glob_match, selects
+from labrador.validators.typed import FORBID_EXTRA, ConfigError, Count, Flag, Invalid, Name, Number, Text, validate
 
 __all__ = ["DEFAULT_RECIPE", "Group", "Phase", "Recipe", "RecipeError", "Replay", "glob_match", "load_recipe",
            "parse_recipe", "selects"]

@@ -46,7 +46,7 @@ def sample_replies(parent: Path, prompts: list[str], max_new_tokens: int, seed: 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from trainer.devices import fast_dtype
+    from labrador.trainer.devices import fast_dtype
 
     tok = AutoTokenizer.from_pretrained(str(parent))
     tok.padding_side = "left"

@@ -110,7 +110,7 @@ def _heal(source: Path, layers: list[int], args: argparse.Namespace, err: Consol
     import shutil
     from dataclasses import replace
 
-    from validators.atomic import publish_dir
+    from labrador.validators.atomic import publish_dir
 
     from .derive import check_out
     from .heal import HealSettings, heal_student

@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from validators.atomic import publish_dir
+from labrador.validators.atomic import publish_dir
 
 _LAYER = re.compile(r"^(model\.layers\.)(\d+)(\..*)$")
 

@@ -27,8 +27,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from validators.atomic import atomic_write_jsonl, publish_dir
-from validators.locks import file_lock
+from labrador.validators.atomic import atomic_write_jsonl, publish_dir
+from labrador.validators.locks import file_lock
 
 from .store import MARKER, models_root, weights_digest
 

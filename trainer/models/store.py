@@ -20,8 +20,8 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from validators.atomic import publish_dir
-from validators.locks import file_lock
+from labrador.validators.atomic import publish_dir
+from labrador.validators.locks import file_lock
 
 from .catalogue import DEFAULT, ModelEntry, entry
 

@@ -8,8 +8,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from validators.atomic import atomic_write_jsonl
-from validators.tree import repo_root
+from labrador.validators.atomic import atomic_write_jsonl
+from labrador.validators.tree import repo_root
 
 from .data import NightError
 

@@ -1,4 +1,4 @@
-"""``labrador nightly`` and ``labrador runs``: the thin edge over :mod:`trainer.nightly.night`."""
+"""``labrador nightly`` and ``labrador runs``: the thin edge over :mod:`labrador.trainer.nightly.night`."""
 
 from __future__ import annotations
 
@@ -54,9 +54,9 @@ def default_state_dir(start: Path) -> Path:
 
 
 def run_nightly(args: argparse.Namespace) -> int:
-    from validators.config import find_config, load_config
-    from validators.settings import ConfigError
-    from validators.tree import find_taxonomy
+    from labrador.validators.config import find_config, load_config
+    from labrador.validators.settings import ConfigError
+    from labrador.validators.tree import find_taxonomy
 
     from ..evaluation.settings import load_evaluate
     from ..teachers.config import load_teacher
@@ -103,7 +103,7 @@ def _torch_or_exit() -> None:
 
     if not all(importlib.util.find_spec(m) for m in ("torch", "transformers", "accelerate")):
         raise ValueError("labrador nightly trains models: install the [train] extra "
-                         "(pip install torch, then pip install 'labrador[train]')")
+                         "(pip install torch, then pip install 'labrador-lab[train]')")
 
 
 def summary_table(record: dict) -> Table:

@@ -8,9 +8,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from validators import check_file
-from validators.atomic import atomic_write_json
-from validators.seeds import seed_conversations
+from labrador.validators import check_file
+from labrador.validators.atomic import atomic_write_json
+from labrador.validators.seeds import seed_conversations
 
 from .data import current_rows, read_jsonl
 

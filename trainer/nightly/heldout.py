@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from validators import check_file
-from validators.atomic import atomic_write_json
-from validators.holdout import HeldOut, choose, heldout_pairs
+from labrador.validators import check_file
+from labrador.validators.atomic import atomic_write_json
+from labrador.validators.holdout import HeldOut, choose, heldout_pairs
 
 from .data import NightError
 

@@ -16,14 +16,14 @@ from typing import Any
 
 import pygit2
 
-from validators import Config
-from validators.atomic import atomic_write_jsonl
-from validators.changes import ChangeError
-from validators.commits import changed_leaves as commit_changes
-from validators.holdout import is_heldout_row, without
-from validators.locks import PidLock
-from validators.seeds import seed_conversations
-from validators.tree import check_tree, repo_root, walk
+from labrador.validators import Config
+from labrador.validators.atomic import atomic_write_jsonl
+from labrador.validators.changes import ChangeError
+from labrador.validators.commits import changed_leaves as commit_changes
+from labrador.validators.holdout import is_heldout_row, without
+from labrador.validators.locks import PidLock
+from labrador.validators.seeds import seed_conversations
+from labrador.validators.tree import check_tree, repo_root, walk
 
 from ..evaluation.seen import write_seen
 from ..evaluation.settings import EvaluateSettings

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from validators.atomic import atomic_path, atomic_write
+from labrador.validators.atomic import atomic_path, atomic_write
 
 from ..markdown import text as md_text
 from ..sdg.stats import legend

@@ -1,7 +1,7 @@
 """``[nightly]`` of labrador.toml: what a night is besides its teacher (``[teacher]``) and how it trains.
 
 The night composes instead of copying: ``[nightly.train]`` *is* a training config (the keys, defaults and
-checks of ``labrador train``'s YAML, :class:`~trainer.train.config.TrainConfig`) without the three things the
+checks of ``labrador train``'s YAML, :class:`~labrador.trainer.train.config.TrainConfig`) without the three things the
 night fills in (``model``, ``output_dir`` and each phase's ``data``), and ``recipe`` names a mixing recipe whose
 one phase is tonight's (replaying the dataset ``earlier-nights``). ``--quick`` starts from :data:`QUICK`.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from validators.settings import ConfigError, coerce, read_toml, section_values
+from labrador.validators.settings import ConfigError, coerce, read_toml, section_values
 
 from ..models.catalogue import CATALOGUE
 from ..train.config import TrainConfig, TrainConfigError, parse_config
@@ -45,7 +45,7 @@ MOVED = {**{k: f"[nightly.train] phases[0].{k}" for k in _PHASE_KEYS},
          "teacher": "[teacher] spec", "profile": "[teacher] profile"}
 
 if TYPE_CHECKING:  # the bounded types of these keys (read by validators.settings)
-    from validators.typed import Concurrency, Steps
+    from labrador.validators.typed import Concurrency, Steps
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from validators.atomic import atomic_write_json
+from labrador.validators.atomic import atomic_write_json
 
 
 class Steps:

@@ -6,7 +6,7 @@ resumable and incremental. Entry points: :func:`generate_leaf`, :func:`generate`
 :func:`preview_leaf`, with :func:`prepare_leaves` to check and read them first.
 """
 
-from trainer.teachers.replay import ReplayTeacher
+from labrador.trainer.teachers.replay import ReplayTeacher
 
 from .api import first_error, generate, generate_leaf, override_dirs, prepare_leaves, preview_leaf
 from .engine import ProgressEvent

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainer.teachers.base import Teacher
-from validators import Config
-from validators.documents import DocumentError
-from validators.documents import resolve_documents as resolve_leaf_documents
-from validators.findings import Report
-from validators.tree import check_tree, repo_root
+from labrador.trainer.teachers.base import Teacher
+from labrador.validators import Config
+from labrador.validators.documents import DocumentError
+from labrador.validators.documents import resolve_documents as resolve_leaf_documents
+from labrador.validators.findings import Report
+from labrador.validators.tree import check_tree, repo_root
 
 from .cache import ENGINE_VERSION, checkpoint_path, leaf_dir, leaf_key, read_complete
 from .checkpoint import CheckpointStore
@@ -95,7 +95,7 @@ async def generate_leaf(leaf_relpath: str, leaf_bytes: bytes, teacher: Teacher, 
                         report: Any = None, holdout: Sequence[str] = ()) -> LeafResult:
     """Generate one leaf's samples into ``out_dir`` (``None``: in memory only, no cache or checkpoint).
     ``report``: the checker's verdict on the leaf, when the caller already checked it. ``holdout``: ids of
-    seed pairs no prompt may show (held-out seeds, :mod:`validators.holdout`).
+    seed pairs no prompt may show (held-out seeds, :mod:`labrador.validators.holdout`).
 
     Never raises for a bad leaf or a failing teacher: the result says ``failed``/``partial`` and why.
     Only interrupts (KeyboardInterrupt, cancellation) propagate, after the checkpoint is flushed.

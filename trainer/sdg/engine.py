@@ -18,7 +18,7 @@ from typing import Any
 
 from jinja2.exceptions import TemplateError
 
-from trainer.teachers.base import Request, Teacher, repair_replies
+from labrador.trainer.teachers.base import Request, Teacher, repair_replies
 
 from .checkpoint import CheckpointStore
 from .leaf import LeafSpec

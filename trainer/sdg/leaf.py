@@ -1,6 +1,6 @@
 """What the generator needs from one taxonomy leaf: its kind, seeds and template variables.
 
-The leaf is read with the project's one checker (``validators.check_file``), so SDG never runs
+The leaf is read with the project's one checker (``labrador.validators.check_file``), so SDG never runs
 on a file that the contributor was told is invalid.
 """
 
@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from validators import Config, Report, check_file
-from validators.holdout import without
-from validators.seeds import leaf_kind, seed_examples
+from labrador.validators import Config, Report, check_file
+from labrador.validators.holdout import without
+from labrador.validators.seeds import leaf_kind, seed_examples
 
 
 class LeafError(ValueError):
@@ -81,8 +81,8 @@ def load_leaf(relpath: str, leaf_bytes: bytes, config: Config | None = None, rep
 
 def resolve_documents(spec: LeafSpec, config: Config | None, local_repo: Path | None) -> list[tuple[str, bytes]]:
     """The knowledge leaf's documents from its ``document:`` block (may fetch with pygit2: run in a thread)."""
-    from validators.documents import DocumentError
-    from validators.documents import resolve_documents as resolve
+    from labrador.validators.documents import DocumentError
+    from labrador.validators.documents import resolve_documents as resolve
 
     try:
         return resolve(spec.data.get("document"), config or Config(), local_repo)

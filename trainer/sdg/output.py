@@ -11,7 +11,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from validators.atomic import atomic_write
+from labrador.validators.atomic import atomic_write
 
 from ..jsonl import read_jsonl
 from .results import LeafResult

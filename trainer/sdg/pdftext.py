@@ -74,7 +74,7 @@ def pdf_to_markdown(data: bytes, *, max_pages: int | None = None, max_chars: int
     try:
         from pypdf import PdfReader
     except ImportError:
-        raise PdfTextError(UNSUPPORTED, "PDF support needs pypdf: pip install 'labrador[sdg]'") from None
+        raise PdfTextError(UNSUPPORTED, "PDF support needs pypdf: pip install 'labrador-lab[sdg]'") from None
     max_pages = MAX_PAGES if max_pages is None else max_pages
     max_chars = MAX_CHARS if max_chars is None else max_chars
     max_seconds = MAX_SECONDS if max_seconds is None else max_seconds

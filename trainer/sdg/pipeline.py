@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar
 import yaml
 from pydantic import Field
 
-from validators.typed import FORBID_EXTRA, ConfigError, Invalid, Name, Positive, Text, validate
+from labrador.validators.typed import FORBID_EXTRA, ConfigError, Invalid, Name, Positive, Text, validate
 
 from .prompting import PromptError
 from .steps import REGISTRY

@@ -22,8 +22,8 @@ from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import Field, Strict
 
-from trainer.teachers.base import Request, canonical_schema, parse_reply
-from validators.typed import FORBID_EXTRA, ConfigError, Name, Number, Positive, Text, Texts, Tokens, validate
+from labrador.trainer.teachers.base import Request, canonical_schema, parse_reply
+from labrador.validators.typed import FORBID_EXTRA, ConfigError, Name, Number, Positive, Text, Texts, Tokens, validate
 
 from .parsing import Parsed, json_cut_short, judge_parser
 

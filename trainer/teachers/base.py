@@ -1,7 +1,7 @@
 """The one interface every teacher backend implements, plus the request it answers.
 
 SDG code only ever sees :class:`Teacher`; which backend (HTTP server, local transformers, in-process
-vLLM) sits behind it is a deployment choice made by :func:`trainer.teachers.make_teacher`.
+vLLM) sits behind it is a deployment choice made by :func:`labrador.trainer.teachers.make_teacher`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class TeacherError(Exception):
 
 class TeacherUnavailable(TeacherError):
     """The teacher could not be reached or kept failing (refused connections, timeouts, 5xx) after its
-    retries: another replica of the same model may still answer (:mod:`trainer.teachers.pool`)."""
+    retries: another replica of the same model may still answer (:mod:`labrador.trainer.teachers.pool`)."""
 
 
 class EndpointFailed(TeacherUnavailable):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from validators.settings import ConfigError, coerce, read_toml, section_values
+from labrador.validators.settings import ConfigError, coerce, read_toml, section_values
 
 from .base import Teacher
 
@@ -41,7 +41,7 @@ LEGACY = {
 }
 
 if TYPE_CHECKING:  # the bounded types of these keys (read by validators.settings)
-    from validators.typed import Concurrency, Seconds
+    from labrador.validators.typed import Concurrency, Seconds
 
 
 class TeacherConfigError(ConfigError, ValueError):
@@ -158,7 +158,7 @@ def load_teacher(path: Path | None, env: Mapping[str, str] | None = None, *, leg
 
 def join_endpoints(urls: Any, where: str = "--teacher") -> str | tuple[str, ...]:
     """Several ``http(s)://`` endpoints (a TOML list, repeated ``--teacher``) as one spec: a tuple of the URLs,
-    which :func:`~trainer.teachers.make_teacher` builds into one pooled teacher (one URL: that string)."""
+    which :func:`~labrador.trainer.teachers.make_teacher` builds into one pooled teacher (one URL: that string)."""
     if not isinstance(urls, list | tuple) or not urls or not all(isinstance(u, str) and u.strip() for u in urls):
         raise TeacherConfigError(f"{where}: a list of endpoints must hold non-empty strings")
     urls = [u.strip() for u in urls]

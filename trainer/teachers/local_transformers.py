@@ -15,7 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from trainer.devices import fast_dtype
+from labrador.trainer.devices import fast_dtype
 
 from .base import Request, TeacherError, cut_at_stop, sample_seed
 from .batcher import BatchedTeacher
@@ -92,7 +92,7 @@ class TransformersTeacher(BatchedTeacher):
             from transformers import AutoModelForCausalLM, AutoTokenizer
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise ImportError(
-                "the transformers teacher needs torch and transformers: pip install 'labrador[train]'"
+                "the transformers teacher needs torch and transformers: pip install 'labrador-lab[train]'"
             ) from exc
         path = Path(model_dir).expanduser().resolve()
         if not path.is_dir():

@@ -101,7 +101,7 @@ class OpenAIHTTPTeacher:
         try:
             import httpx
         except ImportError as exc:  # pragma: no cover - depends on the install
-            raise ImportError("the HTTP teacher needs httpx: pip install 'labrador[sdg]'") from exc
+            raise ImportError("the HTTP teacher needs httpx: pip install 'labrador-lab[sdg]'") from exc
         self._httpx = httpx
         self.base_url, url_model = _normalise_base_url(base_url)
         if max_concurrency < 1 or max_attempts < 1:

@@ -1,4 +1,4 @@
-"""A real :class:`~trainer.teachers.base.Teacher` that answers from recorded teacher output.
+"""A real :class:`~labrador.trainer.teachers.base.Teacher` that answers from recorded teacher output.
 
 For tests and offline demos: replies come from ``records`` (request key -> texts, the same
 ``{"key", "texts"}`` lines a checkpoint file holds, so a real run's checkpoint is a recording)
@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from trainer.teachers.base import Request, TeacherError
+from labrador.trainer.teachers.base import Request, TeacherError
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
@@ -58,7 +58,7 @@ class ReplayTeacher:
         self.records = dict(records or {})
         self.rules = {k: list(v) for k, v in (rules or {}).items()}
         if classify is None:
-            from trainer.sdg.prompting import prompt_classifier  # which of our prompts a request renders
+            from labrador.trainer.sdg.prompting import prompt_classifier  # which of our prompts a request renders
 
             classify = prompt_classifier()
         self.classify = classify

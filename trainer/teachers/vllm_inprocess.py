@@ -13,7 +13,7 @@ from typing import Any
 from .base import Request
 from .batcher import BatchedTeacher
 
-INSTALL_HINT = "the vllm teacher needs vLLM (Linux + GPU): pip install 'labrador[gpu]'"
+INSTALL_HINT = "the vllm teacher needs vLLM (Linux + GPU): pip install 'labrador-lab[gpu]'"
 
 
 class VLLMTeacher(BatchedTeacher):

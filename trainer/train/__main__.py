@@ -1,8 +1,8 @@
-"""``python -m trainer.train --config FILE``: the same as ``labrador train`` (handy under ``torchrun`` and
+"""``python -m labrador.trainer.train --config FILE``: the same as ``labrador train`` (handy under ``torchrun`` and
 ``accelerate launch``)."""
 
 import sys
 
-from trainer.training import main
+from labrador.trainer.training import main
 
 sys.exit(main())

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from validators.atomic import atomic_write_json, publish_dir
+from labrador.validators.atomic import atomic_write_json, publish_dir
 
 STATE = "state.json"
 _NAME = re.compile(r"^(?P<phase>\d{2})-(?P<name>[A-Za-z0-9_-]+)-step(?P<step>\d{7})$")

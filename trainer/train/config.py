@@ -16,7 +16,7 @@ from typing import Annotated, Any, ClassVar
 import yaml
 from pydantic import Field, Strict
 
-from validators.typed import (
+from labrador.validators.typed import (
     FORBID_EXTRA,
     ConfigError,
     Count,
@@ -75,7 +75,7 @@ class DAEConfig:
                           "or `domain_field`")
 
     def is_domain(self, meta: dict[str, str]) -> bool:
-        from trainer.mixing.recipe import selects
+        from labrador.trainer.mixing.recipe import selects
 
         if self.domain_field:
             return str(meta.get(self.domain_field, "")).lower() in ("1", "true", "yes")

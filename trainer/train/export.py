@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from validators.atomic import publish_dir
+from labrador.validators.atomic import publish_dir
 
 WEIGHTS = "model.safetensors"  # what Accelerator.save_state writes for one model on one process
 HF_EXTRAS = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",

@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from validators.atomic import atomic_write_json, publish_dir
-from validators.locks import PidLock
+from labrador.validators.atomic import atomic_write_json, publish_dir
+from labrador.validators.locks import PidLock
 
 from . import checkpoint as ckpt
 from .batch import collate_packed, collate_padded

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from validators.atomic import atomic_path, atomic_write_json, atomic_write_jsonl
+from labrador.validators.atomic import atomic_path, atomic_write_json, atomic_write_jsonl
 
 
 class MetricsLog:

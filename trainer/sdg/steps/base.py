@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from trainer.teachers.base import Request, Teacher
+from labrador.trainer.teachers.base import Request, Teacher
 
 from ..leaf import LeafSpec
 from ..limits import Limits
