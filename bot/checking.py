@@ -13,12 +13,12 @@ from pathlib import Path
 import pygit2
 
 from labrador.validators import Config, Finding, Report
+from labrador.validators.commits import TREE_MODE, subtree
 from labrador.validators.documents import check_documents
 from labrador.validators.folder import FileContent, check_leaf_folder
 from labrador.validators.layout import LEAF_FILE, is_leaf_folder
 
 from .forge import Annotation
-from .treediff import TREE_MODE, subtree
 
 LINK_MODE = 0o120000
 COMMIT_MODE = 0o160000

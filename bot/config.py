@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from labrador.trainer.teachers.config import LEGACY, TeacherSettings, load_teacher
+from labrador.trainer.teachers.config import TeacherSettings, load_teacher
 from labrador.validators.config import Config, ConfigError, load_config
 from labrador.validators.settings import coerce, section_values
 
@@ -161,9 +161,9 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
         if not Path(path).is_file():
             raise ConfigError(f"{path}: cannot read settings: no such file")
         values = section_values(Path(path), "bot", defaults, exclude=(*_SECRET_FIELDS, "checker", "teacher"),
-                                paths=("work_dir",), refuse=_refuse, legacy=LEGACY["bot"])
+                                paths=("work_dir",), refuse=_refuse)
         checker = load_config(Path(path))
-    values["teacher"] = load_teacher(path, env, legacy=("bot",))
+    values["teacher"] = load_teacher(path, env)
     for name, suffix in _ENV_FIELDS.items():
         if env.get(ENV_PREFIX + suffix):
             values[name] = coerce(f"environment {ENV_PREFIX}{suffix}:", name, env[ENV_PREFIX + suffix],

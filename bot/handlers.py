@@ -17,11 +17,11 @@ import pygit2
 
 from labrador.trainer import markdown as md
 from labrador.trainer.preview import seeds_of
-from labrador.validators import Report
+from labrador.validators import Report, commits
 from labrador.validators.changes import ChangeError, Changes
 from labrador.validators.documents import DocumentError, resolve_documents
 
-from . import checking, gitcache, render, treediff
+from . import checking, gitcache, render
 from .context import DeadlineExceeded, JobContext
 from .forge import WRITE_PERMISSIONS, CheckOutput, HeadMissing, PullRequest
 from .heads import Binding, Sighting, bind, newest
@@ -63,7 +63,7 @@ def inspect(ctx: JobContext, pr: PullRequest, sha: str) -> Inspection:
     gitdir = ctx.forge.fetch(pr, settings.work_path / "git")
     repo = pygit2.Repository(str(gitdir))
     base = gitcache.base_commit(repo, pr.base_sha, pr.base_ref)
-    changes = treediff.changed_leaves(repo, base, sha, settings.taxonomy_dir)
+    changes = commits.changed_leaves(repo, base, sha, settings.taxonomy_dir)
     prefix = settings.taxonomy_dir.strip("/")
     results, skipped = checking.check_changed(repo, sha, prefix, changes.changed, settings.checker, True, gitdir,
                                               max_leaves=settings.max_leaves)

@@ -11,9 +11,9 @@ from test_bot_fakes import commit, skill_files
 from labrador.bot import checking, gitcache
 from labrador.bot.config import Secret
 from labrador.bot.forge import HeadMissing
-from labrador.bot.treediff import changed_leaves
 from labrador.validators import Config
 from labrador.validators.changes import ChangeError
+from labrador.validators.commits import changed_leaves
 
 LINK = pygit2.enums.FileMode.LINK
 

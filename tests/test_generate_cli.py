@@ -172,8 +172,8 @@ def test_settings_file_validation_and_options(tmp_path: Path) -> None:
     path.write_text('[generate]\nout = "x"\ntemperature = 1\n')
     with pytest.raises(SettingsError, match=r"\[generate\] temperature: unknown key"):
         load_settings(path)
-    path.write_text("[generate]\nmax_concurrency = true\n")  # a deprecated key is still type-checked
-    with pytest.raises(ConfigError, match=r"\[generate\] max_concurrency: must be a whole number, got True"):
+    path.write_text("[teacher]\nmax_concurrency = true\n")
+    with pytest.raises(ConfigError, match=r"\[teacher\] max_concurrency: must be a whole number, got True"):
         load_teacher(path, env={})
 
 

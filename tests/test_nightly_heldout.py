@@ -83,7 +83,21 @@ def test_held_out_seeds_are_never_seen_and_are_measured_across_two_nights(repo, 
     qna.write_text(yaml.safe_dump(data, sort_keys=False))
     commit_all(pygit2.Repository(str(repo)), "a new haiku seed")
     asked.clear()
+    from labrador.trainer.evaluation import metrics
+
+    loaded: list[str] = []
+    real_init = metrics.LoadedModel.__init__
+
+    def counting(self, path):
+        loaded.append(str(path))
+        real_init(self, path)
+
+    monkeypatch.setattr(metrics.LoadedModel, "__init__", counting)
     second = night(repo, state)
+    # the parent (and base) were measured last night on the same pairs: only the new candidate is loaded
+    assert loaded == [second["model"]], loaded
+    parent = [h["heldout"]["leaves"][HAIKU]["ref_nll"]["parent"] for h in (first, second)]
+    assert parent[0] == parent[1] is not None
     assert second["heldout_seeds"][HAIKU] == first["heldout_seeds"][HAIKU]  # the choice did not move
     prompts = "\n".join(asked)
     held = held_texts(repo, second)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from labrador.trainer.nightly.settings import DEFAULT_RECIPE, QUICK_TRAIN, load_nightly, night_recipe
+from labrador.trainer.nightly.settings import DEFAULT_RECIPE, QUICK_RECIPE, QUICK_TRAIN, load_nightly, night_recipe
 from labrador.trainer.train.config import TrainConfig, parse_config
 from labrador.validators.settings import ConfigError
 
@@ -78,15 +78,10 @@ def test_quick_measures_held_out_seeds_instead_of_asking_a_135m_judge(tmp_path):
         load_nightly(toml(tmp_path, "max_judge_error_rate = 2.0\n"))
 
 
-def test_the_old_flat_keys_give_the_same_config_with_a_warning_each(tmp_path):
-    new = night_config(toml(tmp_path, "[nightly.train]\nmax_seq_len = 256\nheldout_fraction = 0.2\n"
-                                      "[nightly.train.distill]\nteacher_model = 'teach'\nlambda = 0.3\n"
-                                      "[[nightly.train.phases]]\nepochs = 3\nlr = 0.001\n"))
-    moved = r"\[nightly\] epochs, lr, .*: deprecated keys.* epochs as \[nightly.train\] phases\[0\]"
-    with pytest.warns(FutureWarning, match=moved):
-        old = night_config(toml(tmp_path, "epochs = 3\nlr = 0.001\nmax_seq_len = 256\nheldout_fraction = 0.2\n"
-                                          "distill_teacher = 'teach'\ndistill_lambda = 0.3\n"))
-    assert old == new and old.distill.teacher_model == str(tmp_path / "teach")
+def test_the_removed_flat_keys_are_refused_as_unknown(tmp_path):
+    for old in ("epochs = 3\n", "distill_teacher = 'teach'\n", "replay_fraction = 0.5\n"):
+        with pytest.raises(ConfigError, match=r"\[nightly\] " + old.split(" ")[0]):
+            load_nightly(toml(tmp_path, old))
 
 
 def test_dae_model_paths_in_the_train_table_are_relative_to_the_file(tmp_path):
@@ -95,11 +90,13 @@ def test_dae_model_paths_in_the_train_table_are_relative_to_the_file(tmp_path):
     assert (cfg.distill.dae.expert, cfg.distill.dae.reference) == (str(tmp_path / "e"), "/abs/r")
 
 
-def test_the_default_recipe_replays_earlier_nights_and_the_old_replay_keys_still_apply(tmp_path):
+def test_the_default_recipe_replays_earlier_nights_and_the_quick_one_replays_a_few(tmp_path):
     recipe = night_recipe(load_nightly(toml(tmp_path, "")))
     assert recipe.source == str(DEFAULT_RECIPE) and recipe.phases[0].replay[0].dataset == "earlier-nights"
     assert recipe.phases[0].replay[0].max_per_leaf == 30
-    with pytest.warns(FutureWarning):
-        settings = load_nightly(toml(tmp_path, "replay_fraction = 0.5\nreplay_max_per_leaf = 0\n"))
-    replay = night_recipe(settings).phases[0].replay[0]
-    assert (replay.fraction, replay.max_per_leaf) == (0.5, None)
+    quick = night_recipe(load_nightly(toml(tmp_path, ""), quick=True))
+    assert quick.source == str(QUICK_RECIPE) and quick.phases[0].replay[0].max_per_leaf == 4
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(DEFAULT_RECIPE.read_text())
+    assert night_recipe(load_nightly(toml(tmp_path, "recipe = 'mine.yaml'\n"), quick=True)).source == str(mine)
+

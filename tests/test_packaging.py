@@ -8,6 +8,7 @@ base dependencies (the contributor's install: no torch), as a user would.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -23,8 +24,19 @@ def _run(*argv: object, cwd: Path | None = None) -> subprocess.CompletedProcess[
     return proc
 
 
+def _source_copy(dest: Path) -> Path:
+    """The files git would commit, copied: a wheel build writes ``build/`` into its source folder."""
+    listed = _run("git", "ls-files", "-co", "--exclude-standard", "-z", cwd=ROOT).stdout.split("\0")
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    return dest
+
+
 def test_the_wheel_installs_beside_the_registrys_validators_and_both_import(tmp_path: Path) -> None:
-    _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", tmp_path / "dist", ROOT)
+    source = _source_copy(tmp_path / "src")
+    _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", tmp_path / "dist", source)
     [wheel] = (tmp_path / "dist").glob("labrador_lab-*.whl")
     tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
     assert {t for t in tops if not t.endswith(".dist-info")} == {"labrador"}  # nothing else at the top level

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labrador.trainer.sdg import ReplayTeacher, generate_leaf, pdftext
+from labrador.trainer.sdg import generate_leaf, pdftext
 from labrador.trainer.sdg.pdftext import PdfTextError, pdf_to_markdown
+from labrador.trainer.teachers.replay import ReplayTeacher
 
 pypdf = pytest.importorskip("pypdf")
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labrador.trainer.sdg import LeafInput, ProgressEvent, ReplayTeacher, generate, generate_leaf, preview_leaf
+from labrador.trainer.sdg import LeafInput, ProgressEvent, generate, generate_leaf, preview_leaf
 from labrador.trainer.teachers.base import Request, TeacherError
+from labrador.trainer.teachers.replay import ReplayTeacher
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "sdg"

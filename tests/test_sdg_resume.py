@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labrador.trainer.sdg import LeafInput, ReplayTeacher, generate, generate_leaf
+from labrador.trainer.sdg import LeafInput, generate, generate_leaf
 from labrador.trainer.sdg.prompting import BUILTIN_DIR, prompt_classifier
+from labrador.trainer.teachers.replay import ReplayTeacher
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "sdg"

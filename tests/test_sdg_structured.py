@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labrador.trainer.sdg import Limits, ReplayTeacher, generate_leaf
+from labrador.trainer.sdg import Limits, generate_leaf
 from labrador.trainer.sdg.prompting import PromptError, load_prompt
+from labrador.trainer.teachers.replay import ReplayTeacher
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILTIN = ROOT / "trainer" / "sdg" / "prompts"

@@ -1,5 +1,5 @@
-"""One teacher section: ``[teacher]`` read by one loader (flags > LABRADOR_TEACHER > [teacher] > the deprecated keys
-of [generate], [nightly] and [bot]) and built by one function, for generate, nightly, check --preview and the bot."""
+"""One teacher section: ``[teacher]`` read by one loader (flags > LABRADOR_TEACHER > [teacher] > defaults) and built
+by one function, for generate, nightly, check --preview and the bot."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from labrador.bot.config import load_settings as load_bot
+from labrador.trainer.settings import load_settings
 from labrador.trainer.teachers.config import (
     HOW_TO_CONFIGURE,
     TeacherConfigError,
@@ -34,33 +35,13 @@ def test_flags_beat_the_environment_which_beats_the_file(tmp_path):
     assert (flagged.spec, flagged.model) == ("http://flag:3/v1", "m")  # an unset flag changes nothing
 
 
-def test_the_old_generate_keys_still_work_with_a_warning_naming_the_new_section(tmp_path):
-    path = toml(tmp_path, '[generate]\nteacher = "http://old:1/v1"\nmax_concurrency = 2\nout = "data"\n')
-    with pytest.warns(FutureWarning, match=r"\[generate\] teacher, max_concurrency is deprecated; write `spec`, "
-                                           r"`max_concurrency` under \[teacher\]"):
-        settings = load_teacher(path, env={})
-    assert (settings.spec, settings.max_concurrency) == ("http://old:1/v1", 2)
-    both = toml(tmp_path, '[teacher]\nspec = "http://new:1/v1"\n[generate]\nteacher = "http://old:1/v1"\n')
-    assert load_teacher(both, env={}).spec == "http://new:1/v1"  # [teacher] wins; the old key is not read
-
-
-def test_an_empty_old_key_meant_not_set_and_an_old_relative_tokenizer_is_against_the_file(tmp_path):
-    path = toml(tmp_path, '[nightly]\nteacher = ""\nprofile = ""\nbase_model = "m"\n'
-                          '[generate]\nteacher = "http://gen:1/v1"\ntokenizer = "tok"\n')
-    with pytest.warns(FutureWarning):
-        settings = load_teacher(path, env={}, legacy=("nightly", "generate"))
-    assert (settings.spec, settings.profile) == ("http://gen:1/v1", "auto")
-    assert settings.tokenizer == str(tmp_path / "tok")
-
-
-def test_each_command_reads_only_its_own_old_section(tmp_path):
-    path = toml(tmp_path, '[nightly]\nteacher = "http://night:1/v1"\nbase_model = "m"\n'
-                          '[bot]\nteacher = "http://bot:1/v1"\n')
-    with pytest.warns(FutureWarning):
-        assert load_teacher(path, env={}, legacy=("nightly", "generate")).spec == "http://night:1/v1"
-    assert load_teacher(path, env={}).spec is None  # `labrador generate` never read [nightly]
-    with pytest.warns(FutureWarning, match=r"\[bot\] teacher"):
-        assert load_bot(path, env={}).teacher.spec == "http://bot:1/v1"
+def test_the_removed_teacher_keys_of_other_sections_are_refused_as_unknown(tmp_path):
+    path = toml(tmp_path, '[generate]\nteacher = "http://old:1/v1"\nout = "data"\n')
+    with pytest.raises(ConfigError, match=r"\[generate\] teacher"):
+        load_settings(path)
+    with pytest.raises(ConfigError, match=r"\[bot\] teacher"):
+        load_bot(toml(tmp_path, '[bot]\nteacher = "http://bot:1/v1"\n'), env={})
+    assert load_teacher(path, env={}).spec is None  # never read as the teacher any more
 
 
 def test_the_bot_gets_the_whole_teacher_section(tmp_path):
@@ -118,7 +99,7 @@ def test_one_builder_builds_every_backend_and_says_how_to_configure_none(tmp_pat
         build_teacher(TeacherSettings(spec=str(tmp_path / "nowhere")))
 
 
-def test_the_command_line_prints_a_moved_key_as_one_warning_line(tmp_path):
+def test_the_command_line_names_a_removed_key_in_one_line(tmp_path):
     import subprocess
     import sys
 
@@ -127,11 +108,8 @@ def test_the_command_line_prints_a_moved_key_as_one_warning_line(tmp_path):
     labrador = str(Path(sys.executable).with_name("labrador"))
     proc = subprocess.run([labrador, "generate", "--taxonomy", "taxonomy", "--out", "o"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
-    warning = [line for line in proc.stderr.splitlines() if "deprecated" in line]
-    assert warning == [f"labrador: warning: {tmp_path / 'labrador.toml'}: [generate] teacher is deprecated; write "
-                       "`spec` under [teacher] (the old keys go in the next release)"]
-    assert "Traceback" not in proc.stderr and "warnings.warn" not in proc.stderr
-
+    assert proc.returncode == 2 and "[generate] teacher" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 def test_a_spec_with_a_space_is_one_teacher_and_a_pool_is_a_list(tmp_path):
     """Issue 29.5: a string is never split into endpoints (a path may hold a space); a list is a pool."""

@@ -122,11 +122,10 @@ def test_fingerprint_changes_with_anything_that_changes_the_weights(tmp_path):
     assert a.fingerprint() == load_config(write(tmp_path, BASE)).fingerprint()
 
 
-def test_the_old_distill_teacher_key_still_works_for_one_release_with_a_warning(tmp_path):
+def test_the_removed_distill_teacher_key_is_refused_naming_its_successor(tmp_path):
     path = write(tmp_path, {**BASE, "distill": {"teacher": "t", "lambda": 0.3}})
-    with pytest.warns(FutureWarning, match="distill.teacher_model"):
-        cfg = load_config(path)
-    assert cfg.distill.teacher_model == str(tmp_path.resolve() / "t") and cfg.distill.lam == 0.3
+    with pytest.raises(TrainConfigError, match="teacher_model"):
+        load_config(path)
 
 
 def test_dae_domains_use_the_recipes_glob_dialect(tmp_path):

@@ -14,8 +14,6 @@ from typing import Any
 
 from labrador.validators.settings import ConfigError, section_values
 
-from .teachers.config import LEGACY
-
 SECTION = "generate"
 
 
@@ -41,8 +39,7 @@ def load_settings(path: Path | None) -> GenerateSettings:
     """``[generate]`` of ``path`` (may be ``None`` or missing). Relative ``out`` and ``recipe`` paths are resolved
     against the file's folder, so a setting means the same thing whatever folder the command runs from."""
     try:
-        values = section_values(path, SECTION, GenerateSettings(), paths=("out", "recipe"),
-                                legacy=LEGACY[SECTION])  # the teacher's old keys: read by load_teacher
+        values = section_values(path, SECTION, GenerateSettings(), paths=("out", "recipe"))
     except ConfigError as exc:
         raise SettingsError(str(exc)) from None
     return GenerateSettings(**values)

@@ -144,8 +144,12 @@ def dry_run(config) -> int:
     return EXIT_OK
 
 
-def main(argv: list[str] | None = None) -> int:  # pragma: no cover - `python -m labrador.trainer.train`
+def main(argv: list[str] | None = None) -> int:  # pragma: no cover - `python -m labrador.trainer.training`
     parser = argparse.ArgumentParser(prog="labrador")
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["train", *(argv if argv is not None else sys.argv[1:])])
     return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover - under torchrun and accelerate launch
+    sys.exit(main())

@@ -70,7 +70,7 @@ def run_nightly(args: argparse.Namespace) -> int:
         checker = load_config(path)
         settings = load_nightly(path, quick=args.quick)
         evaluate = load_evaluate(path, quick=args.quick)
-        teacher = load_teacher(path, legacy=("nightly", "generate"), spec="embedded" if args.quick else None)
+        teacher = load_teacher(path, spec="embedded" if args.quick else None)
         if not teacher.spec:
             raise ConfigError("no teacher for the nightly job: set `spec` under [teacher] in labrador.toml (or "
                               "LABRADOR_TEACHER), or run `labrador nightly --quick` (the embedded teacher)")

@@ -5,6 +5,8 @@ leaf, with no judge needed."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +78,8 @@ def heldout_eval(night: Any, record: dict[str, Any], run_dir: Path, start: str, 
         if who == "base" and Path(base).resolve() == Path(start).resolve():
             results["base"] = results["parent"]  # the first night (or start_from = base): measured once
             continue
-        results[who] = measure(LoadedModel(path), items, names, tokens, drift)
+        results[who] = _measured(Path(path), items, names, tokens, drift, night.state / "measures",
+                                 lambda p: measure(LoadedModel(p), items, names, tokens, drift))
     compared = compare(results, names)
     answers = {leaf: {who: r["leaves"].get(leaf, {}).get("answers", []) for who, r in results.items()}
                for leaf in compared["leaves"]}
@@ -86,4 +89,26 @@ def heldout_eval(night: Any, record: dict[str, Any], run_dir: Path, start: str, 
                                   **{who: (a[0] if a else "") for who, a in answers[leaf].items()}}
                            for leaf in compared["leaves"]}}
     atomic_write_json(run_dir / "heldout.json", result)
+    return result
+
+
+def _measured(model: Path, items: list[HeldOut], names: tuple[str, ...], tokens: int, drift: list[Any],
+              cache: Path, run: Any) -> dict[str, Any]:
+    """``run(model)``, or its earlier result for the same weights, pairs, metrics and drift prompts: tonight's
+    parent was last night's candidate and the base never changes, so a night measures one new model, not three.
+    Keyed by the weights' content (:func:`weights_digest`), never by a path or a name."""
+    from labrador.trainer.models.store import weights_digest
+
+    key = hashlib.sha256(json.dumps([weights_digest(model), [(i.leaf, i.prompt, i.reference) for i in items],
+                                     sorted(names), tokens, drift], sort_keys=True).encode()).hexdigest()
+    path = cache / f"{key[:32]}.json"
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(found, dict) and isinstance(found.get("leaves"), dict):
+            return found
+    except (OSError, ValueError):
+        pass  # not measured yet, or a damaged file: measure again
+    result = run(model)
+    cache.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, result)
     return result

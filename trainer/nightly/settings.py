@@ -8,13 +8,12 @@ one phase is tonight's (replaying the dataset ``earlier-nights``). ``--quick`` s
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labrador.validators.settings import ConfigError, coerce, read_toml, section_values
+from labrador.validators.settings import ConfigError, read_toml, section_values
 
 from ..models.catalogue import CATALOGUE
 from ..train.config import TrainConfig, TrainConfigError, parse_config
@@ -22,6 +21,7 @@ from ..train.config import TrainConfig, TrainConfigError, parse_config
 SECTION = "nightly"
 NIGHT_PHASE = "night"
 DEFAULT_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "nightly.yaml"
+QUICK_RECIPE = DEFAULT_RECIPE.with_name("nightly_quick.yaml")  # --quick: a small replay (a CPU night in minutes)
 EMBEDDED = "embedded"  # as [nightly.train.distill] teacher_model: the embedded teacher, pulled when needed
 REPLAY_DATASET = "earlier-nights"  # the replay source a night's recipe draws earlier nights' data from
 
@@ -35,15 +35,6 @@ QUICK_TRAIN: dict[str, Any] = {
     # the teacher is the model the lineage started from: a pull toward it, a guard against forgetting
     "distill": {"teacher_model": EMBEDDED, "lambda": 0.5},
 }
-# keys [nightly] had before [nightly.train] and [teacher]: still read for one release, with a warning
-_PHASE_KEYS = ("epochs", "lr", "effective_batch", "warmup_steps", "max_steps")
-_TRAIN_KEYS = ("max_seq_len", "max_tokens_per_batch", "heldout_fraction", "keep_checkpoints")
-MOVED = {**{k: f"[nightly.train] phases[0].{k}" for k in _PHASE_KEYS},
-         **{k: f"[nightly.train] {k}" for k in _TRAIN_KEYS},
-         "distill_teacher": "[nightly.train.distill] teacher_model", "distill_lambda": "[nightly.train.distill] lambda",
-         "replay_fraction": "the nightly recipe's replay fraction", "replay_max_per_leaf": "the recipe's max_per_leaf",
-         "teacher": "[teacher] spec", "profile": "[teacher] profile"}
-
 if TYPE_CHECKING:  # the bounded types of these keys (read by validators.settings)
     from labrador.validators.typed import Concurrency, Steps
 
@@ -54,7 +45,7 @@ class NightlySettings:
     heal_steps: Steps = 0  # a derive: base model is first healed by distilling its parent this many steps (0: not)
     start_from: str = "promoted"  # promoted: on top of the last promoted model; base: always from base_model
     seed: int = 0  # generation and mixing seed (training has its own: [nightly.train] seed)
-    recipe: str = ""  # a mixing recipe with one phase (default: trainer/recipes/nightly.yaml)
+    recipe: str = ""  # a mixing recipe with one phase (default: trainer/recipes/nightly.yaml; --quick: nightly_quick)
     gate_max_forgetting: float = 0.25  # an earlier night's held-out loss may rise at most this much (nats/token)
     gate_require_improvement: bool = True  # tonight's held-out loss must beat the parent model's
     gate_promote_unmeasured: bool = False  # promote a night whose loss could not be measured at all (no data)
@@ -72,7 +63,6 @@ class NightlySettings:
     report_url: str = ""  # link in the pull-request comments; "{id}" becomes the night's id
     github_token_env: str = ""  # NAME of a variable holding a token for those comments (default: the bot's App)
     train: Mapping[str, Any] = field(default_factory=dict)  # [nightly.train]: a training config, see above
-    replay: Mapping[str, Any] = field(default_factory=dict)  # deprecated replay_* keys, applied to the recipe
 
     def train_config(self, model: str, output_dir: Path, data: Path, source: str = "[nightly]") -> TrainConfig:
         """Tonight's training config: ``[nightly.train]`` with the model, the output folder and the data filled
@@ -97,32 +87,6 @@ def _merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _moved(path: Path, table: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The deprecated flat keys of ``[nightly]`` as (a train table, replay overrides), each with a warning."""
-    train: dict[str, Any] = {}
-    replay: dict[str, Any] = {}
-    moved = [k for k in table if k in MOVED]
-    if moved:
-        warnings.warn(f"{path}: [{SECTION}] {', '.join(moved)}: deprecated keys (they go in the next release); "
-                      f"write {'; '.join(f'{k} as {MOVED[k]}' for k in moved)}", FutureWarning, stacklevel=3)
-    for key in moved:
-        value = table[key]
-        if key in _PHASE_KEYS:
-            train.setdefault("phases", [{}])[0][key] = value
-        elif key in _TRAIN_KEYS:
-            train[key] = value
-        elif key == "distill_teacher" and value:
-            train.setdefault("distill", {})["teacher_model"] = value
-        elif key == "distill_lambda":
-            train.setdefault("distill", {})["lambda"] = value
-        elif key.startswith("replay_"):
-            replay[key.removeprefix("replay_")] = coerce(f"{path}: [{SECTION}]", key, value,
-                                                         1.0 if key == "replay_fraction" else 0)
-    if "distill" in train and "teacher_model" not in train["distill"]:
-        del train["distill"]  # a lambda without a teacher never turned distillation on
-    return train, replay
-
-
 def _against(table: dict[str, Any], keys: tuple[str, ...], path: Path) -> dict[str, Any]:
     """``table`` with its relative path ``keys`` made absolute against the settings file's folder."""
     for key in keys:
@@ -136,14 +100,13 @@ def load_nightly(path: Path | None, quick: bool = False) -> NightlySettings:
     """``[nightly]`` of ``path`` over the defaults (the embedded ones with ``quick``), checked before any work:
     the train table by the trainer's rules, the recipe by the mixing rules."""
     where = f"{path or 'labrador.toml'}: [{SECTION}]"
-    values = section_values(path, SECTION, NightlySettings(), exclude=("train", "replay"), paths=("recipe",),
-                            legacy=(*MOVED, "train"))  # train: checked as a training config below
+    values = section_values(path, SECTION, NightlySettings(), exclude=("train",), paths=("recipe",),
+                            legacy=("train",))  # train: checked as a training config below
     raw = read_toml(Path(path)).get(SECTION, {}) if path is not None and Path(path).is_file() else {}
-    old_train, replay = _moved(Path(path), raw) if isinstance(raw, dict) and path is not None else ({}, {})
     table = raw.get("train", {}) if isinstance(raw, dict) else {}
     if not isinstance(table, dict):
         raise ConfigError(f"{where} train must be a table ([nightly.train])")
-    train = _merge(_merge(QUICK_TRAIN if quick else {}, old_train), table)
+    train = _merge(QUICK_TRAIN if quick else {}, table)
     if isinstance(train.get("distill"), dict) and path is not None:  # its paths mean what they mean in the file
         train["distill"] = _against(dict(train["distill"]), ("teacher_model", "teacher", "teacher_cache"), path)
         if isinstance(train["distill"].get("dae"), dict):
@@ -156,8 +119,9 @@ def load_nightly(path: Path | None, quick: bool = False) -> NightlySettings:
     if quick:
         # no judged evaluation: a 135 M judge's scores carry no signal, and the held-out seeds measure without one
         base = replace(base, base_model=QUICK_BASE_MODEL, include_seeds=True, gate_max_forgetting=0.5,
-                       branch_eval=False, gate_judged=False, eval_earlier_leaves=QUICK_EARLIER_LEAVES)
-    settings = replace(base, **values, train=train, replay=replay)
+                       branch_eval=False, gate_judged=False, eval_earlier_leaves=QUICK_EARLIER_LEAVES,
+                       recipe=str(QUICK_RECIPE))
+    settings = replace(base, **values, train=train)
     if settings.start_from not in ("promoted", "base"):
         raise ConfigError(f"{where} start_from: must be promoted or base, got {settings.start_from!r}")
     negative = [k for k in ("eval_earlier_leaves", "max_leaf_regression", "heal_steps") if getattr(settings, k) < 0]
@@ -184,16 +148,11 @@ def load_nightly(path: Path | None, quick: bool = False) -> NightlySettings:
 
 
 def night_recipe(settings: NightlySettings) -> Any:
-    """The night's mixing recipe: one phase; deprecated ``replay_*`` keys override its replay of earlier nights."""
+    """The night's mixing recipe, which must have one phase (tonight's)."""
     from ..mixing import RecipeError, load_recipe
 
     recipe = load_recipe(settings.recipe_path())
     if len(recipe.phases) != 1:
         raise RecipeError(f"{recipe.source}: a night's recipe has exactly one phase (tonight's), not "
                           f"{len(recipe.phases)}")
-    if not settings.replay:
-        return recipe
-    changes = {k: (v or None) if k == "max_per_leaf" else float(v) for k, v in settings.replay.items()}
-    phase = recipe.phases[0]
-    replay = tuple(replace(r, **changes) if r.dataset == REPLAY_DATASET else r for r in phase.replay)
-    return replace(recipe, phases=(replace(phase, replay=replay),))
+    return recipe

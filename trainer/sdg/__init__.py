@@ -6,8 +6,6 @@ resumable and incremental. Entry points: :func:`generate_leaf`, :func:`generate`
 :func:`preview_leaf`, with :func:`prepare_leaves` to check and read them first.
 """
 
-from labrador.trainer.teachers.replay import ReplayTeacher
-
 from .api import first_error, generate, generate_leaf, override_dirs, prepare_leaves, preview_leaf
 from .engine import ProgressEvent
 from .limits import Limits
@@ -19,7 +17,6 @@ __all__ = [
     "LeafResult",
     "Limits",
     "ProgressEvent",
-    "ReplayTeacher",
     "first_error",
     "generate",
     "generate_leaf",

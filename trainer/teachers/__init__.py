@@ -38,15 +38,13 @@ def make_teacher(spec: str | Sequence[str], **options: Any) -> Teacher:
     """Build the teacher named by ``spec`` (a list of several endpoints: one pooled teacher); ``options`` go to
     the backend's constructor."""
     if not isinstance(spec, str):  # several endpoints of one model (settings.join_endpoints)
-        urls = [str(u).strip().removeprefix("openai:") for u in spec]
+        urls = [str(u).strip() for u in spec]
         if len(urls) > 1:
             from .pool import PooledTeacher
 
             return PooledTeacher(urls, **options)
         spec = urls[0] if urls else ""
     spec = spec.strip()
-    if spec.startswith("openai:"):  # accept a teacher's own ``name`` back as a spec
-        spec = spec.removeprefix("openai:")
     if spec.startswith(("http://", "https://")):
         from .openai_http import OpenAIHTTPTeacher
 

@@ -3,7 +3,6 @@
 Why one place: ``labrador generate``, the nightly job, ``labrador check --preview``, the bot's ``/lab preview``
 (and the judge of an evaluation) must agree on the teacher and on how hard they may hit it. Precedence, highest
 first: command-line flags, the environment variable ``LABRADOR_TEACHER`` (the spec only), ``[teacher]``, the
-deprecated ``teacher`` keys of ``[generate]``, ``[nightly]`` and ``[bot]`` (one more release, with a warning), the
 defaults. Secrets never live here: only the *name* of the environment variable that holds an API key.
 
 Core-only on purpose (stdlib + the settings loader): ``labrador check`` reads it on installs without the
@@ -13,13 +12,12 @@ Core-only on purpose (stdlib + the settings loader): ``labrador check`` reads it
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labrador.validators.settings import ConfigError, coerce, read_toml, section_values
+from labrador.validators.settings import ConfigError, read_toml, section_values
 
 from .base import Teacher
 
@@ -32,14 +30,6 @@ HOW_TO_CONFIGURE = (
     f"no teacher configured: set `spec = \"http://HOST:PORT/v1\"` (or \"embedded\") under [{SECTION}] in "
     f"labrador.toml, or the environment variable {TEACHER_ENV}"
 )
-# deprecated keys (section -> old key -> [teacher] key), read for one more release
-LEGACY = {
-    "generate": {"teacher": "spec", "max_concurrency": "max_concurrency", "api_key_env": "api_key_env",
-                 "model": "model", "tokenizer": "tokenizer", "profile": "profile"},
-    "nightly": {"teacher": "spec", "profile": "profile"},
-    "bot": {"teacher": "spec"},
-}
-
 if TYPE_CHECKING:  # the bounded types of these keys (read by validators.settings)
     from labrador.validators.typed import Concurrency, Seconds
 
@@ -92,33 +82,9 @@ class TeacherSettings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def _legacy(path: Path, sections: tuple[str, ...], have: set[str]) -> dict[str, Any]:
-    """The deprecated keys of ``sections`` that ``[teacher]`` does not set; one warning per section."""
-    raw = read_toml(path)
-    defaults = TeacherSettings()
-    values: dict[str, Any] = {}
-    for section in sections:
-        table = raw.get(section)
-        if not isinstance(table, dict):
-            continue
-        used = [(old, new) for old, new in LEGACY[section].items()  # "" was the old "not set here"
-                if table.get(old) not in (None, "") and new not in have and new not in values]
-        for old, new in used:
-            default = getattr(defaults, new)
-            values[new] = coerce(f"{path}: [{section}]", old, table[old], "" if default is None else default)
-            if new == "tokenizer" and not Path(values[new]).expanduser().is_absolute():
-                values[new] = str((path.parent / values[new]).resolve())  # as [teacher]'s: against the file
-        if used:
-            warnings.warn(f"{path}: [{section}] {', '.join(o for o, _ in used)} is deprecated; write "
-                          f"{', '.join(f'`{n}`' for _, n in used)} under [{SECTION}] (the old keys go in the next "
-                          "release)", FutureWarning, stacklevel=3)
-    return values
-
-
-def load_teacher(path: Path | None, env: Mapping[str, str] | None = None, *, legacy: tuple[str, ...] = ("generate",),
-                 **flags: Any) -> TeacherSettings:
-    """The teacher settings in force: ``[teacher]`` of ``path`` (may be ``None`` or missing) over the deprecated
-    keys of the ``legacy`` sections, then ``LABRADOR_TEACHER``, then ``flags`` (``None`` values are unset).
+def load_teacher(path: Path | None, env: Mapping[str, str] | None = None, **flags: Any) -> TeacherSettings:
+    """The teacher settings in force: ``[teacher]`` of ``path`` (may be ``None`` or missing), then
+    ``LABRADOR_TEACHER``, then ``flags`` (``None`` values are unset).
 
     Relative ``tokenizer`` (and model folder) paths are resolved against the file's folder, so a setting means
     the same thing whatever folder the command runs from.
@@ -132,10 +98,9 @@ def load_teacher(path: Path | None, env: Mapping[str, str] | None = None, *, leg
                                 legacy=("spec",) if listed is not None else ())
         if listed is not None:  # several endpoints of one model: one pooled teacher
             values["spec"] = join_endpoints(listed, f"{path}: [{SECTION}] spec")
-        values = {**_legacy(Path(path), legacy, set(values)), **values}
         spec = values.get("spec")
         if isinstance(spec, str) and spec and not spec.startswith((
-                "http://", "https://", "openai:", "vllm:", "embedded", "replay:", "transformers:", "/", "~")) \
+                "http://", "https://", "vllm:", "embedded", "replay:", "transformers:", "/", "~")) \
                 and (Path(path).parent / spec).is_dir():
             values["spec"] = str((Path(path).parent / spec).resolve())  # a model folder beside the file
     if env.get(TEACHER_ENV, "").strip():
@@ -173,7 +138,7 @@ def teacher_options(spec: str | tuple[str, ...], settings: TeacherSettings) -> d
     pool = isinstance(spec, tuple)
     if not pool and spec.startswith("replay:"):
         return {"max_concurrency": settings.max_concurrency}
-    if pool or spec.startswith(("http://", "https://", "openai:")):
+    if pool or spec.startswith(("http://", "https://")):
         opts: dict[str, Any] = {"max_concurrency": settings.max_concurrency}
         if pool:
             opts.update(per_endpoint=settings.endpoint_concurrency, backoff_s=settings.endpoint_backoff_s)

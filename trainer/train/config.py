@@ -8,7 +8,6 @@ is torch-free so ``--dry-run`` and config errors stay fast.
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
@@ -206,20 +205,6 @@ def _file_sha256(path: Path) -> str | None:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def _renamed(data: dict[str, Any], source: str) -> dict[str, Any]:
-    """``distill.teacher`` is now ``distill.teacher_model`` (the word "teacher" names the generator's model):
-    the old key still works for one release, with a warning naming the new one."""
-    block = data.get("distill")
-    if isinstance(block, dict) and "teacher" in block:
-        warnings.warn(f"{source}: distill.teacher is deprecated; write distill.teacher_model (the old key goes "
-                      "in the next release)", FutureWarning, stacklevel=3)
-        block = dict(block)
-        if "teacher_model" not in block:
-            block["teacher_model"] = block.pop("teacher")
-        data = {**data, "distill": block}
-    return data
-
-
 def _absolute(value: str, base: Path | None) -> str:
     return value if base is None or Path(value).is_absolute() else str(base / value)
 
@@ -230,7 +215,7 @@ def parse_config(data: Any, source: str = "<config>", base: Path | None = None) 
         raise TrainConfigError(f"{source}: top level: expected a mapping of settings (model:, output_dir:, "
                                "phases: ...)")
     try:
-        config = validate(TrainConfig, {**_renamed(data, source), "source": source}, source)
+        config = validate(TrainConfig, {**data, "source": source}, source)
     except ConfigError as exc:
         raise TrainConfigError(str(exc)) from None
     if base is None:
