@@ -56,3 +56,12 @@ def test_the_wheel_installs_beside_the_registrys_validators_and_both_import(tmp_
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "error" not in proc.stderr.lower()
+
+
+def test_the_trainer_runs_as_a_module_for_torchrun_and_accelerate_launch(tmp_path: Path) -> None:
+    # `accelerate launch -m labrador.trainer.training --config FILE` (README, trainer/configs/*.yaml)
+    proc = subprocess.run([sys.executable, "-m", "labrador.trainer.training", "--config", tmp_path / "none.yaml"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "none.yaml" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    for config in (ROOT / "trainer" / "configs").glob("*.yaml"):
+        assert "-m labrador.trainer.training " in config.read_text(), config
