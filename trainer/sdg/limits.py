@@ -50,7 +50,7 @@ class Limits:
         if name == "full":
             return cls(structured=structured, judges=True if judges is None else judges)
         if name == "quick":
-            return cls(max_seeds=2, max_chunks=2, max_rows=6, n=1, num=3, max_tokens=160, judge_max_tokens=64,
+            return cls(max_seeds=1, max_chunks=1, max_rows=3, n=1, num=3, max_tokens=160, judge_max_tokens=64,
                        max_temperature=0.7, structured=structured, judges=False if judges is None else judges)
         raise ValueError(f"unknown generation profile {name!r}: use full or quick")
 
