@@ -39,7 +39,7 @@ def main() -> None:
     from bench_train import build_model, skewed_samples
 
     from labrador.trainer.distill.cache import build_cache
-    from labrador.trainer.distill.step import load_teacher, make_loss_factory
+    from labrador.trainer.distill.step import load_frozen_model, make_loss_factory
     from labrador.trainer.train.config import load_config
     from labrador.trainer.train.loop import train
     from labrador.trainer.train.prepare import prepare
@@ -76,7 +76,7 @@ def main() -> None:
         device = torch.device("cuda" if a.gpu else "cpu")
         samples = [s for d in prepare(cfg).data for s in d.train]
         t0 = time.perf_counter()
-        counts = build_cache(work / "cache", samples, load_teacher(str(teacher), device), top_k=a.top_k,
+        counts = build_cache(work / "cache", samples, load_frozen_model(str(teacher), device), top_k=a.top_k,
                              temperature=1.0, teacher_name="bench", max_tokens=max_tokens, device=device)
         results["cache_build_s"] = time.perf_counter() - t0
         disk = sum(f.stat().st_size for f in (work / "cache/shards").glob("*.safetensors"))

@@ -182,3 +182,20 @@ def test_the_wheel_lists_every_package_folder():
                                                   for v in group.values())]
     modules = {"labrador." + m for m in _modules()}
     assert all(re.fullmatch(r"labrador\.[\w.]+:\w+", t) and t.split(":")[0] in modules for t in targets), targets
+
+
+def test_a_teacher_specs_prefix_is_read_in_one_place():
+    """``http(s)://``, ``vllm:``, ``replay:``, ``embedded``, ``transformers:`` name backends in one table
+    (``trainer/teachers/backends.py``): no other module tests a string for them."""
+    prefixes = {"http://", "https://", "vllm:", "replay:", "embedded", "embedded:", "transformers:"}
+    found = []
+    for module, path in _modules().items():
+        if module == "trainer.teachers.backends":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr in ("startswith", "removeprefix") and node.args:
+                consts = {n.value for n in ast.walk(node.args[0]) if isinstance(n, ast.Constant)}
+                if consts & prefixes:
+                    found.append(f"{module}:{node.lineno}")
+    assert found == []

@@ -208,13 +208,13 @@ def test_a_corrupt_bot_db_is_one_line_naming_the_file(tmp_path: Path, command: s
     assert str(work / "bot.db") in proc.stderr and "move it aside" in proc.stderr
 
 
-def test_the_readme_settings_block_is_the_defaults(tmp_path: Path) -> None:
-    """The `[bot]` block the README documents loads, and every value it shows is the real default."""
+def test_the_documented_settings_block_is_the_defaults(tmp_path: Path) -> None:
+    """The `[bot]` block the docs show (docs/bot.md) loads, and every value it shows is the real default."""
     import re
 
     from labrador.bot.config import BotSettings
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "bot.md").read_text(encoding="utf-8")
     block = re.search(r"```toml\n(\[bot\].*?)```", readme, re.S)
     assert block is not None
     path = tmp_path / "labrador.toml"

@@ -152,12 +152,12 @@ def test_teacher_with_another_tokenizer_is_refused_naming_both(world, tmp_path):
 
 def test_topk_cache_reuses_by_content_and_ignores_half_written_shards(world, tmp_path):
     from labrador.trainer.distill.cache import TopKCache, build_cache
-    from labrador.trainer.distill.step import load_teacher
+    from labrador.trainer.distill.step import load_frozen_model
     from labrador.trainer.train.prepare import prepare
 
     cfg = load_config(write_config(tmp_path, world["student"], [{"name": "p", "data": str(world["small"])}]))
     samples = prepare(cfg).data[0].train
-    teacher = load_teacher(str(world["teacher"]), torch.device("cpu"))
+    teacher = load_frozen_model(str(world["teacher"]), torch.device("cpu"))
     root = tmp_path / "cache"
     first = build_cache(root, samples[:20], teacher, top_k=8, temperature=1.0, teacher_name="t", max_tokens=256,
                         device=torch.device("cpu"), shard_samples=8)

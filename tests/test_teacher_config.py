@@ -124,3 +124,16 @@ def test_a_spec_with_a_space_is_one_teacher_and_a_pool_is_a_list(tmp_path):
     assert type(build_teacher(settings)).__name__ == "PooledTeacher" and settings.profile_name == "full"
     with pytest.raises(ValueError, match="several endpoints are a list"):  # two words are not two endpoints
         build_teacher(TeacherSettings(spec="http://127.0.0.1:9/v1#m http://127.0.0.1:10/v1#m"))
+
+
+def test_one_table_names_the_backend_of_every_spec_form():
+    from labrador.trainer.teachers.backends import EMBEDDED, FOLDER, HTTP, REPLAY, VLLM, backend_of, folder_of
+
+    cases = {"http://h:1/v1": HTTP, " https://h/v1#m": HTTP, ("http://a/v1", "http://b/v1"): HTTP,
+             "replay:r.jsonl": REPLAY, "vllm:/m": VLLM, "embedded": EMBEDDED,
+             "embedded:smollm2-135m-instruct": EMBEDDED,
+             "transformers:/m": FOLDER, "models/student": FOLDER, "/abs/model with space": FOLDER,
+             "embedded-models/x": FOLDER}  # a folder whose name merely starts with the word
+    assert {spec: backend_of(spec) for spec in cases} == cases
+    assert folder_of("transformers:~/m") == Path("~/m").expanduser() and folder_of("http://h/v1") is None
+    assert folder_of("models/student") == Path("models/student")

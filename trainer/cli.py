@@ -23,6 +23,7 @@ from labrador.validators.tree import SelectionError, find_taxonomy, repo_root, s
 
 from .settings import GenerateSettings, SettingsError, load_settings
 from .teachers import TeacherError
+from .teachers.backends import HTTP, backend_of
 from .teachers.config import HOW_TO_CONFIGURE, TeacherSettings, build_teacher, join_endpoints, load_teacher
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -91,7 +92,7 @@ def settings_for(args: argparse.Namespace, taxonomy: Path) -> tuple[Config, Gene
         config, settings = load_config(path), load_settings(path)
         spec = None
         if args.teacher:  # several http(s) endpoints: one pooled teacher; otherwise the last flag counts
-            https = all(t.strip().startswith(("http://", "https://")) for t in args.teacher)
+            https = all(backend_of(t) is HTTP for t in args.teacher)
             spec = join_endpoints(args.teacher) if https else args.teacher[-1]
         teacher = load_teacher(path, spec=spec, max_concurrency=args.max_concurrency, model=args.model,
                                api_key_env=args.api_key_env, tokenizer=args.tokenizer, profile=args.profile,

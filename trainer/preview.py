@@ -122,6 +122,7 @@ def check_hook(args: argparse.Namespace, reports: Sequence[Any]) -> int:
     from labrador.validators.tree import repo_root
 
     from .settings import load_settings
+    from .teachers.backends import EMBEDDED, backend_of
     from .teachers.config import build_teacher, load_teacher
 
     taxonomy = args.taxonomy or (Path("taxonomy") if Path("taxonomy").is_dir() else Path("."))
@@ -135,7 +136,7 @@ def check_hook(args: argparse.Namespace, reports: Sequence[Any]) -> int:
                       else NO_TEACHER, file=out)
             return 0
         chosen = chosen.merged(spec=chosen.spec or "embedded")  # profile auto: quick for the embedded teacher
-        if chosen.label.startswith("embedded") and not _has_torch():
+        if backend_of(chosen.label) is EMBEDDED and not _has_torch():
             print(NEEDS_TRAIN, file=out)
             return 0
         from .sdg import preview_leaf  # the [sdg] extra

@@ -40,7 +40,7 @@ def run_cache(args: argparse.Namespace) -> int:
 
     from .cache import CacheError, build_cache
     from .config import check_distill
-    from .step import load_teacher
+    from .step import load_frozen_model
 
     try:
         if args.top_k < 1:
@@ -55,7 +55,7 @@ def run_cache(args: argparse.Namespace) -> int:
         prep = prepare(config)
         samples = [s for d in prep.data for s in d.train]
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        teacher = load_teacher(dc.teacher_model, device)
+        teacher = load_frozen_model(dc.teacher_model, device)
         from rich.progress import Progress
 
         with Progress(disable=args.quiet, transient=True) as bar:

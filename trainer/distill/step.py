@@ -20,7 +20,7 @@ from .config import DistillConfig
 from .losses import attention_kl, dae_targets, prediction_kl, topk_prediction_kl, total_loss
 
 
-def load_teacher(path: str, device: torch.device, *, eager: bool = False) -> Any:
+def load_frozen_model(path: str, device: torch.device, *, eager: bool = False) -> Any:
     """A frozen teacher: eval mode, no gradients, bf16 where the device computes it natively (its targets are
     soft distributions, taken in fp32 by the losses)."""
     from transformers import AutoModelForCausalLM
@@ -54,14 +54,14 @@ def make_loss_factory(dc: DistillConfig):  # -> trainer.train.loop.LossStepFacto
         teachers: dict[str, Any] = {}
         cache = None
         if dc.dae is not None:
-            teachers = {"expert": load_teacher(dc.dae.expert, device),
-                        "reference": load_teacher(dc.dae.reference, device)}
+            teachers = {"expert": load_frozen_model(dc.dae.expert, device),
+                        "reference": load_frozen_model(dc.dae.reference, device)}
         elif dc.offline:
             from .cache import TopKCache
 
             cache = TopKCache(dc.teacher_cache)
         else:
-            teachers = {"teacher": load_teacher(dc.teacher_model, device, eager=attn)}
+            teachers = {"teacher": load_frozen_model(dc.teacher_model, device, eager=attn)}
 
         def step(model: torch.nn.Module, batch: dict[str, Any]) -> StepLoss:
             out = forward(model, batch, output_attentions=attn) if attn else forward(model, batch)

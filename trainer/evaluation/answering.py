@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
+from labrador.trainer.teachers.backends import folder_of
 from labrador.trainer.teachers.base import Request, Teacher, TeacherError
 
 from .questions import EvaluationError, Question
@@ -14,18 +14,16 @@ from .questions import EvaluationError, Question
 Tick = Callable[[], None]
 
 
-FOREIGN_SPECS = ("http://", "https://", "vllm:", "embedded", "replay:")  # not a folder: its server checks it
-
-
 def check_model(spec: str, what: str = "model") -> None:
     """A folder ``spec`` is a loadable Hugging Face folder (config, model type, tokenizer, whole weights),
     checked without loading it; other specs are checked by their backend."""
     from labrador.trainer.train.config import TrainConfigError, check_model_folder
 
-    if str(spec).startswith(FOREIGN_SPECS):
+    folder = folder_of(str(spec))
+    if folder is None:  # a server, a recording, the embedded model: its backend checks it
         return
     try:
-        check_model_folder(Path(spec).expanduser(), what)
+        check_model_folder(folder, what)
     except TrainConfigError as exc:
         raise EvaluationError(str(exc)) from None
 
@@ -36,8 +34,9 @@ def open_model(spec: str, batch_size: int) -> Teacher:
     from labrador.trainer.teachers.config import TeacherSettings, build_teacher
 
     check_model(spec)
-    if not spec.startswith(FOREIGN_SPECS):
-        spec = str(Path(spec).expanduser().resolve())
+    folder = folder_of(spec)
+    if folder is not None:
+        spec = str(folder.resolve())
     try:
         return build_teacher(TeacherSettings(spec=spec, max_concurrency=batch_size))
     except (ValueError, ImportError, OSError, RecursionError, TeacherError) as exc:

@@ -53,6 +53,6 @@ def embedded_distill_teacher(config: Any) -> Any:
     """``teacher_model = "embedded"`` (the quick night's) as the embedded model's folder, pulled once."""
     if config.distill is None or config.distill.teacher_model != EMBEDDED:
         return config
-    from ..models.store import pull
+    from ..teachers.backends import embedded_folder
 
-    return replace(config, distill=replace(config.distill, teacher_model=str(pull())))
+    return replace(config, distill=replace(config.distill, teacher_model=embedded_folder()))

