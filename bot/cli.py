@@ -8,11 +8,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sqlite3
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 from labrador.validators.config import CONFIG_FILE, ConfigError
+from labrador.validators.exits import Exit, UsageError, command
 
 from .config import BotSettings, load_settings
 
@@ -51,17 +51,17 @@ def _settings(args: argparse.Namespace) -> BotSettings:
     return load_settings(path)
 
 
+@command("bot")
 def run(args: argparse.Namespace) -> int:
     if not getattr(args, "bot_command", None):
         args.bot_parser.print_help()
-        return 2
+        return Exit.USAGE
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = _settings(args)
     except ConfigError as exc:
-        print(f"labrador: error: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from None
     if getattr(args, "poll_interval", None) is not None:
         settings = replace(settings, worker_poll_s=args.poll_interval)
     logging.getLogger("labrador.bot").info("settings: %r", settings)  # secrets are masked by their repr
@@ -72,16 +72,13 @@ def run(args: argparse.Namespace) -> int:
             worker.serve(settings, args.host, args.port)
         else:
             if args.workers < 1:
-                print("labrador: error: --workers must be at least 1", file=sys.stderr)
-                return 2
+                raise UsageError("--workers must be at least 1")
             worker.run_worker(settings, workers=args.workers, worker_type=args.worker_type,
                               poll_s=settings.worker_poll_s)
     except ValueError as exc:  # a missing secret or a bad queue URL: one line, no traceback
-        print(f"labrador: error: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from None
     except sqlite3.DatabaseError as exc:  # a corrupt or foreign bot.db: name the file, say what to do
-        print(f"labrador: error: the bot's database {settings.resolved_queue_url.removeprefix('sqlite:///')} cannot "
-              f"be used ({exc}); move it aside (the bot starts a new one) or restore it from a backup",
-              file=sys.stderr)
-        return 2
-    return 0
+        raise UsageError(f"the bot's database {settings.resolved_queue_url.removeprefix('sqlite:///')} cannot "
+                         f"be used ({exc}); move it aside (the bot starts a new one) or restore it from a "
+                         "backup") from None
+    return Exit.OK

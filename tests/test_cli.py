@@ -282,3 +282,20 @@ def test_check_on_main_compares_with_origin_or_says_nothing_was_checked(repo, ca
     code = main(["check", "--no-documents", "--no-cache"])
     out = capsys.readouterr().out
     assert code == 1 and "bad_leaf" in out and "truthy" in out
+
+
+@pytest.mark.parametrize("argv, command", [
+    (["validate", "--taxonomy", "/nonexistent/taxonomy"], "validate"),
+    (["generate", "--taxonomy", "/nonexistent/taxonomy"], "generate"),
+    (["runs", "--state-dir", "{tmp}", "show", "night-0099"], "runs"),
+    (["models", "derive", "--from", "no-such-model", "--layers", "0"], "models derive"),
+    (["bot", "worker", "--config", "/nonexistent/labrador.toml"], "bot"),
+])
+def test_every_command_fails_the_same_way(tmp_path, capsys, argv, command):
+    """One error path: ``labrador COMMAND: error: …`` on one line, exit status 2, whichever package added it."""
+    from labrador.trainer.nightly.registry import Registry
+
+    Registry(tmp_path / "registry.db")  # `runs show`: a registry without that run
+    rc = main([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith(f"labrador {command}: error: "), err

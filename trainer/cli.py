@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -19,18 +18,13 @@ from rich.markup import escape
 
 from labrador.validators import Config
 from labrador.validators.config import ConfigError, find_config, load_config
+from labrador.validators.exits import SDG_MODULES, Exit, UsageError, command, require_extra
 from labrador.validators.tree import SelectionError, find_taxonomy, repo_root, select_leaves, walk
 
 from .settings import GenerateSettings, SettingsError, load_settings
 from .teachers import TeacherError
 from .teachers.backends import HTTP, backend_of
 from .teachers.config import HOW_TO_CONFIGURE, TeacherSettings, build_teacher, join_endpoints, load_teacher
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """Bad arguments or settings: one line on stderr, exit status 2."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -119,26 +113,11 @@ def _console(stderr: bool = False) -> Console:
     return console if console.is_terminal else Console(stderr=stderr, width=200)
 
 
-def guarded(command: str, body: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    """Run a command's body; a :class:`UsageError` is one line on stderr and exit status 2."""
-    try:
-        return body(args)
-    except UsageError as exc:
-        print(f"labrador {command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-
-
+@command("generate")
 def run_generate(args: argparse.Namespace) -> int:
-    return guarded("generate", _generate, args)
-
-
-def _generate(args: argparse.Namespace) -> int:
-    try:
-        from .sdg import Limits, generate, prepare_leaves, summary_table
-        from .sdg.progress import ProgressDisplay
-    except ImportError as exc:
-        raise UsageError(f"labrador generate needs the sdg extra ({exc.name} is missing): "
-                         "pip install 'labrador-lab[sdg]'") from None
+    require_extra("sdg", SDG_MODULES)
+    from .sdg import Limits, generate, prepare_leaves, summary_table
+    from .sdg.progress import ProgressDisplay
     taxonomy = taxonomy_dir(args.taxonomy)
     config, settings, teacher_settings = settings_for(args, taxonomy)
     if not teacher_settings.spec:
@@ -160,7 +139,7 @@ def _generate(args: argparse.Namespace) -> int:
         stderr.print(f"skipped {res.leaf}: {res.error}", markup=False, highlight=False)
     if not inputs:
         stderr.print("no valid leaf to generate", highlight=False)
-        return EXIT_FAILED if skipped else EXIT_USAGE
+        return Exit.FAILED if skipped else Exit.USAGE
     try:
         teacher = build_teacher(teacher_settings)
     except (ValueError, ImportError, TeacherError) as exc:  # bad spec, missing extra, server unreachable
@@ -189,4 +168,4 @@ def _generate(args: argparse.Namespace) -> int:
     for r in bad:
         stderr.print(f"{r.status} {r.leaf}: {r.error or 'teacher errors; run again to retry them'}",
                      markup=False, highlight=False)
-    return EXIT_FAILED if bad else EXIT_OK
+    return Exit.FAILED if bad else Exit.OK

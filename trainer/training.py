@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from labrador.validators.exits import CommandError, Exit, UsageError, command, require_extra
+
 if TYPE_CHECKING:  # imported when used: `labrador --help` and `labrador check` load this module to register
     from .train.config import TrainConfig
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,14 +66,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     return run_phases(config, resume=resume, progress=progress, loss_factory=factory)
 
 
+@command("train")
 def run_train(args: argparse.Namespace) -> int:
-    err = Console(stderr=True, highlight=False)
-    try:
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-    except ImportError:
-        err.print("labrador train needs the [train] extra: pip install 'labrador-lab[train]' (install torch first)")
-        return EXIT_USAGE
+    require_extra("train")
     from labrador.validators.locks import Busy
 
     from .distill.cache import CacheError
@@ -86,18 +82,17 @@ def run_train(args: argparse.Namespace) -> int:
             return dry_run(config)
         summary = train(config, resume=args.resume, progress=not args.quiet)
     except (TrainConfigError, DataError, CacheError) as exc:
-        if int(os.environ.get("RANK", "0") or 0) == 0:  # a launched run's ranks all refuse; one says why
-            err.print(f"error: {exc}", markup=False, soft_wrap=True)
-        return EXIT_USAGE
+        if int(os.environ.get("RANK", "0") or 0) != 0:  # a launched run's ranks all refuse; one says why
+            return Exit.USAGE
+        raise UsageError(str(exc)) from None
     except (TrainFailed, Busy) as exc:
-        err.print(f"error: {exc}", markup=False, soft_wrap=True)
-        return EXIT_FAILED
+        raise CommandError(str(exc)) from None
     if summary:
         out = Console(highlight=False)
         out.print(heldout_table(summary))
         out.print(f"final model: {summary['phases'][config.phases[-1].name]['final']}")
         out.print(f"metrics: {Path(config.output_dir) / 'metrics.jsonl'}  plot: {Path(config.output_dir) / 'loss.png'}")
-    return EXIT_OK
+    return Exit.OK
 
 
 def heldout_table(summary: dict) -> Table:
@@ -141,7 +136,7 @@ def dry_run(config) -> int:
                   f"{r['padding_tokens']} padding tokens")
     out.print(f"model: {config.model}: {params / 1e6:.1f} M parameters; memory on {device} (one process): "
               + ", ".join(f"{k} {v:.2f} GiB" for k, v in mem.items()))
-    return EXIT_OK
+    return Exit.OK
 
 
 def main(argv: list[str] | None = None) -> int:  # pragma: no cover - `python -m labrador.trainer.training`

@@ -15,14 +15,9 @@ from . import output
 from .cache import CheckCache, default_cache_path
 from .checks import REGISTRY
 from .config import Config, ConfigError, find_config, load_config
+from .exits import CommandError, Exit, UsageError, command, report
 from .findings import Finding, Report
 from .tree import SelectionError, check_tree, find_taxonomy, repo_root, select_leaves
-
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """Bad arguments or environment: printed as one line, exit status 2."""
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -186,16 +181,17 @@ def emit(args: argparse.Namespace, reports: list[Report], deleted: list[str], pr
         if not args.quiet:
             print(output.summary(reports, deleted, renamed, prefix),
                   file=sys.stderr if fmt == "github" else sys.stdout)
-    return EXIT_FINDINGS if any(r.errors for r in reports) else EXIT_OK
+    return Exit.FAILED if any(r.errors for r in reports) else Exit.OK
 
 
 def list_checks() -> int:
     width = max(len(i) for i in REGISTRY)
     for info in sorted(REGISTRY.values(), key=lambda i: i.id):
         print(f"{info.id:<{width}}  {info.severity:<7}  {info.description}")
-    return EXIT_OK
+    return Exit.OK
 
 
+@command("validate")
 def run_validate(args: argparse.Namespace) -> int:
     if args.list_checks:
         return list_checks()
@@ -203,6 +199,7 @@ def run_validate(args: argparse.Namespace) -> int:
     return emit(args, reports, deleted, prefix, renamed)
 
 
+@command("check")
 def run_check(args: argparse.Namespace) -> int:
     base = args.base
     if base is None and not args.all:
@@ -257,15 +254,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
-        return EXIT_USAGE
+        return Exit.USAGE
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default", FutureWarning)  # once per place, however often it is read
             warnings.showwarning = _warn
             return args.func(args)
-    except UsageError as exc:
-        print(f"labrador: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except CommandError as exc:  # a command registered without @command
+        return report(args.command, exc)
     except KeyboardInterrupt:
         return 130
 

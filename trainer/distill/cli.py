@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-EXIT_OK, EXIT_USAGE = 0, 2
+from labrador.validators.exits import Exit, UsageError, command, require_extra
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,13 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=run_cache)
 
 
+@command("distill cache")
 def run_cache(args: argparse.Namespace) -> int:
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
-    try:
-        import torch
-    except ImportError:
-        err.print("labrador distill needs the [train] extra: pip install 'labrador-lab[train]' (install torch first)")
-        return EXIT_USAGE
+    require_extra("train")
+    import torch
+
     from labrador.trainer.train.config import TrainConfigError, check_inputs, load_config
     from labrador.trainer.train.data import DataError
     from labrador.trainer.train.prepare import prepare
@@ -65,10 +63,9 @@ def run_cache(args: argparse.Namespace) -> int:
                                  max_tokens=config.max_tokens_per_batch, device=device,
                                  progress=lambda n: bar.advance(task, n))
     except (TrainConfigError, DataError, CacheError) as exc:
-        err.print(f"error: {exc}", markup=False)
-        return EXIT_USAGE
+        raise UsageError(str(exc)) from None
     k = min(args.top_k, len(prep.tokenizer))
     Console(highlight=False).print(
         f"{dc.teacher_cache}: {counts['computed']} samples computed, {counts['reused']} reused, "
         f"{counts['rows']} response positions; {6 * k} bytes per response token (k={k})")
-    return EXIT_OK
+    return Exit.OK

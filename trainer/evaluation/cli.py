@@ -9,10 +9,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..cli import UsageError, guarded  # one line on stderr, exit status 2
+from labrador.validators.exits import SDG_MODULES, Exit, UsageError, command, require_extra
 
-EXIT_OK, EXIT_REGRESSED, EXIT_USAGE = 0, 1, 2
-EXIT_UNJUDGED = 1  # like a regression: the evaluation cannot vouch for the model
 MAX_NEW_TOKENS = 32768
 
 
@@ -50,20 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_evaluate)
 
 
+@command("evaluate")
 def run_evaluate(args: argparse.Namespace) -> int:
-    return guarded("evaluate", _evaluate, args)
-
-
-def _evaluate(args: argparse.Namespace) -> int:
-    try:
-        from .output import table
-        from .questions import EvaluationError, leaf_questions
-        from .run import evaluate_branch
-        from .seen import read_seen
-        from .settings import load_evaluate
-    except ImportError as exc:
-        raise UsageError(f"labrador evaluate needs the train extra ({exc.name} is missing): "
-                         "pip install 'labrador-lab[train]'") from None
+    require_extra("sdg", SDG_MODULES)  # model folders also need [train]: their backend says so when loading
     from labrador.validators.config import ConfigError, find_config, load_config
     from labrador.validators.tree import repo_root
 
@@ -75,6 +62,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .judging import judge_prompt
     from .metrics import parse_metrics
     from .outfile import MARKER, VERSION, OutFileError, check_out, write_out
+    from .output import table
+    from .questions import EvaluationError, leaf_questions
+    from .run import evaluate_branch
+    from .seen import read_seen
+    from .settings import load_evaluate
     from .verdicts import any_regressed, unjudged
 
     # every argument is checked before anything loads: a typo costs a second, not a judge's start-up
@@ -168,9 +160,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"labrador evaluate: could not judge {len(failed)} of {len(result['leaves'])} leaves "
               f"({', '.join(failed[:5])}{', ...' if len(failed) > 5 else ''}): the judge gave no usable verdict "
               f"(judge error rate {result['judge_error_rate']:.0%}; the reasons are in the details)", file=sys.stderr)
-        return EXIT_UNJUDGED
+        return Exit.FAILED  # like a regression: the evaluation cannot vouch for the model
     worse = any(v.get("metrics_verdict") == "regressed" for v in result["leaves"].values())
-    return EXIT_REGRESSED if any_regressed(result) or worse else EXIT_OK
+    return Exit.FAILED if any_regressed(result) or worse else Exit.OK
 
 
 def _unjudged(args: argparse.Namespace, questions: list) -> tuple[dict, list]:

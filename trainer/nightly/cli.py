@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from labrador.validators.exits import CommandError, Exit, UsageError, command, require_extra
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,6 +53,7 @@ def default_state_dir(start: Path) -> Path:
     return here / ".labrador"
 
 
+@command("nightly")
 def run_nightly(args: argparse.Namespace) -> int:
     from labrador.validators.config import find_config, load_config
     from labrador.validators.settings import ConfigError
@@ -80,30 +81,20 @@ def run_nightly(args: argparse.Namespace) -> int:
         if free_gb < 2:
             raise ConfigError(f"{state}: only {free_gb:.1f} GB free; a night's data and checkpoints need more "
                               "(free some space or pass --state-dir)")
-        _torch_or_exit()
+        require_extra("train")
     except (ConfigError, ValueError) as exc:
-        err.print(f"error: {exc}", markup=False)
-        return EXIT_USAGE
+        raise UsageError(str(exc)) from None
     out = Console(highlight=False)
     night = Night(taxonomy, state, settings, teacher, checker, say=lambda text: err.print(text, markup=False),
                   evaluate=evaluate, config=path)
     try:
         record = run_night(night)
     except (NightError, RuntimeError, OSError) as exc:  # a lock held by a live night, an unreadable registry
-        err.print(f"error: {exc}", markup=False)
-        return EXIT_FAILED
+        raise CommandError(str(exc)) from None
     out.print(summary_table(record))
     if record.get("report"):
         out.print(f"report: {record['report']}")
-    return EXIT_OK if record["status"] in ("promoted", "no-changes") else EXIT_FAILED
-
-
-def _torch_or_exit() -> None:
-    import importlib.util
-
-    if not all(importlib.util.find_spec(m) for m in ("torch", "transformers", "accelerate")):
-        raise ValueError("labrador nightly trains models: install the [train] extra "
-                         "(pip install torch, then pip install 'labrador-lab[train]')")
+    return Exit.OK if record["status"] in ("promoted", "no-changes") else Exit.FAILED
 
 
 def summary_table(record: dict) -> Table:
@@ -148,6 +139,7 @@ def _n3(v: object) -> str:
     return f"{v:.3f}" if isinstance(v, int | float) else "—"
 
 
+@command("runs")
 def run_runs(args: argparse.Namespace) -> int:
     from .registry import Registry, RegistryError
 
@@ -155,26 +147,24 @@ def run_runs(args: argparse.Namespace) -> int:
     db = state / "registry.db"
     if not db.is_file():
         Console(stderr=True).print(f"no runs yet ({db} does not exist)")
-        return EXIT_OK if args.runs_command is None else EXIT_USAGE
+        return Exit.OK if args.runs_command is None else Exit.USAGE
     try:
         runs = Registry(db).runs()
     except RegistryError as exc:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(f"error: {exc}", markup=False)
-        return EXIT_FAILED
+        raise CommandError(str(exc)) from None
     if args.runs_command == "show":
         run = next((r for r in runs if r["id"] == args.id), None)
         if run is None:
-            Console(stderr=True).print(f"no run {args.id!r}; `labrador runs` lists them")
-            return EXIT_USAGE
+            raise UsageError(f"no run {args.id!r}; `labrador runs` lists them")
         if args.show_format == "json" or args.format == "json":
             print(json.dumps(run, indent=1, sort_keys=True))
         else:
             Console(highlight=False).print(summary_table(run))
-        return EXIT_OK
+        return Exit.OK
     if args.format == "json":
         json.dump(runs, sys.stdout, indent=1, sort_keys=True)
         print()
-        return EXIT_OK
+        return Exit.OK
     t = Table(title=f"nightly runs ({db})")
     for col in ("id", "status", "commit", "parent", "regenerated", "removed", "reason"):
         t.add_column(col)
@@ -183,4 +173,4 @@ def run_runs(args: argparse.Namespace) -> int:
                   str(len(r.get("leaves_regenerated", []))), str(len(r.get("leaves_removed", []))),
                   (r.get("reason") or "")[:80])
     Console().print(t)
-    return EXIT_OK
+    return Exit.OK
