@@ -40,7 +40,7 @@ def seed_samples(tok, taxonomy: Path) -> list:
 
 def corpus_heldout(tok, s, count: int = 48) -> list:
     """Passages of the corpus past what any heal of these settings reads (never trained on)."""
-    from labrador.trainer.models.heal import corpus_rows
+    from labrador.trainer.students.heal import corpus_rows
     from labrador.trainer.train.data import encode
 
     rows = corpus_rows(s.passage_words, 10**6)
@@ -69,9 +69,9 @@ def main() -> None:
     a = p.parse_args()
     from transformers import AutoTokenizer
 
-    from labrador.trainer.models.derive import derive_student, parse_layers
-    from labrador.trainer.models.heal import HealSettings, heal_student
     from labrador.trainer.models.store import pull
+    from labrador.trainer.students.derive import derive_student, parse_layers
+    from labrador.trainer.students.heal import HealSettings, heal_student
 
     s = HealSettings()
     s = replace(s, **{k: v for k, v in (("steps", a.steps), ("lr", a.lr)) if v})

@@ -235,13 +235,13 @@ def make_taxonomy(dest: Path, variants: int) -> list[str]:
 
 def run_ours(url: str, taxonomy: Path, out: Path, slots: int) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
-    from labrador.trainer.cli import select
     from labrador.trainer.mixing import load_recipe, write_mix
     from labrador.trainer.sdg import generate, prepare_leaves
     from labrador.trainer.teachers.config import TeacherSettings, build_teacher
     from labrador.validators import Config
+    from labrador.validators.tree import leaves_from_args
 
-    inputs, skipped = prepare_leaves(taxonomy, Config(), select(taxonomy, []))
+    inputs, skipped = prepare_leaves(taxonomy, Config(), leaves_from_args(taxonomy, []))
     assert not skipped, skipped
     teacher = build_teacher(TeacherSettings(spec=url, model="bench-model", max_concurrency=slots))
     start = time.perf_counter()

@@ -9,8 +9,8 @@ from typing import Any
 
 from openai_server import FakeOpenAIServer
 
-from labrador.trainer.sdg.prompting import prompt_classifier
 from labrador.trainer.teachers import Request
+from labrador.trainer.teachers.replay import prompt_classifier
 
 
 class ScriptedServer(FakeOpenAIServer):

@@ -199,3 +199,34 @@ def test_a_teacher_specs_prefix_is_read_in_one_place():
                 if consts & prefixes:
                     found.append(f"{module}:{node.lineno}")
     assert found == []
+
+
+# Inside trainer/, the floors of the pipeline: a sub-package (or top-level module) imports only floors below it.
+SUBLAYERS = {
+    "validators": 0,
+    "trainer": 1, "trainer.devices": 1, "trainer.jsonl": 1, "trainer.markdown": 1, "trainer.settings": 1,
+    "trainer.models": 2,  # the registry's models: catalogue and store (the embedded teacher is one)
+    "trainer.teachers": 3,
+    "trainer.sdg": 4,
+    "trainer.mixing": 5, "trainer.train": 5, "trainer.preview": 5,
+    "trainer.distill": 6, "trainer.cli": 6,
+    "trainer.training": 7,
+    "trainer.students": 8,  # derive and heal: they train
+    "trainer.evaluation": 9,
+    "trainer.nightly": 10,
+    "bot": 11,
+}
+
+
+def _floor(module: str) -> str:
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "trainer" and len(parts) >= 2 else parts[0]
+
+
+def test_every_trainer_sub_package_imports_only_floors_below_it():
+    graph = import_graph()
+    floors = {_floor(m) for m in graph}
+    assert floors <= set(SUBLAYERS), f"give {sorted(floors - set(SUBLAYERS))} a floor in SUBLAYERS"
+    upward = sorted(f"{m} imports {t}" for m, targets in graph.items() for t in targets
+                    if _floor(m) != _floor(t) and SUBLAYERS[_floor(t)] >= SUBLAYERS[_floor(m)])
+    assert upward == []

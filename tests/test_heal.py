@@ -20,7 +20,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("accelerate")
 from tinymodel import build_tiny_model  # noqa: E402
 
-from labrador.trainer.models.heal import HealSettings, corpus_rows, heal_student, healed_folder  # noqa: E402
+from labrador.trainer.students.heal import HealSettings, corpus_rows, heal_student, healed_folder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = HealSettings(steps=24, lr=3.0e-3, effective_batch=8, passage_words=24, save_every_steps=4,
@@ -67,7 +67,7 @@ def parent(tmp_path_factory) -> Path:
 
 
 def test_healing_brings_the_cut_close_to_its_parent_and_is_cached(parent, tmp_path):
-    from labrador.trainer.models.derive import derive_student
+    from labrador.trainer.students.derive import derive_student
 
     held = corpus_rows(SETTINGS.passage_words, 10**6)[-40:]  # never in the heal's corpus
     cut = derive_student(parent, LAYERS, tmp_path / "cut")
@@ -90,7 +90,7 @@ def test_healing_brings_the_cut_close_to_its_parent_and_is_cached(parent, tmp_pa
 def test_a_killed_heal_resumes_to_the_same_weights(parent, tmp_path):
     clean = heal_student(parent, LAYERS, SETTINGS, root=tmp_path / "a", progress=False)
     final, _, _ = healed_folder(parent, LAYERS, SETTINGS, tmp_path / "b")
-    code = (f"from pathlib import Path\nfrom labrador.trainer.models.heal import HealSettings, heal_student\n"
+    code = (f"from pathlib import Path\nfrom labrador.trainer.students.heal import HealSettings, heal_student\n"
             f"heal_student(Path({str(parent)!r}), {LAYERS}, HealSettings(**{SETTINGS.__dict__!r}), "
             f"root=Path({str(tmp_path / 'b')!r}), progress=False)\n")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -127,7 +127,7 @@ def test_derive_heal_on_the_command_line(parent, tmp_path):
 def test_the_parents_own_sampled_replies_are_seeded_and_change_the_cache_key(parent, tmp_path):
     """The chat part of the corpus: one reply of the parent per fixed prompt, the same for the same seed, and
     a heal with such replies is cached apart from one without."""
-    from labrador.trainer.models.chat_corpus import chat_prompts, sample_replies
+    from labrador.trainer.students.chat_corpus import chat_prompts, sample_replies
 
     prompts = chat_prompts(6)
     assert len(set(prompts)) == 6 and prompts == chat_prompts(6)
@@ -154,7 +154,7 @@ def test_the_cache_keys_the_parent_by_its_weights_and_never_serves_damaged_weigh
 
     from safetensors.torch import save_file
 
-    from labrador.trainer.models.heal import is_healed
+    from labrador.trainer.students.heal import is_healed
 
     mine = tmp_path / "parent"
     shutil.copytree(parent, mine)

@@ -129,7 +129,7 @@ def test_derived_student_keeps_the_chosen_layers_and_the_tokenizer(tmp_path):
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from labrador.trainer.models.derive import derive_student, parse_layers
+    from labrador.trainer.students.derive import derive_student, parse_layers
 
     teacher = build_tiny_model(tmp_path / "teacher", layers=4, tie=True)
     assert parse_layers("0,3", 4) == [0, 3] and parse_layers("0-2", 4) == [0, 1, 2]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -19,7 +18,7 @@ from rich.markup import escape
 from labrador.validators import Config
 from labrador.validators.config import ConfigError, find_config, load_config
 from labrador.validators.exits import SDG_MODULES, Exit, UsageError, command, require_extra
-from labrador.validators.tree import SelectionError, find_taxonomy, repo_root, select_leaves, walk
+from labrador.validators.tree import leaves_from_args, repo_root, taxonomy_from_arg
 
 from .settings import GenerateSettings, SettingsError, load_settings
 from .teachers import TeacherError
@@ -67,14 +66,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_generate)
 
 
-def taxonomy_dir(path: Path | None) -> Path:
-    if path is not None:
-        if not path.is_dir():
-            raise UsageError(f"taxonomy folder {path} does not exist; pass --taxonomy DIR")
-        return path
-    return find_taxonomy(Path("."))
-
-
 def settings_for(args: argparse.Namespace, taxonomy: Path) -> tuple[Config, GenerateSettings, TeacherSettings]:
     """Checker config, generator settings and teacher settings (file < environment < flags)."""
     path = args.config if args.config is not None else find_config(taxonomy)
@@ -97,16 +88,6 @@ def settings_for(args: argparse.Namespace, taxonomy: Path) -> tuple[Config, Gene
     return config, settings, teacher
 
 
-def select(taxonomy: Path, wanted: Sequence[Path]) -> list[str]:
-    """Leaf folders (taxonomy-relative) named by ``wanted`` (every leaf when empty): the checker's own rule."""
-    if not wanted:
-        return [leaf.rel for leaf in walk(taxonomy)[0]]
-    try:
-        return select_leaves(taxonomy, wanted)
-    except SelectionError as exc:
-        raise UsageError(str(exc)) from None
-
-
 def _console(stderr: bool = False) -> Console:
     """A console that does not fold tables to 80 columns in logs (CI, files, pipes)."""
     console = Console(stderr=stderr)
@@ -118,7 +99,7 @@ def run_generate(args: argparse.Namespace) -> int:
     require_extra("sdg", SDG_MODULES)
     from .sdg import Limits, generate, prepare_leaves, summary_table
     from .sdg.progress import ProgressDisplay
-    taxonomy = taxonomy_dir(args.taxonomy)
+    taxonomy = taxonomy_from_arg(args.taxonomy)
     config, settings, teacher_settings = settings_for(args, taxonomy)
     if not teacher_settings.spec:
         raise UsageError(HOW_TO_CONFIGURE + ", or pass --teacher SPEC")
@@ -133,7 +114,7 @@ def run_generate(args: argparse.Namespace) -> int:
     except RecipeError as exc:
         raise UsageError(str(exc)) from None
     out = Path(settings.out)
-    inputs, skipped = prepare_leaves(taxonomy, config, select(taxonomy, args.leaves))
+    inputs, skipped = prepare_leaves(taxonomy, config, leaves_from_args(taxonomy, args.leaves))
     stdout, stderr = _console(), _console(stderr=True)
     for res in skipped:
         stderr.print(f"skipped {res.leaf}: {res.error}", markup=False, highlight=False)

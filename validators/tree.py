@@ -7,7 +7,7 @@ documents in ``documents``). Symbolic links are reported, never followed.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,3 +175,26 @@ def _relative(target: Path, here: Path, start: Path) -> Path:
     """``target`` written relative to ``start`` (``..`` steps), so printed paths stay short."""
     steps = len(here.parts) - len(target.parts)
     return start.joinpath(*([".."] * steps)) if steps > 0 and target in here.parents else target
+
+
+def taxonomy_from_arg(path: Path | None) -> Path:
+    """``--taxonomy DIR`` as commands read it: that folder (which must exist), else the one found from here."""
+    from .exits import UsageError
+
+    if path is not None:
+        if not path.is_dir():
+            raise UsageError(f"taxonomy folder {path} does not exist; pass --taxonomy DIR")
+        return path
+    return find_taxonomy(Path("."))
+
+
+def leaves_from_args(taxonomy: Path, wanted: Sequence[Path]) -> list[str]:
+    """Leaf folders (taxonomy-relative) named by a command's arguments (every leaf when none): the checker's rule."""
+    from .exits import UsageError
+
+    if not wanted:
+        return [leaf.rel for leaf in walk(taxonomy)[0]]
+    try:
+        return select_leaves(taxonomy, wanted)
+    except SelectionError as exc:
+        raise UsageError(str(exc)) from None

@@ -52,9 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     require_extra("sdg", SDG_MODULES)  # model folders also need [train]: their backend says so when loading
     from labrador.validators.config import ConfigError, find_config, load_config
-    from labrador.validators.tree import repo_root
+    from labrador.validators.tree import leaves_from_args, repo_root, taxonomy_from_arg
 
-    from ..cli import select, taxonomy_dir
     from ..sdg.prompting import PromptError
     from ..teachers import TeacherError
     from ..teachers.config import HOW_TO_CONFIGURE, build_teacher, load_teacher
@@ -88,7 +87,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             check_out(args.out)
         except OutFileError as exc:
             raise UsageError(str(exc)) from None
-    taxonomy = taxonomy_dir(args.taxonomy)
+    taxonomy = taxonomy_from_arg(args.taxonomy)
     path = args.config if args.config is not None else find_config(taxonomy)
     if args.config is not None and not args.config.is_file():
         raise UsageError(f"config file {args.config} does not exist")
@@ -104,7 +103,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     judged = "judge" in names
     if judged and not judge_settings.spec:
         raise UsageError(HOW_TO_CONFIGURE + ", or pass --judge SPEC")
-    leaves = select(taxonomy, args.leaves)
+    leaves = leaves_from_args(taxonomy, args.leaves)
     if args.heldout and settings.holdout_seeds < 1:
         raise UsageError("--heldout needs [evaluate] holdout_seeds of 1 or more")
     try:

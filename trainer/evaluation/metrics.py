@@ -24,7 +24,7 @@ from labrador.validators.holdout import HeldOut
 
 METRICS = ("ref_nll", "rouge_l", "judge")
 LOWER_IS_BETTER = {"ref_nll": True, "rouge_l": False, "judge": False}
-DRIFT_PROMPTS = 12  # fixed everyday prompts (trainer.models.chat_corpus), the base model's own greedy replies
+DRIFT_PROMPTS = 12  # fixed everyday prompts (trainer.students.chat_corpus), the base model's own greedy replies
 DRIFT_TOKENS = 96
 
 
@@ -133,8 +133,8 @@ def drift_rows(base: str | Path, cache: Path | None = None,
                say: Callable[[str], None] = lambda text: None) -> list[list[dict[str, str]]]:
     """The base model's own greedy replies to :data:`DRIFT_PROMPTS` fixed everyday prompts, as chats; cached in
     ``cache`` (a JSON file, keyed by the base model's weights) so every night of a lineage measures the same."""
-    from labrador.trainer.models.chat_corpus import chat_prompts
     from labrador.trainer.models.store import weights_digest
+    from labrador.trainer.students.chat_corpus import chat_prompts
     from labrador.validators.atomic import atomic_write_json
 
     key = weights_digest(Path(base))

@@ -29,11 +29,11 @@ def base_model(night: Any) -> str:
             raise NightError(f"base_model {spec} is not a Hugging Face model folder")
         return spec
     _, name, layers = spec.split(":", 2)
-    from ..models.derive import derive_student, layers_of
     from ..models.store import pull
+    from ..students.derive import derive_student, layers_of
 
     if night.settings.heal_steps:  # cached in the models cache: every state folder shares one heal
-        from ..models.heal import HealSettings, heal_student
+        from ..students.heal import HealSettings, heal_student
 
         source = pull(name)
         picked = layers_of(source, layers)

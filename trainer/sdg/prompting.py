@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -287,17 +287,3 @@ def build_request(prompt: Prompt, variables: Mapping[str, Any], *, seed: int | N
                    schema=prompt.request_schema(variables) if structured else "")
 
 
-def prompt_classifier(override_dir: Path | None = None) -> Callable[[Request], str | None]:
-    """Map a request back to the prompt that made it (by its system text): for replay teachers and logs."""
-    names = sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
-    if override_dir is not None and override_dir.is_dir():
-        names = sorted(set(names) | {p.stem for p in override_dir.glob("*.yaml") if _NAME.fullmatch(p.stem)})
-    by_system: dict[str, str] = {}
-    for name in names:
-        by_system.setdefault(load_prompt(name, override_dir).system, name)
-
-    def classify(request: Request) -> str | None:
-        system = next((c for role, c in request.messages if role == "system"), "")
-        return by_system.get(system.strip())
-
-    return classify

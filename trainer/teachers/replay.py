@@ -21,6 +21,32 @@ from typing import Any
 from labrador.trainer.teachers.base import Request, TeacherError
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
+# the generator's prompt files: read here as data (their system texts), never imported
+BUILTIN_PROMPTS = Path(__file__).resolve().parent.parent / "sdg" / "prompts"
+
+
+def prompt_classifier(override_dir: Path | None = None) -> Callable[[Request], str | None]:
+    """Map a request back to the prompt file that made it, by its system text (an override file of the same name
+    wins over the built-in one): how a recording's rules, keyed by prompt name, find their request."""
+    import yaml
+
+    files = {f.stem: f for f in sorted(BUILTIN_PROMPTS.glob("*.yaml"))}
+    if override_dir is not None and Path(override_dir).is_dir():
+        files.update({f.stem: f for f in sorted(Path(override_dir).glob("*.yaml"))})
+    by_system: dict[str, str] = {}
+    for name, file in sorted(files.items()):
+        try:
+            data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue  # the generator reports a broken prompt file; here it only cannot be matched
+        if isinstance(data, dict) and str(data.get("system") or "").strip():
+            by_system.setdefault(str(data["system"]).strip(), name)
+
+    def classify(request: Request) -> str | None:
+        system = next((c for role, c in request.messages if role == "system"), "")
+        return by_system.get(system.strip())
+
+    return classify
 
 
 def load_recording(path: Path) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
@@ -58,9 +84,7 @@ class ReplayTeacher:
         self.records = dict(records or {})
         self.rules = {k: list(v) for k, v in (rules or {}).items()}
         if classify is None:
-            from labrador.trainer.sdg.prompting import prompt_classifier  # which of our prompts a request renders
-
-            classify = prompt_classifier()
+            classify = prompt_classifier()  # which of the generator's prompts a request renders
         self.classify = classify
         self.fail_after, self.fail_with, self.fail_on = fail_after, fail_with, tuple(fail_on)
         self.shuffle = shuffle

@@ -65,7 +65,7 @@ class DAEConfig:
     __pydantic_config__: ClassVar = FORBID_EXTRA
     expert: Name
     reference: Name
-    domain: Texts = ()  # globs on the sample's `leaf` (the recipes' dialect: mixing.recipe.glob_match)
+    domain: Texts = ()  # globs on the sample's `leaf` (the recipes' dialect: validators.leafglob)
     domain_field: Text = ""  # or: a sample field whose truthy value ("true", "1", "yes") marks a domain sample
 
     def __post_init__(self) -> None:
@@ -74,7 +74,7 @@ class DAEConfig:
                           "or `domain_field`")
 
     def is_domain(self, meta: dict[str, str]) -> bool:
-        from labrador.trainer.mixing.recipe import selects
+        from labrador.validators.leafglob import selects
 
         if self.domain_field:
             return str(meta.get(self.domain_field, "")).lower() in ("1", "true", "yes")

@@ -43,7 +43,7 @@ def layers_of(source: Path, text: str) -> list[int]:
 def check_out(source: Path, out: Path) -> None:
     """Refuse an ``out`` that would destroy something we did not write: the source model itself (or a folder
     inside or above it), or a non-empty folder without our marker (``labrador-model.json``)."""
-    from .store import MARKER
+    from ..models.store import MARKER
 
     src, dst = Path(source).resolve(), Path(out).resolve()
     if dst == src or src in dst.parents or dst in src.parents:
@@ -71,8 +71,8 @@ def derive_student(source: Path, layers: list[int], out: Path) -> Path:
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    from ..models.store import MARKER
     from ..train.export import fit_weights
-    from .store import MARKER
 
     source, out = Path(source), Path(out)
     check_out(source, out)

@@ -10,8 +10,8 @@ from rich.table import Table
 
 from labrador.validators.exits import CommandError, Exit, UsageError, command
 
-from .catalogue import CATALOGUE, DEFAULT, UnknownModel
-from .store import PullError, is_complete, models_root
+from ..models.catalogue import CATALOGUE, DEFAULT, UnknownModel
+from ..models.store import PullError, is_complete, models_root
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "shipped with Python); cached in the models cache under healed/, a second call is a no-op, a "
                    "killed heal resumes")
     d.add_argument("--heal-steps", type=int, metavar="N", help="healing optimizer steps (default: "
-                   "HealSettings.steps in trainer/models/heal.py)")
+                   "HealSettings.steps in trainer/students/heal.py)")
     d.set_defaults(func=run_derive)
 
 
@@ -56,7 +56,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 @command("models pull")
 def run_pull(args: argparse.Namespace) -> int:
-    from .store import pull
+    from ..models.store import pull
 
     try:
         with Console(stderr=True).status("pulling") as status:
@@ -71,8 +71,8 @@ def run_pull(args: argparse.Namespace) -> int:
 
 @command("models derive")
 def run_derive(args: argparse.Namespace) -> int:
+    from ..models.store import pull
     from .derive import check_out, derive_student, layers_of
-    from .store import pull
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     if args.out is None and not args.heal:

@@ -30,7 +30,7 @@ from typing import Any
 from labrador.validators.atomic import atomic_write_jsonl, publish_dir
 from labrador.validators.locks import file_lock
 
-from .store import MARKER, models_root, weights_digest
+from ..models.store import MARKER, models_root, weights_digest
 
 CORPUS = "pydoc-topics"
 VERSION = 1  # of the healing recipe below: bumped when a change to it would give another student
