@@ -23,6 +23,7 @@ LOADERS = {
 KEYS = {"check": ("max_depth", "allowed_hosts"), "generate": ("preview_samples", "out"),
         "teacher": ("max_concurrency", "spec"),
         "bot": ("retries", "work_dir")}
+FLOOR = {"teacher": "at least 1"}  # max_concurrency: no request in flight would hang the run
 
 
 @pytest.mark.parametrize("section", sorted(LOADERS))
@@ -33,7 +34,7 @@ def test_unknown_keys_and_wrong_types_read_the_same_in_every_section(tmp_path: P
         (f"{number}x = 1", f"[{section}] {number}x: unknown key; did you mean '{number}'?"),
         (f"{number} = true", f"[{section}] {number}: must be a whole number, got True"),
         (f'{number} = "3"', f"[{section}] {number}: must be a whole number, got '3'"),
-        (f"{number} = -1", f"[{section}] {number}: must be 0 or more, got -1"),
+        (f"{number} = -1", f"[{section}] {number}: must be {FLOOR.get(section, '0 or more')}, got -1"),
         (f"{text} = true", f"[{section}] {text}: must be"),
     ]
     for line, message in cases:

@@ -54,8 +54,8 @@ def test_the_bot_gets_the_whole_teacher_section(tmp_path):
 @pytest.mark.parametrize("text, words", [
     ('[teacher]\nspecs = "x"\n', ["[teacher] specs: unknown key; did you mean 'spec'?"]),
     ("[teacher]\nmax_concurrency = 0\n", ["max_concurrency", "at least 1"]),
-    ('[teacher]\nprofile = "fast"\n', ["profile", "auto, full, quick", "'fast'"]),
-    ('[teacher]\njudges = "maybe"\n', ["judges", "auto, on, off", "'maybe'"]),
+    ('[teacher]\nprofile = "fast"\n', ["profile", "'auto', 'full' or 'quick'", "'fast'"]),
+    ('[teacher]\njudges = "maybe"\n', ["judges", "'auto', 'on' or 'off'", "'maybe'"]),
     ('[teacher]\nmax_concurrency = "8"\n', ["max_concurrency: must be a whole number, got '8'"]),
 ])
 def test_bad_teacher_settings_name_the_file_and_the_key(tmp_path, text, words):

@@ -84,10 +84,12 @@ def _declared(cls: type) -> dict[str, Any]:
 
     from . import typed
 
-    wanted = [n for n, text in getattr(cls, "__annotations__", {}).items() if text in typed.__all__]
+    wanted = [n for n, text in getattr(cls, "__annotations__", {}).items()
+              if text in typed.__all__ or str(text).startswith("Literal[")]  # a choice: Literal["a", "b"]
     if not wanted:
         return {}
-    hints = typing.get_type_hints(cls, globalns={**vars(typed), **vars(sys.modules[cls.__module__])},
+    hints = typing.get_type_hints(cls, globalns={**vars(typed), "Literal": typing.Literal,
+                                                 **vars(sys.modules[cls.__module__])},
                                   include_extras=True)
     return {name: hints[name] for name in wanted}
 

@@ -22,9 +22,9 @@ from pydantic import BeforeValidator, ConfigDict, Field, Strict, TypeAdapter, Va
 
 from .errors import ConfigError
 
-__all__ = ["FORBID_EXTRA", "ConfigError", "Concurrency", "Count", "Epochs", "Few", "Flag", "Fraction", "IdText",
-           "Invalid", "Name", "Number", "Positive", "Retries", "Seconds", "Steps", "Text", "Texts", "Tokens",
-           "describe", "first_error", "validate"]
+__all__ = ["FORBID_EXTRA", "ConfigError", "Concurrency", "Count", "Deadline", "Epochs", "Few", "Flag", "Fraction",
+           "IdText", "InFlight", "Invalid", "Name", "Number", "Positive", "Retries", "Seconds", "Steps", "Text",
+           "Texts", "Tokens", "describe", "first_error", "validate"]
 
 FORBID_EXTRA: ClassVar = ConfigDict(extra="forbid")  # a dataclass's ``__pydantic_config__``
 
@@ -56,6 +56,8 @@ Texts = tuple[Text, ...]  # a list of strings
 Retries = Annotated[int, Strict(), Field(ge=0, le=100)]  # tries again after a failure
 Seconds = Annotated[float, Strict(), Field(ge=0, le=2_592_000, allow_inf_nan=False)]  # a wait or deadline, <= 30 days
 Concurrency = Annotated[int, Strict(), Field(ge=0, le=100_000)]  # requests in flight, batch sizes
+InFlight = Annotated[int, Strict(), Field(ge=1, le=100_000)]  # requests in flight where none would hang the run
+Deadline = Annotated[float, Strict(), Field(gt=0, le=2_592_000, allow_inf_nan=False)]  # a timeout: never 0
 Tokens = Annotated[int, Strict(), Field(ge=1, le=1_048_576)]  # a length in tokens (a million at most)
 Epochs = Annotated[int, Strict(), Field(ge=1, le=10_000)]  # passes over a data set
 Steps = Annotated[int, Strict(), Field(ge=0, le=100_000_000)]  # optimizer steps

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from labrador.validators.settings import ConfigError, read_toml, section_values
 
@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # the bounded types of these keys (read by validators.setting
 class NightlySettings:
     base_model: str = ""  # HF folder the first night starts from (--quick: a student derived from the embedded model)
     heal_steps: Steps = 0  # a derive: base model is first healed by distilling its parent this many steps (0: not)
-    start_from: str = "promoted"  # promoted: on top of the last promoted model; base: always from base_model
+    start_from: Literal["promoted", "base"] = "promoted"  # on top of the last promoted model, or always from the base
     seed: int = 0  # generation and mixing seed (training has its own: [nightly.train] seed)
     recipe: str = ""  # a mixing recipe with one phase (default: trainer/recipes/nightly.yaml; --quick: nightly_quick)
     gate_max_forgetting: float = 0.25  # an earlier night's held-out loss may rise at most this much (nats/token)
@@ -122,8 +122,6 @@ def load_nightly(path: Path | None, quick: bool = False) -> NightlySettings:
                        branch_eval=False, gate_judged=False, eval_earlier_leaves=QUICK_EARLIER_LEAVES,
                        recipe=str(QUICK_RECIPE))
     settings = replace(base, **values, train=train)
-    if settings.start_from not in ("promoted", "base"):
-        raise ConfigError(f"{where} start_from: must be promoted or base, got {settings.start_from!r}")
     negative = [k for k in ("eval_earlier_leaves", "max_leaf_regression", "heal_steps") if getattr(settings, k) < 0]
     if negative:
         key = negative[0]

@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from labrador.validators.settings import ConfigError, read_toml, section_values
 
@@ -24,15 +24,12 @@ from .base import Teacher
 
 SECTION = "teacher"
 TEACHER_ENV = "LABRADOR_TEACHER"
-PROFILES = ("auto", "full", "quick")
-STRUCTURED = ("auto", "off")
-JUDGES = ("auto", "on", "off")
 HOW_TO_CONFIGURE = (
     f"no teacher configured: set `spec = \"http://HOST:PORT/v1\"` (or \"embedded\") under [{SECTION}] in "
     f"labrador.toml, or the environment variable {TEACHER_ENV}"
 )
 if TYPE_CHECKING:  # the bounded types of these keys (read by validators.settings)
-    from labrador.validators.typed import Concurrency, Seconds
+    from labrador.validators.typed import Concurrency, Deadline, InFlight, Seconds
 
 
 class TeacherConfigError(ConfigError, ValueError):
@@ -49,13 +46,13 @@ class TeacherSettings:
     model: str | None = None  # model id on the server (HTTP teacher); default: discovered
     api_key_env: str | None = None  # NAME of the variable holding the key (HTTP teacher)
     tokenizer: str | None = None  # tokenizer.json / model folder for exact chunk sizes (HTTP teacher)
-    max_concurrency: Concurrency = 8  # requests in flight to the teacher, across all leaves (local: the batch size)
-    profile: str = "auto"  # generation profile: full, quick (CPU-sized teachers), auto (quick for embedded)
-    structured: str = "auto"  # auto: requests carry their reply schema where the prompt has one; off: never
-    judges: str = "auto"  # judge steps: on, off, auto (the profile's choice: off under quick, on under full)
+    max_concurrency: InFlight = 8  # requests in flight to the teacher, across all leaves (local: the batch size)
+    profile: Literal["auto", "full", "quick"] = "auto"  # full, quick (CPU-sized teachers), auto (quick for embedded)
+    structured: Literal["auto", "off"] = "auto"  # auto: requests carry their reply schema where the prompt has one
+    judges: Literal["auto", "on", "off"] = "auto"  # auto: the profile's choice (off under quick, on under full)
     endpoint_concurrency: Concurrency = 0  # several endpoints: requests in flight to each (0: max_concurrency)
     endpoint_backoff_s: Seconds = 30.0  # several endpoints: how long one that keeps failing is left out
-    request_timeout_s: Seconds = 120.0  # HTTP: the most one attempt may take, every byte of the answer included
+    request_timeout_s: Deadline = 120.0  # HTTP: the most one attempt may take, every byte of the answer included
 
     @property
     def profile_name(self) -> str:
@@ -105,20 +102,7 @@ def load_teacher(path: Path | None, env: Mapping[str, str] | None = None, **flag
             values["spec"] = str((Path(path).parent / folder).resolve())  # a model folder beside the file
     if env.get(TEACHER_ENV, "").strip():
         values["spec"] = env[TEACHER_ENV].strip()
-    settings = TeacherSettings(**values).merged(**flags)
-    where = f"{path or 'labrador.toml'}: [{SECTION}]"
-    if settings.max_concurrency < 1:
-        raise TeacherConfigError(f"{where} max_concurrency: must be at least 1, got {settings.max_concurrency}")
-    if settings.request_timeout_s <= 0:
-        raise TeacherConfigError(f"{where} request_timeout_s: must be above 0, got {settings.request_timeout_s}")
-    if settings.structured not in STRUCTURED:
-        raise TeacherConfigError(f"{where} structured: must be one of {', '.join(STRUCTURED)}, got "
-                                 f"{settings.structured!r}")
-    if settings.judges not in JUDGES:
-        raise TeacherConfigError(f"{where} judges: must be one of {', '.join(JUDGES)}, got {settings.judges!r}")
-    if settings.profile not in PROFILES:
-        raise TeacherConfigError(f"{where} profile: must be one of {', '.join(PROFILES)}, got {settings.profile!r}")
-    return settings
+    return TeacherSettings(**values).merged(**flags)  # the file's values are typed (above); flags by argparse
 
 
 def join_endpoints(urls: Any, where: str = "--teacher") -> str | tuple[str, ...]:
