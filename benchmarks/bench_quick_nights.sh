@@ -11,7 +11,10 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${1:-$(mktemp -d)}
 LAB="$ROOT/.venv/bin/labrador"
 PY="$ROOT/.venv/bin/python"
-rm -rf "$WORK/repo" && git clone -q "$ROOT" "$WORK/repo" && cd "$WORK/repo"
+if [ "${FROM_NIGHT:-1}" = 1 ]; then  # FROM_NIGHT=2 reuses WORKDIR's night 1 and runs night 2 only
+  rm -rf "$WORK/repo" && git clone -q "$ROOT" "$WORK/repo"
+fi
+cd "$WORK/repo"
 git config user.email bench@example.com && git config user.name bench
 
 night() {
@@ -20,19 +23,21 @@ night() {
   "$LAB" nightly --quick >"$WORK/night-$1.log" 2>&1 || true  # a refused night still counts its time
   end=$(date +%s)
   echo "night $1: $((end - start)) s wall ($(tail -n 1 "$WORK/night-$1.log" | cut -c1-100))"
-  "$PY" - "$1" <<'EOF'
+  "$LAB" runs --format json >"$WORK/runs-$1.json"
+  "$PY" - "$WORK/runs-$1.json" "$start" <<'EOF'
 import json, sys
 from pathlib import Path
-run = sorted(Path(".labrador/runs").glob("night-*"))[-1]
-record = json.loads((run / "run.json").read_text())
-steps = record.get("timings") or record.get("steps") or {}
-print("  status:", record.get("status"), "| steps (s):", json.dumps(steps, default=str)[:400])
+record = json.load(open(sys.argv[1]))[0]  # newest first
+start = int(sys.argv[2])
+steps = sorted(Path(".labrador/runs", record["id"], "steps").glob("*.json"), key=lambda p: p.stat().st_mtime)
+print("  status:", record["status"], "| steps done at (s):",
+      ", ".join(f"{p.stem} {p.stat().st_mtime - start:.0f}" for p in steps))
 print("  samples:", json.dumps(record.get("samples", {}).get("night", {})))
-print("  held-out:", json.dumps(record.get("metrics", {}).get("heldout_summary") or record.get("heldout", {}).get("summary"), default=str)[:400])
+print("  why:", record.get("reason"))
 EOF
 }
 
-night 1
+if [ "${FROM_NIGHT:-1}" = 1 ]; then night 1; fi
 # night 2: two leaves change (a word in one seed answer each), merged as a contributor's pull request would be
 "$PY" - <<'EOF'
 from pathlib import Path

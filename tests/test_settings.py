@@ -23,7 +23,7 @@ LOADERS = {
 KEYS = {"check": ("max_depth", "allowed_hosts"), "generate": ("preview_samples", "out"),
         "teacher": ("max_concurrency", "spec"),
         "bot": ("retries", "work_dir")}
-FLOOR = {"teacher": "at least 1"}  # max_concurrency: no request in flight would hang the run
+FLOOR = {"teacher": "at least 1", "check": "at least 1"}  # a limit of 0 (or no request in flight) cannot work
 
 
 @pytest.mark.parametrize("section", sorted(LOADERS))

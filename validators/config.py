@@ -7,11 +7,14 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .settings import OWN_SECTIONS, ConfigError, check_sections, section_values
+from .settings import OWN_SECTIONS, ConfigError, check_sections, section_values  # noqa: F401 - ConfigError: re-exported for callers
 
 CONFIG_FILE = "labrador.toml"
+
+if TYPE_CHECKING:  # the bounded types of these keys (read by validators.settings)
+    from .typed import Positive
 
 DEFAULT_LICENSES = (
     "CC0-1.0",
@@ -26,17 +29,17 @@ DEFAULT_LICENSES = (
 @dataclass(frozen=True)
 class Config:
     # word limits documented (but never enforced) upstream
-    max_context_words: int = 500
-    max_qna_words: int = 250
-    max_skill_words: int = 2300
+    max_context_words: Positive = 500
+    max_qna_words: Positive = 250
+    max_skill_words: Positive = 2300
     # the same limits in characters: a text without spaces is one "word" (a 220 KB seed passed the word limits)
-    max_context_chars: int = 5000
-    max_qna_chars: int = 2500
-    max_skill_chars: int = 23000
+    max_context_chars: Positive = 5000
+    max_qna_chars: Positive = 2500
+    max_skill_chars: Positive = 23000
     # input bounds: hostile files get a finding, not a hang
-    max_file_bytes: int = 256 * 1024
-    max_depth: int = 64
-    max_nodes: int = 100_000
+    max_file_bytes: Positive = 256 * 1024
+    max_depth: Positive = 64
+    max_nodes: Positive = 100_000
     licenses: tuple[str, ...] = DEFAULT_LICENSES
     # documents
     allowed_hosts: tuple[str, ...] = ("github.com", "gitlab.com", "huggingface.co")
@@ -78,9 +81,6 @@ def load_config(path: Path | None) -> Config:
     values: dict[str, Any] = {}
     for section in OWN_SECTIONS:
         values.update(section_values(path, section, Config(), paths=("cache_dir",)))
-    for key, value in values.items():
-        if isinstance(value, int) and not isinstance(value, bool) and value <= 0:
-            raise ConfigError(f"{path}: {key} is a limit and must be more than 0, got {value}")
     return replace(Config(), **values)
 
 

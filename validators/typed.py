@@ -23,8 +23,8 @@ from pydantic import BeforeValidator, ConfigDict, Field, Strict, TypeAdapter, Va
 from .errors import ConfigError
 
 __all__ = ["FORBID_EXTRA", "ConfigError", "Concurrency", "Count", "Deadline", "Epochs", "Few", "Flag", "Fraction",
-           "IdText", "InFlight", "Invalid", "Name", "Number", "Positive", "Rate", "Retries", "Seconds", "Steps", "Text",
-           "Texts", "Tokens", "describe", "first_error", "validate"]
+           "IdText", "InFlight", "Invalid", "Name", "Number", "Positive", "Rate", "Retries", "ScoreDelta", "Seconds",
+           "Steps", "Text", "Texts", "Tokens", "describe", "first_error", "validate"]
 
 FORBID_EXTRA: ClassVar = ConfigDict(extra="forbid")  # a dataclass's ``__pydantic_config__``
 
@@ -47,6 +47,7 @@ Count = Annotated[int, Strict(), Field(ge=0, lt=2**63)]  # a whole number, 0 or 
 Positive = Annotated[int, Strict(), Field(ge=1, lt=2**63)]  # a whole number, 1 or more
 Number = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]  # a finite number, 0 or more
 Fraction = Annotated[float, Strict(), Field(ge=0, lt=1, allow_inf_nan=False)]  # in [0, 1)
+ScoreDelta = Annotated[float, Strict(), Field(ge=0, le=9, allow_inf_nan=False)]  # a move on a judge's 1-10 scale
 Rate = Annotated[float, Strict(), Field(ge=0, le=1, allow_inf_nan=False)]  # a share of events, in [0, 1]
 Text = Annotated[str, Strict()]
 Name = Annotated[str, Strict(), Field(min_length=1)]  # a non-empty string
