@@ -278,6 +278,7 @@ def test_check_on_main_compares_with_origin_or_says_nothing_was_checked(repo, ca
     code = main(["check", "--no-documents", "--no-cache"])
     out = capsys.readouterr().out
     assert code == 0 and "nothing was checked" in out and "HEAD is the same commit as main" in out
+    assert "passed" not in out and "0 leaves checked: nothing to check" in out  # nothing passed: nothing ran
     git.references.create("refs/remotes/origin/main", first)
     code = main(["check", "--no-documents", "--no-cache"])
     out = capsys.readouterr().out

@@ -37,6 +37,8 @@ def summary(reports: list[Report], deleted: Iterable[str] = (), renamed: Iterabl
     warnings = sum(len(r.warnings) for r in reports)
     deleted, renamed = list(deleted), list(renamed)
     verdict = "FAILED" if errors else "passed"
+    if not reports and not deleted and not renamed:  # nothing to pass or fail: say so, never "passed"
+        return "0 leaves checked: nothing to check"
     text = f"{len(names)} leaf(s) checked: {errors} error(s), {warnings} warning(s) — {verdict}"
     if names:
         more = f" and {len(names) - most} more" if len(names) > most else ""
