@@ -91,16 +91,22 @@ def run_nightly(args: argparse.Namespace) -> int:
         record = run_night(night)
     except (NightError, RuntimeError, OSError) as exc:  # a lock held by a live night, an unreadable registry
         raise CommandError(str(exc)) from None
-    out.print(summary_table(record))
-    if record.get("report"):
-        out.print(f"report: {record['report']}")
+    print_summary(out, record)
     return Exit.OK if record["status"] in ("promoted", "no-changes") else Exit.FAILED
+
+
+def print_summary(console: Console, record: dict) -> None:
+    """The night's table, then its paths on lines of their own: a path is never cut to fit a column."""
+    console.print(summary_table(record))
+    for key in ("model", "report"):
+        if record.get(key):
+            console.print(f"{key}: {record[key]}", soft_wrap=True, markup=False)
 
 
 def summary_table(record: dict) -> Table:
     t = Table(title=f"{record['id']}: {record['status']}", show_header=False)
-    t.add_column("what")
-    t.add_column("value")
+    t.add_column("what", no_wrap=True)
+    t.add_column("value", overflow="fold")
     m = record.get("metrics") or {}
     rows = [("why", record.get("reason") or ""), ("taxonomy commit", record["taxonomy_commit"][:12]),
             ("parent", record.get("parent") or "—"),
@@ -128,8 +134,6 @@ def summary_table(record: dict) -> Table:
         counts = Counter(v["verdict"] for v in branch["leaves"].values())
         rows.append(("judged leaves", ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items())) +
                      f"; judge errors {branch['judge_error_rate']:.0%}"))
-    if record.get("model"):
-        rows.append(("model", record["model"]))
     for k, v in rows:
         t.add_row(k, str(v))
     return t
@@ -159,18 +163,20 @@ def run_runs(args: argparse.Namespace) -> int:
         if args.show_format == "json" or args.format == "json":
             print(json.dumps(run, indent=1, sort_keys=True))
         else:
-            Console(highlight=False).print(summary_table(run))
+            print_summary(Console(highlight=False), run)
         return Exit.OK
     if args.format == "json":
         json.dump(runs, sys.stdout, indent=1, sort_keys=True)
         print()
         return Exit.OK
     t = Table(title=f"nightly runs ({db})")
-    for col in ("id", "status", "commit", "parent", "regenerated", "removed", "reason"):
-        t.add_column(col)
+    for col in ("id", "status", "commit", "parent", "leaves"):  # identifiers: never cut
+        t.add_column(col, no_wrap=True)
+    t.add_column("reason", overflow="fold", ratio=1)
     for r in runs:
-        t.add_row(r["id"], r["status"], r["taxonomy_commit"][:12], r.get("parent") or "—",
-                  str(len(r.get("leaves_regenerated", []))), str(len(r.get("leaves_removed", []))),
+        removed = len(r.get("leaves_removed", []))
+        leaves = f"{len(r.get('leaves_regenerated', []))} new" + (f", {removed} gone" if removed else "")
+        t.add_row(r["id"], r["status"], r["taxonomy_commit"][:12], r.get("parent") or "—", leaves,
                   (r.get("reason") or "")[:80])
     Console().print(t)
     return Exit.OK

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from labrador.validators.exits import CommandError, Exit, UsageError, command
 
@@ -44,13 +43,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 @command("models list")
 def run_list(args: argparse.Namespace) -> int:
-    t = Table(title=f"models (cache: {models_root()})")
-    for col in ("name", "registry package", "file", "licence", "pulled", "for"):
-        t.add_column(col)
+    """One block per model, not a table: at any width every name, package and file shows whole."""
+    out = Console(highlight=False, soft_wrap=True)
+    out.print(f"models (cache: {models_root()})", markup=False)
     for e in CATALOGUE.values():
-        done = "yes" if is_complete(models_root() / e.name, e, verify=False) else "no"
-        t.add_row(e.name, e.requirement, e.member.rsplit("/", 1)[-1], e.licence, done, e.purpose)
-    Console().print(t)
+        done = "pulled" if is_complete(models_root() / e.name, e, verify=False) else "not pulled"
+        out.print(f"\n{e.name} ({done})", markup=False)
+        out.print(f"  package: {e.requirement} ({e.licence})\n  file: {e.member.rsplit('/', 1)[-1]}\n"
+                  f"  for: {e.purpose}", markup=False)
     return Exit.OK
 
 
