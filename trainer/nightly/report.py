@@ -13,13 +13,21 @@ from labrador.validators.atomic import atomic_path, atomic_write
 from ..markdown import text as md_text
 from ..sdg.stats import legend
 
+FEW = 5  # a mean over fewer samples is marked in the report
+
 
 def _num(v: Any) -> str:
     return "—" if v is None else f"{v:.4f}"
 
 
+def _n(n: Any) -> str:
+    """A sample count, marked when too few for its mean to say much."""
+    return "—" if n is None else f"{n} (few)" if n < FEW else str(n)
+
+
 def write_report(run_dir: Path, record: dict[str, Any], runs: list[dict[str, Any]]) -> Path:
     m = record.get("metrics", {})
+    sizes = m.get("sizes") or {}
     lines = [f"# Labrador nightly {record['id']}: **{record['status']}**", "",
              f"{md_text(record.get('reason', ''), 500)}", "",
              *([f"**History:** {md_text(record['history'], 500)}", ""] if record.get("history") else []),
@@ -38,13 +46,15 @@ def write_report(run_dir: Path, record: dict[str, Any], runs: list[dict[str, Any
     samples = record.get("samples", {}).get("night", {})
     lines += ["", f"Samples tonight: **{samples.get('new', 0)}** new, **{samples.get('replayed', 0)}** replayed "
               "from earlier nights.", "",
-              "## Held-out loss", "", "| data | new model | parent model | forgetting |", "|---|---|---|---|",
-              f"| tonight's new data | {_num(m.get('heldout_loss', {}).get('tonight'))} | "
+              "## Held-out loss", "",
+              "Mean loss per reply token over n samples; \"(few)\": fewer than 5, a noisy number.", "",
+              "| data | n | new model | parent model | forgetting |", "|---|---|---|---|---|",
+              f"| tonight's new data | {_n(sizes.get('tonight'))} | {_num(m.get('heldout_loss', {}).get('tonight'))} | "
               f"{_num(m.get('heldout_loss', {}).get('tonight_parent'))} | |",
-              f"| seed examples of the changed leaves | {_num(m.get('seed_loss', {}).get('new'))} | "
-              f"{_num(m.get('seed_loss', {}).get('parent'))} | |"]
+              f"| seed examples of the changed leaves | {_n(sizes.get('seeds'))} | "
+              f"{_num(m.get('seed_loss', {}).get('new'))} | {_num(m.get('seed_loss', {}).get('parent'))} | |"]
     for night, f in sorted(m.get("forgetting", {}).items()):
-        lines.append(f"| {night} held-out | {_num(m['heldout_loss'].get(night))} | "
+        lines.append(f"| {night} held-out | {_n(sizes.get(night))} | {_num(m['heldout_loss'].get(night))} | "
                      f"{_num(m.get('parent_loss', {}).get(night))} | {_num(f)} |")
     lines += heldout_lines(run_dir, record)
     lines += _training(run_dir, record)
