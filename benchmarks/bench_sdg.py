@@ -155,8 +155,8 @@ class Slots:
 
 async def serve(port: int, slots: int, latency: float, items: int, batch: bool) -> None:
     sys.path.insert(0, str(ROOT))
-    from labrador.trainer.sdg.prompting import prompt_classifier
     from labrador.trainer.teachers import Request
+    from labrador.trainer.teachers.replay import prompt_classifier
 
     classify = prompt_classifier()
     state = Slots(slots, latency)

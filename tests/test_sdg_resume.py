@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from labrador.trainer.sdg import LeafInput, generate, generate_leaf
-from labrador.trainer.sdg.prompting import BUILTIN_DIR, prompt_classifier
-from labrador.trainer.teachers.replay import ReplayTeacher
+from labrador.trainer.sdg.prompting import BUILTIN_DIR
+from labrador.trainer.teachers.replay import ReplayTeacher, prompt_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "sdg"
