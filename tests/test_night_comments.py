@@ -119,7 +119,7 @@ def test_the_nightly_job_reaches_the_bot_through_its_hook(gh, tmp_path, monkeypa
     from labrador.trainer.teachers.config import TeacherSettings
     from labrador.validators import Config
 
-    assert "bot.night_comments:after_night" in {ep.value for ep in entry_points(group="labrador.night_hooks")}
+    assert "labrador.bot.night_comments:after_night" in {ep.value for ep in entry_points(group="labrador.night_hooks")}
     config = setup(gh, tmp_path, monkeypatch)
     said: list[str] = []
     night = Night(tmp_path, tmp_path / "state", NightlySettings(base_model="x"), TeacherSettings(), Config(),

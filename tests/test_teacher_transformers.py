@@ -130,7 +130,7 @@ def test_make_teacher_rejects_unknown_specs(tmp_path: Path) -> None:
 
 def test_vllm_missing_gives_install_hint(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "vllm", None)  # as if vLLM were not installed (CPU machines)
-    with pytest.raises(ImportError, match=r"labrador\[gpu\]"):
+    with pytest.raises(ImportError, match=r"labrador-lab\[gpu\]"):
         make_teacher(f"vllm:{tmp_path}")
 
 
