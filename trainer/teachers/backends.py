@@ -29,7 +29,7 @@ class Backend:
 HTTP = Backend("http", ("http://", "https://"))
 REPLAY = Backend("replay", ("replay:",))
 VLLM = Backend("vllm", ("vllm:",))
-EMBEDDED = Backend("embedded", ("embedded:", "embedded"))
+EMBEDDED = Backend("embedded", ("embedded:",))  # and the bare word ``embedded``
 FOLDER = Backend("transformers", ("transformers:",), folder=True)  # and any other spec: a model folder
 BACKENDS = (HTTP, REPLAY, VLLM, EMBEDDED, FOLDER)
 
@@ -41,8 +41,7 @@ def backend_of(spec: str | tuple[str, ...]) -> Backend:
     spec = spec.strip()
     if spec == "embedded":
         return EMBEDDED
-    return next((b for b in BACKENDS if b is not EMBEDDED and spec.startswith(b.prefixes)),
-                EMBEDDED if spec.startswith("embedded:") else FOLDER)
+    return next((b for b in BACKENDS if spec.startswith(b.prefixes)), FOLDER)
 
 
 def folder_of(spec: str) -> Path | None:
