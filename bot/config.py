@@ -22,7 +22,7 @@ ENV_PREFIX = "LABRADOR_"
 GITHUB_API = "https://api.github.com"
 
 if TYPE_CHECKING:  # the bounded types of these keys (read by validators.settings)
-    from labrador.validators.typed import Retries, Seconds
+    from labrador.validators.typed import Count, IdText, Number, Retries, Seconds, Text
 
 
 class Secret:
@@ -70,13 +70,13 @@ def mask_url(url: str) -> str:
 class BotSettings:
     """Everything the webhook app and the workers need; secrets are :class:`Secret`."""
 
-    app_id: str = ""
-    installation_id: int = 0  # 0: look it up per repository (or take it from the event)
-    api_url: str = GITHUB_API  # REST root; anything else is GitHub Enterprise (or the loopback test server)
-    queue_url: str = ""  # sqlite:///relative.db, sqlite:////absolute.db or redis://host:port/db; "" = work_dir
-    work_dir: str = ".labrador-bot"  # git caches, merge records, the default SQLite queue
-    bot_login: str = "labrador[bot]"  # only this author's comment can be the sticky one
-    maintainers_team: str = ""  # "org/slug" or "slug" (org = repository owner): may run /lab preview
+    app_id: IdText = ""  # an id written without quotes is the same text
+    installation_id: Count = 0  # 0: look it up per repository (or take it from the event)
+    api_url: Text = GITHUB_API  # REST root; anything else is GitHub Enterprise (or the loopback test server)
+    queue_url: Text = ""  # sqlite:///relative.db, sqlite:////absolute.db or redis://host:port/db; "" = work_dir
+    work_dir: Text = ".labrador-bot"  # git caches, merge records, the default SQLite queue
+    bot_login: Text = "labrador[bot]"  # only this author's comment can be the sticky one
+    maintainers_team: Text = ""  # "org/slug" or "slug" (org = repository owner): may run /lab preview
     job_deadline_s: Seconds = 600.0
     retries: Retries = 2
     retry_delay_s: Seconds = 30.0
@@ -85,23 +85,23 @@ class BotSettings:
     stale_after_s: Seconds = 60.0  # a running job that has not beaten for this long is dead
     pending_ttl_s: Seconds = 3600.0
     delivery_ttl_s: Seconds = 7 * 24 * 3600.0
-    max_body_bytes: int = 2 * 1024 * 1024
-    taxonomy_dir: str = "taxonomy"
-    check_name: str = "Labrador"
-    preview_check_name: str = "Labrador preview"
-    max_leaves: int = 300
-    preview_max_leaves: int = 5
-    preview_samples: int = 3
-    dispatch_workflow: str = ""  # e.g. "nightly.yml": dispatched on the default branch after a merge
-    merges_file: str = ""  # "" = <work_dir>/merges.jsonl
-    fetch_max_bytes: int = 512 * 1024 * 1024
+    max_body_bytes: Count = 2 * 1024 * 1024
+    taxonomy_dir: Text = "taxonomy"
+    check_name: Text = "Labrador"
+    preview_check_name: Text = "Labrador preview"
+    max_leaves: Count = 300
+    preview_max_leaves: Count = 5
+    preview_samples: Count = 3
+    dispatch_workflow: Text = ""  # e.g. "nightly.yml": dispatched on the default branch after a merge
+    merges_file: Text = ""  # "" = <work_dir>/merges.jsonl
+    fetch_max_bytes: Count = 512 * 1024 * 1024
     fetch_timeout_s: Seconds = 300.0
     rate_limit_max_wait_s: Seconds = 300.0  # longest wait for GitHub's rate limit within a job (and its deadline)
-    preview_limit: int = 5  # /lab preview runs per pull request per preview_window_s (0: no limit)
+    preview_limit: Count = 5  # /lab preview runs per pull request per preview_window_s (0: no limit)
     preview_window_s: Seconds = 3600.0
     shutdown_grace_s: Seconds = 8.0  # SIGTERM: finish running jobs for this long, then queue them again
-    git_cache_max_bytes: int = 5 * 1024**3  # the git cache is pruned, least recently used first, to this size
-    git_cache_max_age_days: float = 14.0  # ... and of repositories untouched for this long
+    git_cache_max_bytes: Count = 5 * 1024**3  # the git cache is pruned, least recently used first, to this size
+    git_cache_max_age_days: Number = 14.0  # ... and of repositories untouched for this long
     read_timeout_s: Seconds = 10.0  # a webhook client must send its headers and body within this
     worker_poll_s: Seconds = 0.5  # longest wait between polls of an idle queue (`labrador bot worker --poll-interval`)
     webhook_secret: Secret = field(default_factory=Secret, repr=True)
@@ -166,8 +166,8 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     values["teacher"] = load_teacher(path, env)
     for name, suffix in _ENV_FIELDS.items():
         if env.get(ENV_PREFIX + suffix):
-            values[name] = coerce(f"environment {ENV_PREFIX}{suffix}:", name, env[ENV_PREFIX + suffix],
-                                  getattr(defaults, name), from_text=True)
+            values[name] = coerce(f"environment {ENV_PREFIX}{suffix}:", BotSettings, name, env[ENV_PREFIX + suffix],
+                                  from_text=True)
     values["webhook_secret"] = Secret(env.get(ENV_PREFIX + "WEBHOOK_SECRET", ""))
     key = env.get(ENV_PREFIX + "APP_PRIVATE_KEY", "")
     key_file = env.get(ENV_PREFIX + "APP_PRIVATE_KEY_FILE", "")

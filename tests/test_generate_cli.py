@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from labrador.trainer.cli import register
-from labrador.trainer.settings import GenerateSettings, SettingsError, load_settings
+from labrador.trainer.settings import GenerateSettings, load_settings
 from labrador.trainer.teachers.config import load_teacher, teacher_options
 from labrador.validators.settings import ConfigError
 
@@ -170,7 +170,7 @@ def test_settings_file_validation_and_options(tmp_path: Path) -> None:
     assert teacher_options("vllm:/models/x", s) == {"batch_size": 3}
     assert GenerateSettings().merged(seed=None, out="o").out == "o"
     path.write_text('[generate]\nout = "x"\ntemperature = 1\n')
-    with pytest.raises(SettingsError, match=r"\[generate\] temperature: unknown key"):
+    with pytest.raises(ConfigError, match=r"\[generate\] temperature: unknown key"):
         load_settings(path)
     path.write_text("[teacher]\nmax_concurrency = true\n")
     with pytest.raises(ConfigError, match=r"\[teacher\] max_concurrency: must be a whole number, got True"):

@@ -103,3 +103,40 @@ def test_huge_finite_counts_and_durations_are_refused_not_run(tmp_path: Path, se
     with pytest.raises(ConfigError) as exc:
         loaders[section](path)
     assert words in str(exc.value)
+
+
+def test_a_file_with_several_mistakes_reports_every_one_a_line_each(tmp_path: Path):
+    path = tmp_path / "labrador.toml"
+    path.write_text('[bot]\nretrys = 2\nwork_dir = true\nheartbeat_s = -1\nmax_leaves = "many"\n')
+    with pytest.raises(ConfigError) as exc:
+        load_bot(path, env={})
+    lines = str(exc.value).splitlines()
+    assert len(lines) == 4, lines
+    assert all(line.startswith(f"{path}: [bot] ") for line in lines)
+    assert "retrys: unknown key; did you mean 'retries'?" in lines[0]  # a typo first: it may explain the rest
+    assert {line.split(": ")[1] for line in lines[1:]} == {"[bot] work_dir", "[bot] heartbeat_s", "[bot] max_leaves"}
+
+
+def test_every_section_key_declares_a_strict_type(tmp_path: Path):
+    """No type is guessed from a default: a key typed with a bare ``int`` would take "3", so it is refused."""
+    import dataclasses
+
+    from labrador.validators.settings import _schema
+
+    @dataclasses.dataclass(frozen=True)
+    class Loose:
+        retries: int = 2
+
+    with pytest.raises(TypeError, match="declare retries with an alias"):
+        _schema(Loose, frozenset())
+
+
+def test_environment_values_are_read_as_text_against_the_declared_type():
+    from labrador.bot.config import BotSettings
+    from labrador.validators.settings import coerce
+
+    assert coerce("env X:", BotSettings, "retries", "3", from_text=True) == 3
+    assert coerce("env X:", BotSettings, "heartbeat_s", "2.5", from_text=True) == 2.5
+    assert coerce("env X:", BotSettings, "app_id", "1234", from_text=True) == "1234"
+    with pytest.raises(ConfigError, match="env X: retries: must be at most 100"):
+        coerce("env X:", BotSettings, "retries", "1000", from_text=True)

@@ -20,7 +20,7 @@ from labrador.validators.config import ConfigError, find_config, load_config
 from labrador.validators.exits import SDG_MODULES, Exit, UsageError, command, require_extra
 from labrador.validators.tree import leaves_from_args, repo_root, taxonomy_from_arg
 
-from .settings import GenerateSettings, SettingsError, load_settings
+from .settings import GenerateSettings, load_settings
 from .teachers import TeacherError
 from .teachers.backends import HTTP, backend_of
 from .teachers.config import HOW_TO_CONFIGURE, TeacherSettings, build_teacher, join_endpoints, load_teacher
@@ -82,7 +82,7 @@ def settings_for(args: argparse.Namespace, taxonomy: Path) -> tuple[Config, Gene
         teacher = load_teacher(path, spec=spec, max_concurrency=args.max_concurrency, model=args.model,
                                api_key_env=args.api_key_env, tokenizer=args.tokenizer, profile=args.profile,
                                structured=args.structured, judges=getattr(args, "judges", None))
-    except (ConfigError, SettingsError) as exc:
+    except ConfigError as exc:
         raise UsageError(str(exc)) from None
     settings = settings.merged(out=args.out, recipe=args.recipe, seed=args.seed)
     return config, settings, teacher

@@ -10,25 +10,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from labrador.validators.settings import ConfigError, section_values
+from labrador.validators.settings import section_values
 
 SECTION = "generate"
-
-
-class SettingsError(ConfigError, ValueError):
-    """A ``[generate]`` section that cannot be used; the message names the file, the key and the fix."""
+if TYPE_CHECKING:  # the bounded types of these keys (read by validators.settings)
+    from labrador.validators.typed import Count, Text
 
 
 @dataclass(frozen=True)
 class GenerateSettings:
     """Everything ``labrador generate`` needs besides the leaves and the teacher. ``None``: not set anywhere."""
 
-    seed: int = 0
-    out: str | None = None  # output folder
-    recipe: str | None = None  # mixing recipe (default: trainer/recipes/default.yaml)
-    preview_samples: int = 3  # samples per leaf in `labrador check` previews
+    seed: Count = 0
+    out: Text | None = None  # output folder
+    recipe: Text | None = None  # mixing recipe (default: trainer/recipes/default.yaml)
+    preview_samples: Count = 3  # samples per leaf in `labrador check` previews
 
     def merged(self, **overrides: Any) -> GenerateSettings:
         """A copy with every override that is not ``None`` applied (command-line flags)."""
@@ -38,8 +36,5 @@ class GenerateSettings:
 def load_settings(path: Path | None) -> GenerateSettings:
     """``[generate]`` of ``path`` (may be ``None`` or missing). Relative ``out`` and ``recipe`` paths are resolved
     against the file's folder, so a setting means the same thing whatever folder the command runs from."""
-    try:
-        values = section_values(path, SECTION, GenerateSettings(), paths=("out", "recipe"))
-    except ConfigError as exc:
-        raise SettingsError(str(exc)) from None
+    values = section_values(path, SECTION, GenerateSettings(), paths=("out", "recipe"))
     return GenerateSettings(**values)

@@ -14,7 +14,7 @@ from .settings import OWN_SECTIONS, ConfigError, check_sections, section_values 
 CONFIG_FILE = "labrador.toml"
 
 if TYPE_CHECKING:  # the bounded types of these keys (read by validators.settings)
-    from .typed import Positive
+    from .typed import Flag, Positive, Text, Texts
 
 DEFAULT_LICENSES = (
     "CC0-1.0",
@@ -40,16 +40,16 @@ class Config:
     max_file_bytes: Positive = 256 * 1024
     max_depth: Positive = 64
     max_nodes: Positive = 100_000
-    licenses: tuple[str, ...] = DEFAULT_LICENSES
+    licenses: Texts = DEFAULT_LICENSES
     # documents
-    allowed_hosts: tuple[str, ...] = ("github.com", "gitlab.com", "huggingface.co")
-    allow_private_hosts: bool = False
-    self_urls: tuple[str, ...] = ()
-    cache_dir: str = ""
-    disabled_checks: tuple[str, ...] = field(default_factory=tuple)
+    allowed_hosts: Texts = ("github.com", "gitlab.com", "huggingface.co")
+    allow_private_hosts: Flag = False
+    self_urls: Texts = ()
+    cache_dir: Text = ""
+    disabled_checks: Texts = field(default_factory=tuple)
     # documents: let file:// repo URLs through document-repo (tests, air-gapped mirrors); never on a
     # public bot or CI, where a leaf could then make the checker read the machine it runs on
-    allow_file_urls: bool = False
+    allow_file_urls: Flag = False
 
     @cached_property
     def _fingerprint(self) -> str:

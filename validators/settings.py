@@ -2,7 +2,7 @@
 ``[bot]``, ``[nightly]``...
 
 Why one: each section used to have its own loader with its own type rules. Here a section is a frozen
-dataclass whose defaults give the types, checked by pydantic through :mod:`labrador.validators.typed`; unknown keys,
+dataclass whose annotations give the types, checked by pydantic through :mod:`labrador.validators.typed`; unknown keys,
 wrong types and bad sections get the same message everywhere (file, section, key, fix). This module knows
 no section of the packages above it: they declare theirs as entry points (``labrador.settings``), whose
 *names* are read without importing them.
@@ -60,76 +60,91 @@ def check_sections(path: Path) -> None:
             raise ConfigError(f"{path}: unknown section [{section}]; {fix}")
 
 
-def _type_for(default: Any) -> Any:
-    """A settings key's type, from its default (bool, a whole number, a number, strings, a string)."""
-    from .typed import Count, Flag, IdText, Number, Texts
-
-    if isinstance(default, bool):
-        return Flag
-    if isinstance(default, int):
-        return Count
-    if isinstance(default, float):
-        return Number
-    if isinstance(default, tuple):
-        return Texts
-    return IdText | None
-
-
 def _declared(cls: type) -> dict[str, Any]:
-    """The field types ``cls`` declares with :mod:`labrador.validators.typed`'s bounded aliases (``Retries``,
-    ``Seconds``...), resolved by name: a section module need not import pydantic for them (annotations are
-    text under ``from __future__ import annotations``)."""
+    """Every settings key's type as ``cls`` declares it with :mod:`labrador.validators.typed`'s aliases
+    (``Retries``, ``Seconds``, ``Flag``...) or ``Literal[...]`` for a choice, resolved by name: a section module
+    need not import pydantic for them (annotations are text under ``from __future__ import annotations``)."""
     import sys
     import typing
 
     from . import typed
 
-    wanted = [n for n, text in getattr(cls, "__annotations__", {}).items()
-              if text in typed.__all__ or str(text).startswith("Literal[")]  # a choice: Literal["a", "b"]
-    if not wanted:
-        return {}
-    hints = typing.get_type_hints(cls, globalns={**vars(typed), "Literal": typing.Literal,
-                                                 **vars(sys.modules[cls.__module__])},
-                                  include_extras=True)
-    return {name: hints[name] for name in wanted}
+    return typing.get_type_hints(cls, globalns={**vars(typed), "Literal": typing.Literal,
+                                                **vars(sys.modules[cls.__module__])}, include_extras=True)
+
+
+def _strict(hint: Any) -> bool:
+    """A declared type that pydantic checks strictly: an alias (``Annotated[..., Strict()]``), a choice, or
+    unions and lists of those (a bare ``int`` would take ``"3"``, a bare ``bool`` would take ``"yes"``)."""
+    import types
+    import typing
+
+    from pydantic import Strict
+
+    origin = typing.get_origin(hint)
+    if hint is type(None):
+        return True
+    if origin is typing.Literal:
+        return True
+    if origin is typing.Annotated:
+        return any(isinstance(m, Strict) for m in typing.get_args(hint)[1:])
+    if origin in (typing.Union, types.UnionType, tuple):
+        return all(_strict(a) for a in typing.get_args(hint) if a is not Ellipsis)
+    return False
 
 
 @cache
 def _schema(cls: type, exclude: frozenset[str]) -> type:
-    """``cls``'s settings keys as a dataclass pydantic validates: every key optional, typed as declared (a
-    :mod:`labrador.validators.typed` alias, which carries its bounds) or else by its default."""
+    """``cls``'s settings keys as a dataclass pydantic validates: every key optional, typed as declared (an
+    alias of :mod:`labrador.validators.typed`, which carries its bounds, or a ``Literal``)."""
     from .typed import FORBID_EXTRA
 
-    defaults = cls()
     declared = _declared(cls)
-    spec = [(f.name, declared.get(f.name) or _type_for(getattr(defaults, f.name)), dataclasses.field(default=None))
-            for f in dataclasses.fields(cls) if f.name not in exclude and f.init]
+    keys = [f.name for f in dataclasses.fields(cls) if f.name not in exclude and f.init]
+    loose = [k for k in keys if not _strict(declared[k])]
+    if loose:  # a programming error, caught by the first test that loads the section
+        raise TypeError(f"{cls.__name__}: declare {', '.join(loose)} with an alias of labrador.validators.typed "
+                        "(Flag, Count, Number, Text, Texts...) or a Literal")
+    spec = [(k, declared[k], dataclasses.field(default=None)) for k in keys]
     return dataclasses.make_dataclass(f"{cls.__name__}Keys", spec, frozen=True,
                                       namespace={"__pydantic_config__": FORBID_EXTRA})
 
 
-def coerce(where: str, key: str, value: Any, default: Any, *, from_text: bool = False) -> Any:
-    """One value checked against the type of ``default``. ``from_text``: it came from an environment variable,
-    so numbers may be written as text."""
+def coerce(where: str, cls: type, key: str, value: Any, *, from_text: bool = False) -> Any:
+    """One value of ``cls``'s key ``key``, checked against its declared type. ``from_text``: it came from an
+    environment variable, so numbers may be written as text."""
     from pydantic import ValidationError
 
     from .typed import _adapter, first_error
 
-    if from_text and isinstance(value, str) and isinstance(default, int | float) and not isinstance(default, bool):
-        try:
-            value = type(default)(value)
-        except ValueError:
-            pass  # the type check below names it
+    adapter = _adapter(_declared(cls)[key])
     try:
-        return _adapter(_type_for(default)).validate_python(value)
+        return adapter.validate_python(value)
     except ValidationError as exc:
-        raise ConfigError(f"{where} {key}: {first_error(exc, None)[1]}") from None
+        error = exc
+    if from_text and isinstance(value, str):  # "3" is text in the environment, 3 to the key's type
+        number = _number(value)
+        if number is not None:
+            try:
+                return adapter.validate_python(number)
+            except ValidationError as exc:
+                error = exc
+    raise ConfigError(f"{where} {key}: {first_error(error, None)[1]}") from None
+
+
+def _number(text: str) -> int | float | None:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return None
 
 
 def section_values(path: Path | None, section: str, defaults: Any, *, exclude: Iterable[str] = (),
                    paths: Iterable[str] = (), refuse: Any = None, legacy: Iterable[str] = ()) -> dict[str, Any]:
-    """The keys of ``[section]`` in ``path`` (None or missing: none), each checked against the type of its
-    default in the dataclass instance ``defaults``. ``exclude``: fields that are not settings keys;
+    """The keys of ``[section]`` in ``path`` (None or missing: none), each checked against the type the
+    dataclass of ``defaults`` declares for it. ``exclude``: fields that are not settings keys;
     ``paths``: keys holding paths, made absolute against the file's folder; ``refuse(key)`` may return a
     message for a key that must never be in a file (secrets); ``legacy``: deprecated keys another loader reads
     (skipped here)."""

@@ -24,7 +24,7 @@ from .errors import ConfigError
 
 __all__ = ["FORBID_EXTRA", "ConfigError", "Concurrency", "Count", "Deadline", "Epochs", "Few", "Flag", "Fraction",
            "IdText", "InFlight", "Invalid", "Name", "Number", "Positive", "Rate", "Retries", "ScoreDelta", "Seconds",
-           "Steps", "Text", "Texts", "Tokens", "describe", "first_error", "validate"]
+           "Steps", "Text", "Texts", "Tokens", "describe", "errors_of", "first_error", "validate"]
 
 FORBID_EXTRA: ClassVar = ConfigDict(extra="forbid")  # a dataclass's ``__pydantic_config__``
 
@@ -71,27 +71,41 @@ def _adapter(cls: Any) -> TypeAdapter:
     return TypeAdapter(cls)
 
 
-def validate(cls: Any, data: Any, source: str, prefix: str = "") -> Any:
-    """``data`` (a parsed mapping) as an instance of ``cls``; :class:`ConfigError` naming ``source`` and the key
-    otherwise. ``prefix``: where the mapping sits in the file (``[bot] `` for a TOML section)."""
+def validate(cls: Any, data: Any, source: str, prefix: str = "", *,
+             error: type[Exception] = ConfigError) -> Any:
+    """``data`` (a parsed mapping) as an instance of ``cls``; otherwise ``error`` (:class:`ConfigError` or the
+    caller's own subclass) naming ``source`` and every wrong key, one line each. ``prefix``: where the mapping
+    sits in the file (``[bot] `` for a TOML section)."""
     try:
         return _adapter(cls).validate_python(data)
     except ValidationError as exc:
-        raise ConfigError(describe(exc, cls, source, prefix)) from None
+        raise error(describe(exc, cls, source, prefix)) from None
 
 
 def describe(exc: ValidationError, cls: Any, source: str, prefix: str = "") -> str:
-    """The first error as one line: ``SOURCE: PREFIX.key.path: what is wrong``."""
-    loc, what = first_error(exc, cls)
-    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-    where = f"{prefix}{path}" if path else (prefix.strip() or "top level")
-    return f"{source}: {where}: {what}"
+    """Every error, one line each (unknown keys first: a typo often explains the rest), as
+    ``SOURCE: PREFIX.key.path: what is wrong``: a file with three mistakes is mended in one go."""
+    lines = []
+    for loc, what in errors_of(exc, cls):
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+        where = f"{prefix}{path}" if path else (prefix.strip() or "top level")
+        lines.append(f"{source}: {where}: {what}")
+    return "\n".join(dict.fromkeys(lines))
+
+
+def errors_of(exc: ValidationError, cls: Any) -> list[tuple[list[Any], str]]:
+    """Each error's place (keys and list indexes) and what is wrong there, in our words; unknown keys first."""
+    errors = exc.errors(include_url=False)
+    ordered = [e for e in errors if e["type"] in _UNKNOWN] + [e for e in errors if e["type"] not in _UNKNOWN]
+    return [_explain(e, cls) for e in ordered]
 
 
 def first_error(exc: ValidationError, cls: Any) -> tuple[list[Any], str]:
-    """Where the first error is (keys and list indexes) and what is wrong there, in our words."""
-    errors = exc.errors(include_url=False)
-    error = next((e for e in errors if e["type"] in _UNKNOWN), errors[0])  # a typo explains the rest
+    """Where the first error is and what is wrong there (an unknown key before any other)."""
+    return errors_of(exc, cls)[0]
+
+
+def _explain(error: Any, cls: Any) -> tuple[list[Any], str]:
     loc = list(error["loc"])
     kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
     cause = ctx.get("error")

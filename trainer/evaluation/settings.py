@@ -15,7 +15,7 @@ from labrador.validators.settings import section_values
 SECTION = "evaluate"
 
 if TYPE_CHECKING:  # the bounded types of these keys (read by validators.settings)
-    from labrador.validators.typed import Concurrency, Few, InFlight, Retries, ScoreDelta, Tokens
+    from labrador.validators.typed import Concurrency, Few, InFlight, Number, Retries, ScoreDelta, Tokens
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class EvaluateSettings:
     batch_size: InFlight = 8  # questions answered at once by a local model
     judge_retries: Retries = 2  # a judge reply that fails its schema is asked again (new seed) up to this many times
     holdout_seeds: Few = 1  # seed pairs per leaf no teacher, training set or replay ever sees (0: off)
-    min_nll_delta: float = 0.05  # without a judge: improved / regressed when ref_nll moved by this (nats/token)
+    min_nll_delta: Number = 0.05  # without a judge: improved / regressed when ref_nll moved by this (nats/token)
 
     def merged(self, **overrides: Any) -> EvaluateSettings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})

@@ -117,10 +117,7 @@ def parse_recipe(data: Any, source: str = "<memory>", sha256: str = "") -> Recip
         raise RecipeError(f"{source}: must be a mapping (version: 1, phases: ...)")
     if data.get("version") != 1:
         raise RecipeError(f"{source}: 'version: 1' is required (the only recipe format so far)")
-    try:
-        return validate(Recipe, {**data, "source": source, "sha256": sha256}, source)
-    except ConfigError as exc:
-        raise RecipeError(str(exc)) from None
+    return validate(Recipe, {**data, "source": source, "sha256": sha256}, source, error=RecipeError)
 
 
 def load_recipe(path: Path | str | None = None) -> Recipe:

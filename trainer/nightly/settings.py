@@ -36,32 +36,32 @@ QUICK_TRAIN: dict[str, Any] = {
     "distill": {"teacher_model": EMBEDDED, "lambda": 0.5},
 }
 if TYPE_CHECKING:  # the bounded types of these keys (read by validators.settings)
-    from labrador.validators.typed import Concurrency, Number, Rate, Steps
+    from labrador.validators.typed import Concurrency, Count, Flag, Number, Rate, Steps, Text
 
 
 @dataclass(frozen=True)
 class NightlySettings:
-    base_model: str = ""  # HF folder the first night starts from (--quick: a student derived from the embedded model)
+    base_model: Text = ""  # HF folder the first night starts from (--quick: a student derived from the embedded model)
     heal_steps: Steps = 0  # a derive: base model is first healed by distilling its parent this many steps (0: not)
     start_from: Literal["promoted", "base"] = "promoted"  # on top of the last promoted model, or always from the base
-    seed: int = 0  # generation and mixing seed (training has its own: [nightly.train] seed)
-    recipe: str = ""  # a mixing recipe with one phase (default: trainer/recipes/nightly.yaml; --quick: nightly_quick)
-    gate_max_forgetting: float = 0.25  # an earlier night's held-out loss may rise at most this much (nats/token)
-    gate_require_improvement: bool = True  # tonight's held-out loss must beat the parent model's
-    gate_promote_unmeasured: bool = False  # promote a night whose loss could not be measured at all (no data)
-    include_seeds: bool = False  # also train on the changed leaves' own seed examples (marked origin "seed")
-    branch_eval: bool = True  # judge the candidate against its parent on the changed leaves' seed questions
-    gate_judged: bool = True  # the judged evaluation gates promotion (false: judged and reported only)
-    choose_checkpoint: bool = False  # judge each kept checkpoint of tonight's phase and promote the best
+    seed: Count = 0  # generation and mixing seed (training has its own: [nightly.train] seed)
+    recipe: Text = ""  # a mixing recipe with one phase (default: trainer/recipes/nightly.yaml; --quick: nightly_quick)
+    gate_max_forgetting: Number = 0.25  # an earlier night's held-out loss may rise at most this much (nats/token)
+    gate_require_improvement: Flag = True  # tonight's held-out loss must beat the parent model's
+    gate_promote_unmeasured: Flag = False  # promote a night whose loss could not be measured at all (no data)
+    include_seeds: Flag = False  # also train on the changed leaves' own seed examples (marked origin "seed")
+    branch_eval: Flag = True  # judge the candidate against its parent on the changed leaves' seed questions
+    gate_judged: Flag = True  # the judged evaluation gates promotion (false: judged and reported only)
+    choose_checkpoint: Flag = False  # judge each kept checkpoint of tonight's phase and promote the best
     eval_earlier_leaves: Concurrency = 10  # also judge this many unchanged earlier leaves (a fixed sample: forgetting)
     max_leaf_regression: Number = 1.0  # no judged leaf's mean score (1..10) may drop by more than this
-    min_mean_delta: float = 0.0  # the changed leaves' mean score delta must be at least this
+    min_mean_delta: Number = 0.0  # the changed leaves' mean score delta must be at least this
     max_judge_error_rate: Rate = 0.1  # a judge that fails more often than this cannot pass a night
-    min_heldout_gain: float = 0.0  # the changed leaves' mean held-out ref_nll gain (nats/token) must reach this
-    max_leaf_nll_rise: float = 0.1  # no changed leaf's held-out ref_nll may rise by more than this (nats/token)
-    max_drift: float = 0.1  # drift_nll (the base model's everyday replies) may rise by at most this (nats/token)
-    report_url: str = ""  # link in the pull-request comments; "{id}" becomes the night's id
-    github_token_env: str = ""  # NAME of a variable holding a token for those comments (default: the bot's App)
+    min_heldout_gain: Number = 0.0  # the changed leaves' mean held-out ref_nll gain (nats/token) must reach this
+    max_leaf_nll_rise: Number = 0.1  # no changed leaf's held-out ref_nll may rise by more than this (nats/token)
+    max_drift: Number = 0.1  # drift_nll (the base model's everyday replies) may rise by at most this (nats/token)
+    report_url: Text = ""  # link in the pull-request comments; "{id}" becomes the night's id
+    github_token_env: Text = ""  # NAME of a variable holding a token for those comments (default: the bot's App)
     train: Mapping[str, Any] = field(default_factory=dict)  # [nightly.train]: a training config, see above
 
     def train_config(self, model: str, output_dir: Path, data: Path, source: str = "[nightly]") -> TrainConfig:
@@ -122,16 +122,10 @@ def load_nightly(path: Path | None, quick: bool = False) -> NightlySettings:
                        branch_eval=False, gate_judged=False, eval_earlier_leaves=QUICK_EARLIER_LEAVES,
                        recipe=str(QUICK_RECIPE))
     settings = replace(base, **values, train=train)
-    try:  # the training values, by the trainer's rules, before any work
-        settings.train_config("model", Path("out"), Path("data"), source=f"{where} train")
-    except TrainConfigError as exc:
-        raise ConfigError(str(exc)) from None
-    from ..mixing import RecipeError
-
-    try:
-        night_recipe(settings)
-    except RecipeError as exc:
-        raise ConfigError(str(exc)) from None
+    # before any work: the training values by the trainer's rules, the recipe by the mixing rules (both raise
+    # subclasses of ConfigError)
+    settings.train_config("model", Path("out"), Path("data"), source=f"{where} train")
+    night_recipe(settings)
     if not settings.base_model:
         raise ConfigError(f"{where} base_model is not set: name the model folder the first night starts from (or "
                           "run `labrador nightly --quick` for the embedded defaults)")

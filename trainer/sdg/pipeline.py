@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar
 import yaml
 from pydantic import Field
 
-from labrador.validators.typed import FORBID_EXTRA, ConfigError, Invalid, Name, Positive, Text, validate
+from labrador.validators.typed import FORBID_EXTRA, Invalid, Name, Positive, Text, validate
 
 from .prompting import PromptError
 from .steps import REGISTRY
@@ -87,8 +87,5 @@ class PipelineFile:
 
 def parse_pipeline(raw: object, source: bytes = b"", where: str = "<pipeline>") -> Pipeline:
     """Validate a pipeline mapping: known step types, known keys, ``format`` last."""
-    try:
-        f = validate(PipelineFile, raw, where)
-    except ConfigError as exc:
-        raise PromptError(str(exc)) from None
+    f = validate(PipelineFile, raw, where, error=PromptError)
     return Pipeline(f.name, f.version, tuple(dict(s) for s in f.steps), source)

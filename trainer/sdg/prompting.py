@@ -23,7 +23,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import Field, Strict
 
 from labrador.trainer.teachers.base import Request, canonical_schema, parse_reply
-from labrador.validators.typed import FORBID_EXTRA, ConfigError, Name, Number, Positive, Text, Texts, Tokens, validate
+from labrador.validators.typed import FORBID_EXTRA, Name, Number, Positive, Text, Texts, Tokens, validate
 
 from .parsing import Parsed, json_cut_short, judge_parser
 
@@ -242,10 +242,7 @@ def _check_schema(f: PromptFile) -> None:
 
 
 def _build(raw: object, source: bytes, path: str, name: str) -> Prompt:
-    try:
-        f = validate(PromptFile, raw, path)
-    except ConfigError as exc:
-        raise PromptError(str(exc)) from None
+    f = validate(PromptFile, raw, path, error=PromptError)
     if f.name != name:
         raise PromptError(f"{path}: name {f.name!r} does not match the file name {name!r}")
     try:

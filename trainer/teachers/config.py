@@ -29,7 +29,7 @@ HOW_TO_CONFIGURE = (
     f"labrador.toml, or the environment variable {TEACHER_ENV}"
 )
 if TYPE_CHECKING:  # the bounded types of these keys (read by validators.settings)
-    from labrador.validators.typed import Concurrency, Deadline, InFlight, Seconds
+    from labrador.validators.typed import Concurrency, Deadline, InFlight, Seconds, Text
 
 
 class TeacherConfigError(ConfigError, ValueError):
@@ -42,10 +42,10 @@ class TeacherSettings:
 
     # http(s)://HOST:PORT/v1[#MODEL], vllm:PATH, a model folder, embedded, replay:FILE; or a tuple of several
     # http(s) endpoints of one model (a pool; a string is never split: a path may hold spaces)
-    spec: str | tuple[str, ...] | None = None
-    model: str | None = None  # model id on the server (HTTP teacher); default: discovered
-    api_key_env: str | None = None  # NAME of the variable holding the key (HTTP teacher)
-    tokenizer: str | None = None  # tokenizer.json / model folder for exact chunk sizes (HTTP teacher)
+    spec: Text | None = None  # (a TOML list of endpoints is read by join_endpoints; held as a tuple)
+    model: Text | None = None  # model id on the server (HTTP teacher); default: discovered
+    api_key_env: Text | None = None  # NAME of the variable holding the key (HTTP teacher)
+    tokenizer: Text | None = None  # tokenizer.json / model folder for exact chunk sizes (HTTP teacher)
     max_concurrency: InFlight = 8  # requests in flight to the teacher, across all leaves (local: the batch size)
     profile: Literal["auto", "full", "quick"] = "auto"  # full, quick (CPU-sized teachers), auto (quick for embedded)
     structured: Literal["auto", "off"] = "auto"  # auto: requests carry their reply schema where the prompt has one

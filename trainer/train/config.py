@@ -214,10 +214,7 @@ def parse_config(data: Any, source: str = "<config>", base: Path | None = None) 
     if not isinstance(data, dict):
         raise TrainConfigError(f"{source}: top level: expected a mapping of settings (model:, output_dir:, "
                                "phases: ...)")
-    try:
-        config = validate(TrainConfig, {**data, "source": source}, source)
-    except ConfigError as exc:
-        raise TrainConfigError(str(exc)) from None
+    config = validate(TrainConfig, {**data, "source": source}, source, error=TrainConfigError)
     if base is None:
         return config
     distill = config.distill
