@@ -11,6 +11,7 @@ from typing import Any
 from labrador.validators.atomic import atomic_write_jsonl
 from labrador.validators.tree import repo_root
 
+from .context import Night
 from .data import NightError
 
 
@@ -21,7 +22,7 @@ def earlier_sample(leaves: list[str], changed: set[str], count: int, seed: int) 
     return sorted(rest, key=lambda leaf: hashlib.sha256(f"{seed}:{leaf}".encode()).hexdigest())[:count]
 
 
-def night_questions(night: Any, leaves: list[str], what: str) -> list[Any]:
+def night_questions(night: Night, leaves: list[str], what: str) -> list[Any]:
     """The seed questions of ``leaves`` (``[evaluate] questions_per_leaf`` of each)."""
     from ..evaluation.questions import EvaluationError, leaf_questions
 
@@ -32,7 +33,7 @@ def night_questions(night: Any, leaves: list[str], what: str) -> list[Any]:
         raise NightError(f"{what}: {exc}") from None
 
 
-def night_judge(night: Any) -> Any:
+def night_judge(night: Night) -> Any:
     """The night's teacher as the judge."""
     from ..teachers.config import build_teacher
 
@@ -42,7 +43,7 @@ def night_judge(night: Any) -> Any:
         raise NightError(f"judge {night.teacher.label!r}: {exc}") from None
 
 
-def judge_overrides(night: Any) -> Path | None:
+def judge_overrides(night: Night) -> Path | None:
     """The taxonomy's prompt override folder (its ``answer_judge.yaml``), when it has one."""
     prompts = repo_root(night.taxonomy) / "sdg" / "prompts"
     return prompts if prompts.is_dir() else None
@@ -53,7 +54,7 @@ def changed_leaves(record: dict[str, Any]) -> list[str]:
     return [leaf for leaf in record["leaves_regenerated"] if leaf in record["leaf_hashes"]]
 
 
-def branch_eval(night: Any, record: dict[str, Any], run_dir: Path, start: str,
+def branch_eval(night: Night, record: dict[str, Any], run_dir: Path, start: str,
                 parent: dict[str, Any] | None) -> dict[str, Any]:
     from ..evaluation.questions import EvaluationError
     from ..evaluation.run import evaluate_branch

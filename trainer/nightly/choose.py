@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .branch import changed_leaves, judge_overrides, night_judge, night_questions
+from .context import Night
 from .data import NightError
 
 
@@ -18,7 +19,7 @@ def pick(candidates: list[dict[str, Any]]) -> dict[str, Any]:
     return candidates[max(scored)[1]] if scored else candidates[-1]
 
 
-def choose_checkpoint(night: Any, record: dict[str, Any], run_dir: Path, trained: dict[str, Any]) -> dict[str, Any]:
+def choose_checkpoint(night: Night, record: dict[str, Any], run_dir: Path, trained: dict[str, Any]) -> dict[str, Any]:
     """``{"chosen", "model", "candidates": [{name, step, model, score, leaves, judge_error_rate}], "reason"}``."""
     from ..evaluation.questions import EvaluationError
     from ..evaluation.run import score_models

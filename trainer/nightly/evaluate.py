@@ -12,6 +12,7 @@ from labrador.validators import check_file
 from labrador.validators.atomic import atomic_write_json
 from labrador.validators.seeds import seed_conversations
 
+from .context import Night
 from .data import current_rows, read_jsonl
 
 
@@ -21,7 +22,7 @@ def _heldout(rows: list[dict[str, Any]], fraction: float) -> list[dict[str, Any]
     return [r for r in rows if is_heldout(content_key(r["messages"]), fraction)]
 
 
-def evaluate_night(night: Any, record: dict[str, Any], run_dir: Path, start: str,
+def evaluate_night(night: Night, record: dict[str, Any], run_dir: Path, start: str,
                    promoted: list[dict[str, Any]]) -> dict[str, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

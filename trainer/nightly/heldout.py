@@ -14,10 +14,11 @@ from labrador.validators import check_file
 from labrador.validators.atomic import atomic_write_json
 from labrador.validators.holdout import HeldOut, choose, heldout_pairs
 
+from .context import Night
 from .data import NightError
 
 
-def _leaf_data(night: Any, leaf: str) -> Any:
+def _leaf_data(night: Night, leaf: str) -> Any:
     qna = night.taxonomy / leaf / "qna.yaml"
     if not qna.is_file():
         return None
@@ -25,7 +26,7 @@ def _leaf_data(night: Any, leaf: str) -> Any:
     return report.data if isinstance(report.data, dict) else None
 
 
-def choose_heldout(night: Any, leaves: list[str], parent: dict[str, Any] | None) -> dict[str, list[str] | None]:
+def choose_heldout(night: Night, leaves: list[str], parent: dict[str, Any] | None) -> dict[str, list[str] | None]:
     """``{leaf: ids}`` for every current leaf (``None``: too few pairs, not measurable; ``[]``: turned off),
     keeping the parent night's choice where its pairs are still there."""
     n = night.evaluate.holdout_seeds
@@ -37,7 +38,7 @@ def choose_heldout(night: Any, leaves: list[str], parent: dict[str, Any] | None)
     return out
 
 
-def heldout_items(night: Any, held: dict[str, list[str] | None], leaves: list[str] | None = None) -> list[HeldOut]:
+def heldout_items(night: Night, held: dict[str, list[str] | None], leaves: list[str] | None = None) -> list[HeldOut]:
     """The held-out pairs of ``leaves`` (default: every leaf with some), in leaf order."""
     items: list[HeldOut] = []
     for leaf in sorted(leaves if leaves is not None else held):
@@ -48,12 +49,12 @@ def heldout_items(night: Any, held: dict[str, list[str] | None], leaves: list[st
     return items
 
 
-def heldout_texts(night: Any, held: dict[str, list[str] | None]) -> list[tuple[str, str]]:
+def heldout_texts(night: Night, held: dict[str, list[str] | None]) -> list[tuple[str, str]]:
     """(prompt, reference) of every held-out pair: what no training row may be."""
     return [(i.prompt, i.reference) for i in heldout_items(night, held)]
 
 
-def heldout_eval(night: Any, record: dict[str, Any], run_dir: Path, start: str, base: str) -> dict[str, Any]:
+def heldout_eval(night: Night, record: dict[str, Any], run_dir: Path, start: str, base: str) -> dict[str, Any]:
     """Candidate, parent and base on every measurable leaf's held-out pairs, and their drift; written to
     ``runs/<id>/heldout.json``. The parent is measured once when it is the base."""
     from ..evaluation.metrics import LoadedModel, compare, drift_rows, measure

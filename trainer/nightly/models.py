@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from ..models.catalogue import CATALOGUE
+from .context import Night
 from .data import NightError
 from .settings import EMBEDDED
 
 
-def base_model(night: Any) -> str:
+def base_model(night: Night) -> str:
     """The configured base model: a folder; a catalogue name (``smollm2-135m-instruct``, pulled once, as
     ``--teacher embedded`` is); or ``derive:NAME:LAYERS``, derived once from a catalogue model (and healed
     with ``heal_steps``)."""

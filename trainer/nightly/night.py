@@ -9,14 +9,12 @@ resumes from its request checkpoints and leaf cache, training from its newest ch
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pygit2
 
-from labrador.validators import Config
 from labrador.validators.atomic import atomic_write_jsonl
 from labrador.validators.changes import ChangeError
 from labrador.validators.commits import changed_leaves as commit_changes
@@ -26,11 +24,10 @@ from labrador.validators.seeds import seed_conversations
 from labrador.validators.tree import check_tree, repo_root, walk
 
 from ..evaluation.seen import write_seen
-from ..evaluation.settings import EvaluateSettings
-from ..teachers.config import TeacherSettings
 from ..train.export import whole_folder
 from .branch import branch_eval, changed_leaves
 from .choose import choose_checkpoint
+from .context import Night
 from .data import NightError, current_rows, read_jsonl
 from .evaluate import evaluate_night
 from .gate import gate
@@ -38,30 +35,7 @@ from .heldout import choose_heldout, heldout_eval, heldout_texts
 from .models import base_model, embedded_distill_teacher
 from .registry import Registry
 from .report import write_report
-from .settings import NightlySettings
 from .steps import Steps, claim_run_dir, settings_hash
-
-Say = Callable[[str], None]
-
-
-@dataclass
-class Night:
-    taxonomy: Path
-    state: Path
-    settings: NightlySettings
-    teacher: TeacherSettings
-    checker: Config
-    say: Say = lambda text: None
-    evaluate: EvaluateSettings = EvaluateSettings()  # [evaluate]: how the judged evaluation answers
-    config: Path | None = None  # the settings file (hooks read their own sections from it)
-
-    def __post_init__(self) -> None:  # the registry records paths: absolute, so `labrador runs` works anywhere
-        self.taxonomy, self.state = Path(self.taxonomy).resolve(), Path(self.state).resolve()
-
-    @property
-    def registry(self) -> Registry:
-        return Registry(self.state / "registry.db")
-
 
 # ---- small helpers ---------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ one phase is tonight's (replaying the dataset ``earlier-nights``). ``--quick`` s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -62,20 +62,28 @@ class NightlySettings:
     max_drift: Number = 0.1  # drift_nll (the base model's everyday replies) may rise by at most this (nats/token)
     report_url: Text = ""  # link in the pull-request comments; "{id}" becomes the night's id
     github_token_env: Text = ""  # NAME of a variable holding a token for those comments (default: the bot's App)
-    train: Mapping[str, Any] = field(default_factory=dict)  # [nightly.train]: a training config, see above
+    train: TrainConfig | None = None  # [nightly.train], parsed once by the trainer's rules (None: its defaults)
 
     def train_config(self, model: str, output_dir: Path, data: Path, source: str = "[nightly]") -> TrainConfig:
-        """Tonight's training config: ``[nightly.train]`` with the model, the output folder and the data filled
-        in, checked by the trainer's own rules."""
-        raw = dict(self.train)
-        phases = raw.get("phases") or [{}]
-        if not isinstance(phases, list) or len(phases) != 1 or not isinstance(phases[0], dict):
-            raise TrainConfigError(f"{source}: train.phases: a night trains one phase (its mix); give one table")
-        raw["phases"] = [{"name": NIGHT_PHASE, **phases[0], "data": str(data)}]
-        return parse_config({**raw, "model": model, "output_dir": str(output_dir)}, source=source)
+        """Tonight's training config: the ``[nightly.train]`` template with the model, the output folder and the
+        data filled in (parsed once, at load; filling in re-checks nothing the template has not passed)."""
+        template = self.train or train_template({}, source)
+        phase = replace(template.phases[0], data=str(data))
+        return replace(template, model=model, output_dir=str(output_dir), phases=(phase,), source=source)
 
     def recipe_path(self) -> Path:
         return Path(self.recipe) if self.recipe else DEFAULT_RECIPE
+
+
+def train_template(table: Mapping[str, Any], source: str) -> TrainConfig:
+    """``[nightly.train]`` as a training config, checked by the trainer's own rules, with placeholders for what
+    each night fills in (the model, the output folder, the one phase's data)."""
+    raw = dict(table)
+    phases = raw.get("phases") or [{}]
+    if not isinstance(phases, list) or len(phases) != 1 or not isinstance(phases[0], dict):
+        raise TrainConfigError(f"{source}: train.phases: a night trains one phase (its mix); give one table")
+    raw["phases"] = [{"name": NIGHT_PHASE, **phases[0], "data": "data"}]
+    return parse_config({**raw, "model": "model", "output_dir": "out"}, source=source)
 
 
 def _merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
@@ -121,10 +129,9 @@ def load_nightly(path: Path | None, quick: bool = False) -> NightlySettings:
         base = replace(base, base_model=QUICK_BASE_MODEL, include_seeds=True, gate_max_forgetting=0.5,
                        branch_eval=False, gate_judged=False, eval_earlier_leaves=QUICK_EARLIER_LEAVES,
                        recipe=str(QUICK_RECIPE))
-    settings = replace(base, **values, train=train)
     # before any work: the training values by the trainer's rules, the recipe by the mixing rules (both raise
     # subclasses of ConfigError)
-    settings.train_config("model", Path("out"), Path("data"), source=f"{where} train")
+    settings = replace(base, **values, train=train_template(train, f"{where} train"))
     night_recipe(settings)
     if not settings.base_model:
         raise ConfigError(f"{where} base_model is not set: name the model folder the first night starts from (or "

@@ -10,6 +10,8 @@ from typing import Any
 
 from labrador.validators.atomic import atomic_write_json
 
+from .context import Night
+
 
 class Steps:
     """Markers of finished steps for one run, each stamped with the run's identity: a marker left by another
@@ -33,7 +35,7 @@ class Steps:
         return data
 
 
-def settings_hash(night: Any) -> str:
+def settings_hash(night: Night) -> str:
     """What decides a night's outputs besides the commit: its settings and the teacher's."""
     import hashlib
     from dataclasses import asdict
@@ -43,7 +45,7 @@ def settings_hash(night: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def claim_run_dir(night: Any, record: dict[str, Any]) -> Path:
+def claim_run_dir(night: Night, record: dict[str, Any]) -> Path:
     """``runs/<id>/`` for this record. A folder of that name left by another run (its registry was moved
     aside or emptied) is moved to ``runs/.stale/`` — kept, never reused, never deleted."""
     import time
