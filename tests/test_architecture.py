@@ -142,7 +142,7 @@ def _callers(name: str) -> set[str]:
 def test_one_function_builds_a_teacher_and_one_wires_distillation_into_training():
     assert _callers("make_teacher") == {"trainer.teachers.config"}  # build_teacher, from [teacher] settings
     # the command edges; an evaluation builds its judge from [teacher] and the models it compares from folders
-    assert _callers("build_teacher") <= {"trainer.cli", "trainer.preview", "trainer.nightly.night", "bot.preview",
+    assert _callers("build_teacher") <= {"trainer.sdg.cli", "trainer.preview", "trainer.nightly.night", "bot.preview",
                                          "trainer.evaluation.cli", "trainer.nightly.branch",
                                          "trainer.evaluation.answering"}
     assert _callers("make_loss_factory") == {"trainer.training"}  # `labrador train` and the night alike
@@ -206,10 +206,10 @@ SUBLAYERS = {
     "validators": 0,
     "trainer": 1, "trainer.devices": 1, "trainer.jsonl": 1, "trainer.markdown": 1, "trainer.settings": 1,
     "trainer.models": 2,  # the registry's models: catalogue and store (the embedded teacher is one)
-    "trainer.teachers": 3,
+    "trainer.teachers": 3, "trainer.mixing": 3,
     "trainer.sdg": 4,
-    "trainer.mixing": 5, "trainer.train": 5, "trainer.preview": 5,
-    "trainer.distill": 6, "trainer.cli": 6,
+    "trainer.train": 5, "trainer.preview": 5,
+    "trainer.distill": 6,
     "trainer.training": 7,
     "trainer.students": 8,  # derive and heal: they train
     "trainer.evaluation": 9,

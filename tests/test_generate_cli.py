@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from labrador.trainer.cli import register
+from labrador.trainer.sdg.cli import register
 from labrador.trainer.settings import GenerateSettings, load_settings
 from labrador.trainer.teachers.config import load_teacher, teacher_options
 from labrador.validators.settings import ConfigError

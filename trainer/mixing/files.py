@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from labrador.trainer import jsonl
-from labrador.trainer.sdg.output import samples_bytes
 from labrador.validators.atomic import atomic_write
 
 from .core import Mix, Row, plan
@@ -66,7 +65,7 @@ def write_mix(out_dir: Path, recipe: Recipe, samples_by_leaf: Mapping[str, Seque
     result = plan(recipe, samples_by_leaf, sources, seed)
     files: dict[str, Any] = {}
     for name, rows in result.phases.items():
-        data = samples_bytes(rows)
+        data = jsonl.samples_bytes(rows)
         atomic_write(out_dir / f"{name}.jsonl", data)
         files[name] = {"file": f"{name}.jsonl", "rows": len(rows), "sha256": hashlib.sha256(data).hexdigest()}
     manifest = {**result.manifest, **(extra or {}), "files": files, "optional_datasets_missing": skipped,

@@ -13,14 +13,9 @@ from rich.text import Text
 
 from labrador.validators.atomic import atomic_write
 
-from ..jsonl import read_jsonl
+from ..jsonl import read_jsonl, samples_bytes
 from .results import LeafResult
 from .stats import REASONS, legend
-
-
-def samples_bytes(samples: Sequence[dict[str, Any]]) -> bytes:
-    """JSON Lines with sorted keys: same samples, same bytes (and ``datasets``' json loader reads it)."""
-    return b"".join(json.dumps(s, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n" for s in samples)
 
 
 def write_leaf(folder: Path, samples: Sequence[dict[str, Any]], manifest: dict[str, Any]) -> dict[str, Any]:

@@ -20,10 +20,10 @@ from labrador.validators.config import ConfigError, find_config, load_config
 from labrador.validators.exits import SDG_MODULES, Exit, UsageError, command, require_extra
 from labrador.validators.tree import leaves_from_args, repo_root, taxonomy_from_arg
 
-from .settings import GenerateSettings, load_settings
-from .teachers import TeacherError
-from .teachers.backends import HTTP, backend_of
-from .teachers.config import HOW_TO_CONFIGURE, TeacherSettings, build_teacher, join_endpoints, load_teacher
+from ..settings import GenerateSettings, load_settings
+from ..teachers import TeacherError
+from ..teachers.backends import HTTP, backend_of
+from ..teachers.config import HOW_TO_CONFIGURE, TeacherSettings, build_teacher, join_endpoints, load_teacher
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -97,15 +97,16 @@ def _console(stderr: bool = False) -> Console:
 @command("generate")
 def run_generate(args: argparse.Namespace) -> int:
     require_extra("sdg", SDG_MODULES)
-    from .sdg import Limits, generate, prepare_leaves, summary_table
-    from .sdg.progress import ProgressDisplay
+    from . import Limits, generate, prepare_leaves, summary_table
+    from .progress import ProgressDisplay
+
     taxonomy = taxonomy_from_arg(args.taxonomy)
     config, settings, teacher_settings = settings_for(args, taxonomy)
     if not teacher_settings.spec:
         raise UsageError(HOW_TO_CONFIGURE + ", or pass --teacher SPEC")
     if not settings.out:
         raise UsageError("no output folder: pass --out DIR or set `out = \"...\"` under [generate] in labrador.toml")
-    from .mixing import RecipeError, load_recipe, missing_datasets, write_mix
+    from ..mixing import RecipeError, load_recipe, missing_datasets, write_mix
 
     try:
         recipe = None if args.no_mix else load_recipe(settings.recipe)
