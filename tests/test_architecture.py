@@ -230,3 +230,21 @@ def test_every_trainer_sub_package_imports_only_floors_below_it():
     upward = sorted(f"{m} imports {t}" for m, targets in graph.items() for t in targets
                     if _floor(m) != _floor(t) and SUBLAYERS[_floor(t)] >= SUBLAYERS[_floor(m)])
     assert upward == []
+
+
+def test_tests_mirror_the_packages_and_no_test_module_imports_another():
+    """Shared fixtures live in ``conftest.py`` files and shared helpers in ``tests/*kit.py`` modules: a test
+    module that imports another runs (and re-collects) its tests, and hides fixtures from the reader."""
+    tests = ROOT / "tests"
+    for folder in tests.rglob("*"):
+        if folder.is_dir() and any(folder.glob("test_*.py")) and folder != tests:
+            package = ROOT / folder.relative_to(tests)
+            assert package.is_dir() and (package / "__init__.py").is_file(), \
+                f"{folder.relative_to(ROOT)} mirrors no package (expected {package.relative_to(ROOT)}/)"
+    importers = []
+    for path in tests.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            importers += [f"{path.relative_to(ROOT)} imports {n}" for n in names if n.split(".")[0].startswith("test_")]
+    assert importers == []

@@ -16,7 +16,6 @@ import requests
 from ghserver import (
     GitHubServer,
     SpecViolation,
-    github_server,  # noqa: F401 - pytest fixture
     load_spec,
     rewrite_example,
     verify,
@@ -29,7 +28,7 @@ WORKFLOW = "on:\n  workflow_dispatch:\n    inputs: {pr: {required: true}}\njobs:
 
 
 @pytest.fixture
-def server(github_server: GitHubServer) -> GitHubServer:  # noqa: F811 - the fixture imported above
+def server(github_server: GitHubServer) -> GitHubServer:
     return github_server
 
 

@@ -4,12 +4,16 @@ seconds (reverse the words / upper-case the words) and a config writer with smal
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+LABRADOR = str(Path(sys.executable).with_name("labrador"))
 WORDS = "red green blue cat dog fish sun moon star tree rock sand bird frog leaf rain".split()
 TASK_CORPUS = [
     " ".join(WORDS),
@@ -62,3 +66,11 @@ def fsdp_launch_config(folder: Path, processes: int = 2) -> Path:
     path = folder / f"fsdp_cpu{processes}.yaml"
     path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
     return path
+
+
+def run_train(config: Path, *extra: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run([LABRADOR, "train", "--config", str(config), "-q", *extra], capture_output=True,
+                          text=True, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, timeout=600)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
