@@ -20,6 +20,7 @@ class ModelEntry:
     licence: str
     purpose: str
     size_mb: int
+    hub_id: str = ""  # the model's name on the Hugging Face hub (a model card's base_model)
 
     @property
     def requirement(self) -> str:
@@ -39,6 +40,7 @@ CATALOGUE: dict[str, ModelEntry] = {
             purpose="HuggingFaceTB's SmolLM2-135M-Instruct (Llama, 30 layers, ChatML): the embedded teacher for "
             "previews and demos, and a real tokenizer and chat template for training tests",
             size_mb=93,
+            hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
         ),
     )
 }

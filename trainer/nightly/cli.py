@@ -98,9 +98,9 @@ def run_nightly(args: argparse.Namespace) -> int:
 def print_summary(console: Console, record: dict) -> None:
     """The night's table, then its paths on lines of their own: a path is never cut to fit a column."""
     console.print(summary_table(record))
-    for key in ("model", "report"):
+    for key, label in (("model", "model"), ("card", "model card"), ("report", "report")):
         if record.get(key):
-            console.print(f"{key}: {record[key]}", soft_wrap=True, markup=False)
+            console.print(f"{label}: {record[key]}", soft_wrap=True, markup=False)
 
 
 def summary_table(record: dict) -> Table:

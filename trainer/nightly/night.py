@@ -24,8 +24,10 @@ from labrador.validators.seeds import seed_conversations
 from labrador.validators.tree import check_tree, repo_root, walk
 
 from ..evaluation.seen import write_seen
+from ..models.card import write_card
 from ..train.export import whole_folder
 from .branch import branch_eval, changed_leaves
+from .card import night_card
 from .choose import choose_checkpoint
 from .context import Night
 from .data import NightError, current_rows, read_jsonl
@@ -228,6 +230,10 @@ def _steps(night: Night, registry: Registry, record: dict[str, Any], parent: dic
     record["reason"] = f"{record['history']}; {reason}" if record.get("history") else reason
     record["start_model"] = start
     record["report"] = str(run_dir / "report.md")
+    if gate_ok:  # a promoted model says what it is: base, licence, lineage, settings, measures
+        config = s.train_config(start, run_dir / "train", run_dir / "mix.jsonl")
+        card = write_card(Path(record["model"]), night_card(record, registry.runs(), s.base_model, config))
+        record["card"] = str(card)
     write_report(run_dir, record, registry.runs())
     registry.update(record)
     night.say(f"{record['id']}: {record['status']} ({record['reason']})")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from labrador.validators.atomic import publish_dir
 
+from ..models.card import CardFacts, base_facts, write_card
+
 _LAYER = re.compile(r"^(model\.layers\.)(\d+)(\..*)$")
 
 
@@ -106,9 +108,19 @@ def derive_student(source: Path, layers: list[int], out: Path) -> Path:
         AutoTokenizer.from_pretrained(source).save_pretrained(tmp)
         marker = {"derived_from": str(source.resolve()), "layers": layers}
         (tmp / MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
+        write_card(tmp, derived_card(source, layers, total, out.name))
         check_out(source, out)  # still ours: nothing appeared there while we worked
         publish_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def derived_card(source: Path, layers: list[int], total: int, name: str, healed: str = "") -> CardFacts:
+    """A cut's card: which layers of which model, and (``healed``) how it was healed since."""
+    base, licence = base_facts(str(source))
+    summary = (f"Layers {', '.join(map(str, layers))} of `{base}` ({len(layers)} of {total}), cut by Labrador's "
+               "`labrador models derive`. " + (healed or "Not trained since the cut: heal it (`labrador models "
+                                                        "heal`) or train it before use."))
+    return CardFacts(name=name, base_model=base, license=licence, summary=summary)

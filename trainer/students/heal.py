@@ -118,7 +118,8 @@ def heal_student(parent: Path, layers: list[int], s: HealSettings = HealSettings
                  progress: bool = True, say: Callable[[str], None] = lambda text: None) -> Path:
     """The healed cut of ``parent`` keeping ``layers``: from the cache when done, else derived, distilled
     and published there (resuming a killed heal)."""
-    from .derive import derive_student
+    from ..models.card import write_card
+    from .derive import derive_student, derived_card
 
     parent = Path(parent)
     final, key, rows = healed_folder(parent, layers, s, root)
@@ -147,6 +148,11 @@ def heal_student(parent: Path, layers: list[int], s: HealSettings = HealSettings
                             "heldout_loss": summary["heldout_loss"]["heal"]["heal"],
                             "weights": weights_digest(tmp)}
         (tmp / MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
+        total = json.loads((parent / "config.json").read_text())["num_hidden_layers"]
+        write_card(tmp, derived_card(parent, layers, total, final.name, healed=(
+            f"Healed by distilling its parent for {s.steps} steps (lr {s.lr:g}, {s.effective_batch} passages a step, "
+            f"{chat_count(s)} of them the parent's own replies); held-out loss after: "
+            f"{marker['healed']['heldout_loss']:.3f}.")))
         publish_dir(tmp, final)
         shutil.rmtree(work, ignore_errors=True)
     return final

@@ -144,6 +144,11 @@ def test_derived_student_keeps_the_chosen_layers_and_the_tokenizer(tmp_path):
     model = AutoModelForCausalLM.from_pretrained(out)
     assert model.config.num_hidden_layers == 2
     assert AutoTokenizer.from_pretrained(out).get_vocab() == AutoTokenizer.from_pretrained(teacher).get_vocab()
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(out / "README.md")  # the cut says what it is, without this machine's paths
+    assert card.data.base_model == "teacher" and "Layers 0, 3 of `teacher` (2 of 4)" in card.text
+    assert str(tmp_path) not in str(card)
 
 
 def _derive_cli(source: Path, out: Path, layers: str = "0") -> subprocess.CompletedProcess:

@@ -56,6 +56,18 @@ def test_nights_with_changes_replay_lineage_and_a_night_without(repo, tmp_path, 
                                                                          "forgetting.png").is_file()
     assert "Judged per-leaf evaluation" in report and (Path(second["report"]).parent / "branch_eval.png").is_file()
 
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(Path(second["model"]) / "README.md")  # the promoted model says what it is
+    assert second["card"] == str(Path(second["model"]) / "README.md")
+    assert card.data.library_name == "transformers" and {"labrador", "lab", "synthetic-data"} <= set(card.data.tags)
+    assert card.data.license == "other" and card.data.base_model == Path(first["start_model"]).name
+    lineage = card.text.split("## Lineage")[1].split("##")[0]
+    assert "| night-0001 |" in lineage and "| night-0002 |" in lineage and f"`{added}`" in lineage
+    assert "lr 0.003, 2 epoch(s)" in card.text and str(tmp_path) not in str(card)
+    eval_leaves = {r.dataset_name for r in card.data.eval_results or []}
+    assert eval_leaves <= set(second["leaf_hashes"]) | {"everyday"}
+
     third = night(repo, state)
     assert third["status"] == "no-changes" and not (state / "runs" / third["id"]).exists()
 

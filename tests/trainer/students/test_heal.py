@@ -118,6 +118,8 @@ def test_derive_heal_on_the_command_line(parent, tmp_path):
                           env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "(healed)" in proc.stdout and (tmp_path / "student" / "config.json").is_file()
+    card = (tmp_path / "student" / "README.md").read_text()
+    assert "Healed by distilling its parent for 4 steps" in card and str(tmp_path) not in card
     assert list((tmp_path / "xdg" / "labrador" / "models" / "healed").glob("*-0-healed-*"))
     bad = subprocess.run([labrador, "models", "derive", "--from", str(parent), "--layers", "0", "--heal-steps",
                           "4", "--out", str(tmp_path / "x")], capture_output=True, text=True, env=env, timeout=120)
