@@ -214,7 +214,8 @@ SUBLAYERS = {
     "trainer.students": 8,  # derive and heal: they train
     "trainer.evaluation": 9,
     "trainer.nightly": 10,
-    "bot": 11,
+    "trainer.serving": 11,  # chat and serve: name a night's model
+    "bot": 12,
 }
 
 
