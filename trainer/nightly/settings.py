@@ -133,6 +133,9 @@ def load_nightly(path: Path | None, quick: bool = False) -> NightlySettings:
     # subclasses of ConfigError)
     settings = replace(base, **values, train=train_template(train, f"{where} train"))
     night_recipe(settings)
+    if settings.train is not None and settings.train.lora is not None and not settings.train.lora.merge:
+        raise ConfigError(f"{where} train.lora.merge: a night's model must be a whole model folder (it is measured, "
+                          "served and the next night's start): keep merge = true")
     if not settings.base_model:
         raise ConfigError(f"{where} base_model is not set: name the model folder the first night starts from (or "
                           "run `labrador nightly --quick` for the embedded defaults)")

@@ -115,6 +115,25 @@ class DistillConfig:
 
 
 @dataclass(frozen=True)
+class LoraConfig:
+    """``lora:``: train low-rank adapters (peft) instead of every weight: the optimizer holds state for the
+    adapters only. ``merge``: each phase's ``final/`` is a plain model with the adapters folded in (what vLLM
+    and ``labrador chat`` load); false: an adapter folder that names its base."""
+
+    __pydantic_config__: ClassVar = FORBID_EXTRA
+    r: Annotated[int, Strict(), Field(ge=1, le=4096)] = 16  # the adapters' rank
+    alpha: Annotated[float, Strict(), Field(gt=0, le=65536, allow_inf_nan=False)] = 32.0  # scale alpha / r
+    dropout: Fraction = 0.05  # on the adapters' input, while training
+    target_modules: Annotated[tuple[Name, ...], Field(min_length=1)] = ("all-linear",)  # or names: q_proj, v_proj...
+    merge: Flag = True
+
+    @property
+    def scale(self) -> float:
+        """What ``B @ A`` is multiplied by before it is added to the weight (peft's ``lora_alpha / r``)."""
+        return self.alpha / self.r
+
+
+@dataclass(frozen=True)
 class PhaseConfig:
     """One training phase (LAB: phase1 knowledge, phase2 skills with replay)."""
 
@@ -160,6 +179,7 @@ class TrainConfig:
     gradient_checkpointing: Flag = False
     trackers: Texts = ()  # accelerate trackers: tensorboard, wandb, mlflow, trackio ...
     distill: DistillConfig | None = None
+    lora: LoraConfig | None = None  # low-rank adapters instead of full fine-tuning
     source: Text = ""  # the file this came from (for messages)
 
     def __post_init__(self) -> None:
@@ -175,6 +195,9 @@ class TrainConfig:
         _one_of("attn_implementation", self.attn_implementation, _ATTN)
         for t in self.trackers:
             _one_of("trackers", t, TRACKERS)
+        if self.lora is not None and not self.lora.merge and len(self.phases) > 1:
+            raise Invalid("lora", "merge: false keeps one phase's adapters only; with several phases keep merge: "
+                          "true (each phase then starts from the one before, folded in)")
         if self.distill is not None and self.distill.attention > 0 and self.attn_implementation not in ("auto",
                                                                                                         "eager"):
             raise Invalid("distill", "attention distillation needs eager attention (full maps); set "
@@ -192,6 +215,8 @@ class TrainConfig:
         import hashlib
 
         d = {k: v for k, v in asdict(self).items() if k not in ("source", "trackers")}
+        if d["lora"] is None:
+            del d["lora"]  # the fingerprint of a full fine-tuning run is what it was before LoRA existed
         d["data_sha256"] = [_file_sha256(Path(p.data)) for p in self.phases]
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -255,6 +280,18 @@ def check_model_folder(model: Path, where: str) -> None:
     if not model.is_dir():
         raise TrainConfigError(f"{where}: {model} is not a folder (a Hugging Face model folder with config.json, "
                                "safetensors weights and a tokenizer)")
+    adapter = model / "adapter_config.json"
+    if adapter.is_file() and not (model / "config.json").is_file():  # a LoRA adapter folder (lora.merge: false)
+        try:
+            base = json.loads(adapter.read_text(encoding="utf-8")).get("base_model_name_or_path")
+        except (OSError, ValueError) as exc:
+            raise TrainConfigError(f"{where}: {adapter} cannot be read: {exc}") from None
+        if not isinstance(base, str) or not base:
+            raise TrainConfigError(f"{where}: {adapter} names no base model (base_model_name_or_path)")
+        if not (model / "adapter_model.safetensors").is_file():
+            raise TrainConfigError(f"{where}: {model} has no adapter_model.safetensors")
+        check_model_folder(Path(base), f"{where} (the base model of adapter {model.name})")
+        return
     if not (model / "config.json").is_file():
         raise TrainConfigError(f"{where}: {model} has no config.json")
     check_model_type(model / "config.json", where)

@@ -28,6 +28,7 @@ from .batch import collate_packed, collate_padded
 from .config import PhaseConfig, TrainConfig, TrainConfigError, TrainFailed
 from .data import Encoded
 from .export import whole_folder
+from .lora import adapter_state, merged_state
 from .loss import LossStep, StepLoss, sft_loss
 from .parallel import FSDP_ENV, Replicated, Sharded, fsdp_settings
 from .prepare import Prepared, prepare
@@ -71,12 +72,15 @@ def _attn(config: TrainConfig, device: torch.device) -> str:
 
 
 def load_model(path: str, config: TrainConfig, device: torch.device, attn: str | None = None) -> Any:
-    from transformers import AutoModelForCausalLM
+    """The model a phase starts from (a model folder, or an earlier phase's adapter folder folded into its
+    base), with fresh LoRA adapters when the config asks for them."""
+    from .lora import load_causal_lm, wrap
 
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=_dtype(config.dtype, device),
-                                                 attn_implementation=attn or _attn(config, device))
+    model = load_causal_lm(path, dtype=_dtype(config.dtype, device), attn_implementation=attn or _attn(config, device))
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
+    if config.lora is not None:
+        model = wrap(model, config.lora, checkpointing=config.gradient_checkpointing)
     return model
 
 
@@ -262,8 +266,12 @@ class Trainer:
         model = load_model(self.start_model(pi), cfg, acc.device)
         model.train()
         par = self.parallel
-        model, opt = par.prepare(model, lambda m: torch.optim.AdamW(m.parameters(), lr=phase.lr, betas=phase.betas,
-                                                                    weight_decay=phase.weight_decay))
+        if par.sharded and cfg.lora is not None:
+            raise TrainConfigError(f"{cfg.source}: lora: not with an FSDP2 launch yet (peft's adapters are not "
+                                   "sharded by our FSDP2 path); launch with DDP (--multi_gpu) or one process")
+        model, opt = par.prepare(model, lambda m: torch.optim.AdamW(  # LoRA: the adapters' parameters only
+            [p for p in m.parameters() if p.requires_grad], lr=phase.lr, betas=phase.betas,
+            weight_decay=phase.weight_decay))
         loss_step = self.loss_factory(cfg, acc)
         first = 0
         global_base = sum(len(p) for p in prep.plans[:pi])
@@ -361,10 +369,18 @@ class Trainer:
             if tmp.exists():
                 shutil.rmtree(tmp)
             dtype = self._save_dtype()
-            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
             unwrapped = self.parallel.unwrap(model)
-            unwrapped.save_pretrained(str(tmp), state_dict=state, safe_serialization=True)
-            _stamp_dtype(tmp / "config.json", dtype)
+            lora = self.config.lora
+            if lora is not None and not lora.merge:  # an adapter folder naming its base (the phase's start)
+                state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in adapter_state(state).items()}
+                unwrapped.save_pretrained(str(tmp), state_dict=state, safe_serialization=True)
+                (tmp / "README.md").unlink(missing_ok=True)  # peft's template card, which names a local path
+            else:
+                if lora is not None:  # the adapters folded in: a plain model folder
+                    state, unwrapped = merged_state(state, lora.scale), unwrapped.get_base_model()
+                state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+                unwrapped.save_pretrained(str(tmp), state_dict=state, safe_serialization=True)
+                _stamp_dtype(tmp / "config.json", dtype)
             prep.tokenizer.save_pretrained(str(tmp))
             final.parent.mkdir(parents=True, exist_ok=True)
             publish_dir(tmp, final)

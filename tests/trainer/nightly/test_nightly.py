@@ -124,6 +124,25 @@ def test_a_distilling_night_logs_the_kd_term_every_step_and_reports_it(repo, tmp
     assert "## Training" in report and "online distillation" in report and "KD loss (KL to the teacher)" in report
 
 
+def test_a_lora_night_promotes_a_merged_model_whose_card_says_so(repo, tmp_path, recording, base_model):
+    pytest.importorskip("peft")
+    lora = '[nightly.train.lora]\nr = 4\nalpha = 8.0\ntarget_modules = ["q_proj", "v_proj", "down_proj", "lm_head"]\n'
+    (repo / "labrador.toml").write_text(settings(recording, base_model) + lora)
+    record = night(repo, tmp_path / "state")
+    assert record["status"] == "promoted", record["reason"]
+    final = Path(record["model"])
+    assert (final / "config.json").is_file() and not (final / "adapter_config.json").exists()
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(final / "README.md")
+    assert "lora" in card.data.tags and "LoRA: r = 4, alpha = 8.0, merged into the weights" in card.text
+    (repo / "labrador.toml").write_text(settings(recording, base_model) + lora + "merge = false\n")
+    from labrador.validators.cli import main
+
+    assert main(["nightly", "--config", str(repo / "labrador.toml"), "--state-dir", str(tmp_path / "s2"),
+                 "--taxonomy", str(repo / "taxonomy")]) == 2
+
+
 def test_the_quick_night_distils_the_embedded_teacher():
     from labrador.trainer.models.store import models_root
     from labrador.trainer.nightly.night import embedded_distill_teacher

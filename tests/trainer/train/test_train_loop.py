@@ -215,15 +215,17 @@ def test_killed_at_any_moment_the_resumed_run_ends_with_the_same_weights(tmp_pat
     assert got_summary["heldout_loss"] == ref_summary["heldout_loss"]
 
 
-@pytest.mark.parametrize("distill", [False, True], ids=["sft", "kd"])
-def test_two_processes_under_accelerate_launch_match_one(tmp_path, task_model, distill):
+@pytest.mark.parametrize("mode", ["sft", "kd", "lora"])
+def test_two_processes_under_accelerate_launch_match_one(tmp_path, task_model, mode):
     """DDP on CPU (gloo): the same effective batch split over two ranks gives the single-process weights.
     (`accelerate launch --cpu` starts one process unless MPI is set up; `--multi_gpu` on a machine without
     GPUs starts N CPU processes through torchrun.) With distillation on too: each rank holds the whole frozen
-    teacher (not wrapped, not trained) and the KD term is reduced like the reply loss."""
+    teacher (not wrapped, not trained) and the KD term is reduced like the reply loss. With LoRA: only the
+    adapters' gradients are reduced, and the merged folders agree."""
     task_file(tmp_path / "p1.jsonl", "reverse", 40)
     phases = [{"name": "phase1", "data": str(tmp_path / "p1.jsonl"), "effective_batch": 12}]
-    extra = {}
+    extra: dict = {"lora": {"r": 4, "alpha": 8.0, "dropout": 0.0}} if mode == "lora" else {}
+    distill = mode == "kd"
     if distill:
         teacher = build_tiny_model(tmp_path / "teacher", corpus=TASK_CORPUS, seed=99)
         extra = {"distill": {"teacher_model": str(teacher), "lambda": 0.5}}
