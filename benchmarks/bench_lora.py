@@ -98,6 +98,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="a JSONL of chats (default: the taxonomy's seed examples)")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench_lora"))
+    parser.add_argument("--modes", default="full,lora", help="which runs (default: full,lora)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     from labrador.trainer.models.store import pull
@@ -108,7 +109,8 @@ def main() -> None:
     if data is None:
         data = args.out / "seeds.jsonl"
         data.write_text("".join(json.dumps(r) + "\n" for r in seed_rows()), encoding="utf-8")
-    modes = {"full": None, "lora": {"r": 16, "alpha": 32.0, "dropout": 0.05}}
+    modes = {name: lora for name, lora in {"full": None, "lora": {"r": 16, "alpha": 32.0, "dropout": 0.05}}.items()
+             if name in args.modes.split(",")}
     results: dict[str, dict] = {}
     for name, lora in modes.items():
         run = args.out / name
@@ -123,7 +125,7 @@ def main() -> None:
         results[name] = {"peak_rss_mb": round(rss), "seconds": round(secs, 1), "trainable_params": params,
                          "optimizer_state_mb": round(params * 8 / 2**20, 1), "steps": len(rows),
                          "tokens_per_s": round(sum(r["tokens_per_s"] for r in rows) / len(rows), 1)}
-    losses = heldout_losses(args.out / "full" / "train.yaml", {"base": str(model), **{
+    losses = heldout_losses(args.out / next(iter(modes)) / "train.yaml", {"base": str(model), **{
         n: str(args.out / n / "train" / "night" / "final") for n in modes}})
     for name in modes:
         results[name]["heldout_loss"] = round(losses[name], 4)
@@ -140,6 +142,8 @@ def main() -> None:
         r = results[name]
         print(f"| {name} | {r['peak_rss_mb']} MB | {r['optimizer_state_mb']} MB | {r['trainable_params']:,} | "
               f"{r['tokens_per_s']} | {r['heldout_loss']:.4f} | {r['heldout_gain']:+.4f} |")
+    if len(modes) < 2:
+        return
     print(f"LoRA / full: peak RSS {results['lora']['peak_rss_mb'] / results['full']['peak_rss_mb']:.2f}x, "
           f"tokens/s {results['lora']['tokens_per_s'] / results['full']['tokens_per_s']:.2f}x")
 

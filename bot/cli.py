@@ -58,10 +58,7 @@ def run(args: argparse.Namespace) -> int:
         return Exit.USAGE
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        settings = _settings(args)
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from None
+    settings = _settings(args)  # a ConfigError is a usage error (exits.command)
     if getattr(args, "poll_interval", None) is not None:
         settings = replace(settings, worker_poll_s=args.poll_interval)
     logging.getLogger("labrador.bot").info("settings: %r", settings)  # secrets are masked by their repr

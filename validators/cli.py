@@ -14,7 +14,7 @@ from pathlib import Path
 from . import output
 from .cache import CheckCache, default_cache_path
 from .checks import REGISTRY
-from .config import Config, ConfigError, find_config, load_config
+from .config import Config, find_config, load_config
 from .exits import CommandError, Exit, UsageError, command, report
 from .findings import Finding, Report
 from .tree import SelectionError, check_tree, find_taxonomy, repo_root, select_leaves
@@ -71,10 +71,7 @@ def _config(args: argparse.Namespace, taxonomy: Path) -> Config:
     path = args.config if args.config is not None else find_config(taxonomy)
     if args.config is not None and not args.config.is_file():
         raise UsageError(f"config file {args.config} does not exist")
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from exc
+    return load_config(path)  # a ConfigError is a usage error (exits.command)
 
 
 def _prefix(taxonomy: Path) -> str:

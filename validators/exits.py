@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable
 from enum import IntEnum
 from typing import Any
 
+from .errors import ConfigError
+
 
 class Exit(IntEnum):
     OK = 0  # done; a night promoted or had nothing to do; no finding
@@ -38,7 +40,8 @@ def report(command: str, exc: CommandError) -> int:
 
 
 def command(name: str) -> Callable[[Callable[[Any], int]], Callable[[Any], int]]:
-    """A command's body, with its :class:`CommandError` printed as the one error line and returned as the status."""
+    """A command's body, with its :class:`CommandError` printed as the one error line and returned as the status;
+    a settings file that cannot be used (:class:`ConfigError`, every line of it) is a usage error."""
     def wrap(body: Callable[[Any], int]) -> Callable[[Any], int]:
         @functools.wraps(body)
         def run(args: Any) -> int:
@@ -46,6 +49,8 @@ def command(name: str) -> Callable[[Callable[[Any], int]], Callable[[Any], int]]
                 return int(body(args))
             except CommandError as exc:
                 return report(name, exc)
+            except ConfigError as exc:
+                return report(name, UsageError(str(exc)))
         return run
     return wrap
 

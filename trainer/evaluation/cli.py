@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 @command("evaluate")
 def run_evaluate(args: argparse.Namespace) -> int:
     require_extra("sdg", SDG_MODULES)  # model folders also need [train]: their backend says so when loading
-    from labrador.validators.config import ConfigError, find_config, load_config
+    from labrador.validators.config import find_config, load_config
     from labrador.validators.tree import leaves_from_args, repo_root, taxonomy_from_arg
 
     from ..sdg.prompting import PromptError
@@ -91,11 +91,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     path = args.config if args.config is not None else find_config(taxonomy)
     if args.config is not None and not args.config.is_file():
         raise UsageError(f"config file {args.config} does not exist")
-    try:
-        config, settings = load_config(path), load_evaluate(path)
-        judge_settings = load_teacher(path, spec=args.judge)
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from None
+    config, settings = load_config(path), load_evaluate(path)  # a ConfigError is a usage error (exits.command)
+    judge_settings = load_teacher(path, spec=args.judge)
     if args.max_new_tokens is not None:
         if not 1 <= args.max_new_tokens <= MAX_NEW_TOKENS:
             raise UsageError(f"--max-new-tokens must be between 1 and {MAX_NEW_TOKENS}")

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from labrador.validators import Config
-from labrador.validators.config import ConfigError, find_config, load_config
+from labrador.validators.config import find_config, load_config
 from labrador.validators.exits import SDG_MODULES, Exit, UsageError, command, require_extra
 from labrador.validators.tree import leaves_from_args, repo_root, taxonomy_from_arg
 
@@ -73,17 +73,15 @@ def settings_for(args: argparse.Namespace, taxonomy: Path) -> tuple[Config, Gene
         raise UsageError(f"config file {args.config} does not exist")
     if getattr(args, "max_concurrency", None) is not None and args.max_concurrency < 1:
         raise UsageError("--max-concurrency must be at least 1")
-    try:
-        config, settings = load_config(path), load_settings(path)
-        spec = None
-        if args.teacher:  # several http(s) endpoints: one pooled teacher; otherwise the last flag counts
-            https = all(backend_of(t) is HTTP for t in args.teacher)
-            spec = join_endpoints(args.teacher) if https else args.teacher[-1]
-        teacher = load_teacher(path, spec=spec, max_concurrency=args.max_concurrency, model=args.model,
-                               api_key_env=args.api_key_env, tokenizer=args.tokenizer, profile=args.profile,
-                               structured=args.structured, judges=getattr(args, "judges", None))
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from None
+    # a ConfigError is a usage error (exits.command)
+    config, settings = load_config(path), load_settings(path)
+    spec = None
+    if args.teacher:  # several http(s) endpoints: one pooled teacher; otherwise the last flag counts
+        https = all(backend_of(t) is HTTP for t in args.teacher)
+        spec = join_endpoints(args.teacher) if https else args.teacher[-1]
+    teacher = load_teacher(path, spec=spec, max_concurrency=args.max_concurrency, model=args.model,
+                           api_key_env=args.api_key_env, tokenizer=args.tokenizer, profile=args.profile,
+                           structured=args.structured, judges=getattr(args, "judges", None))
     settings = settings.merged(out=args.out, recipe=args.recipe, seed=args.seed)
     return config, settings, teacher
 

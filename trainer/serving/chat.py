@@ -22,16 +22,17 @@ class Chat:
     def __init__(self, folder: Path, *, system: str | None = None, max_new_tokens: int = 256,
                  device: str | None = None) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         from ..devices import fast_dtype
+        from ..train.lora import load_causal_lm
 
         hf_logging.disable_progress_bar()  # a "Loading weights" bar would mix into the conversation
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, fast_dtype(self.device)))
+        self.model = load_causal_lm(folder, dtype=getattr(torch, fast_dtype(self.device)))  # an adapter folder too
         self.model.to(self.device).eval()
         self.system = system
         self.max_new_tokens = max_new_tokens

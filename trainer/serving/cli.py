@@ -86,11 +86,28 @@ def run_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--port must be 1-65535, got {args.port}")
     require_extra("train")
     ref = _model(args)
+    import tempfile
+
+    from ..train.lora import is_adapter
     from .server import serve, server_argv
 
-    argv, served = server_argv(ref.folder, ref.name, args.host, args.port)
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    url = f"http://{host}:{args.port}/v1"
-    print(f"model: {ref.name} ({ref.folder})\nbase URL: {url}\nserved model name: {served}", flush=True)
-    code = serve(argv, url, served, lambda text: print(text, file=sys.stderr, flush=True))
+    with tempfile.TemporaryDirectory(prefix="labrador-serve-") as scratch:
+        folder = ref.folder
+        if is_adapter(folder):  # servers load whole models: fold the adapters in, for as long as we serve
+            folder = _folded(folder, Path(scratch) / ref.name)
+        argv, served = server_argv(folder, ref.name, args.host, args.port)
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        url = f"http://{host}:{args.port}/v1"
+        print(f"model: {ref.name} ({ref.folder})\nbase URL: {url}\nserved model name: {served}", flush=True)
+        code = serve(argv, url, served, lambda text: print(text, file=sys.stderr, flush=True))
     return Exit.OK if code == 0 else Exit.FAILED
+
+
+def _folded(adapter: Path, out: Path) -> Path:
+    from transformers import AutoTokenizer
+
+    from ..train.lora import load_merged
+
+    load_merged(adapter, dtype="auto").save_pretrained(str(out), safe_serialization=True)
+    AutoTokenizer.from_pretrained(adapter).save_pretrained(str(out))
+    return out

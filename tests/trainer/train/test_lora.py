@@ -85,6 +85,13 @@ def test_a_lora_run_learns_and_its_merged_and_adapter_folders_are_the_same_model
     from labrador.trainer.serving.refs import resolve_model
 
     assert resolve_model(str(adapter), tmp_path).folder == adapter.resolve()  # chat and serve take it too
+    from labrador.trainer.serving.cli import _folded
+    from labrador.trainer.train.config import check_model_folder
+
+    served = _folded(adapter, tmp_path / "served")  # what `labrador serve` hands the server
+    check_model_folder(served, "served")
+    with torch.no_grad():
+        assert torch.allclose(load_causal_lm(served, dtype=torch.float32)(ids).logits, one, atol=1e-5)
 
 
 def test_a_killed_lora_run_resumes_bit_identically(tmp_path, task_model):
