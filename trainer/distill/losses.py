@@ -31,7 +31,13 @@ def prediction_kl(
 
     student_logits, teacher_logits: [B, T, V]; labels: [B, T]. Returns a scalar (0 when N = 0).
     """
-    mask = response_positions(labels)
+    return masked_kl(student_logits, teacher_logits, response_positions(labels), temperature)
+
+
+def masked_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor,
+              temperature: float = 1.0) -> torch.Tensor:
+    """:func:`prediction_kl` over the positions where ``mask`` [B, T] is true (logits [B, T, V]): the form the
+    training step uses, whose logits hold only the labelled positions."""
     n = mask.sum()
     if n == 0:
         return student_logits.sum() * 0.0
@@ -54,7 +60,12 @@ def topk_prediction_kl(
     log-probabilities at temperature τ. The teacher's top-k is renormalised to sum to 1; the student's full
     log-softmax is gathered at those ids. With k = V this equals :func:`prediction_kl`.
     """
-    mask = response_positions(labels)
+    return masked_topk_kl(student_logits, topk_ids, topk_logprobs, response_positions(labels), temperature)
+
+
+def masked_topk_kl(student_logits: torch.Tensor, topk_ids: torch.Tensor, topk_logprobs: torch.Tensor,
+                   mask: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """:func:`topk_prediction_kl` over the positions where ``mask`` [B, T] is true."""
     n = mask.sum()
     if n == 0:
         return student_logits.sum() * 0.0

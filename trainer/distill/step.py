@@ -14,10 +14,10 @@ import torch
 
 from labrador.trainer.devices import fast_dtype
 from labrador.trainer.train.batch import labels_from_targets, sample_rows
-from labrador.trainer.train.loss import StepLoss, forward, token_ce
+from labrador.trainer.train.loss import StepLoss, forward, labelled_positions, token_ce
 
 from .config import DistillConfig
-from .losses import attention_kl, dae_targets, prediction_kl, topk_prediction_kl, total_loss
+from .losses import attention_kl, dae_targets, masked_kl, masked_topk_kl, total_loss
 
 
 def load_frozen_model(path: str, device: torch.device, *, eager: bool = False) -> Any:
@@ -64,30 +64,34 @@ def make_loss_factory(dc: DistillConfig):  # -> trainer.train.loop.LossStepFacto
             teachers = {"teacher": load_frozen_model(dc.teacher_model, device, eager=attn)}
 
         def step(model: torch.nn.Module, batch: dict[str, Any]) -> StepLoss:
-            out = forward(model, batch, output_attentions=attn) if attn else forward(model, batch)
-            targets = batch["targets"].to(out.logits.device)
-            labels = labels_from_targets(targets)
-            n = int((targets != -100).sum())
+            # logits only at the labelled positions [K], for the student and every teacher: [B, K, V]
+            keep = labelled_positions(batch["targets"])
+            extra = {"output_attentions": True} if attn else {}
+            out = forward(model, batch, keep=keep, **extra)
+            full_targets = batch["targets"].to(out.logits.device)
+            targets = full_targets[:, keep.to(full_targets.device)]  # [B, K]
+            mask = targets != -100  # the prediction losses' positions, in the kept space
+            n = int(mask.sum())
             ce = token_ce(out.logits, targets)
             pred = att = None
             with torch.no_grad():
                 if cache is not None:
-                    ids, lps = cache.batch_targets(batch, sample_rows(batch))
+                    ids, lps = cache.batch_targets(batch, sample_rows(batch))  # [B, T, k]
                 elif dc.dae is not None:
-                    e = forward(teachers["expert"], batch).logits
-                    r = forward(teachers["reference"], batch).logits
-                    target_logits = dae_targets(e, r, domain_mask(batch, dc).to(e.device))
+                    e = forward(teachers["expert"], batch, keep=keep).logits
+                    r = forward(teachers["reference"], batch, keep=keep).logits
+                    target_logits = dae_targets(e, r, domain_mask(batch, dc)[:, keep].to(e.device))
                 else:
-                    t_out = forward(teachers["teacher"], batch, output_attentions=attn) if attn else \
-                        forward(teachers["teacher"], batch)
+                    t_out = forward(teachers["teacher"], batch, keep=keep, **extra)
                     target_logits = t_out.logits
             if cache is not None:
-                pred = topk_prediction_kl(out.logits, ids.to(out.logits.device), lps.to(out.logits.device), labels,
-                                          dc.temperature)
+                device = out.logits.device
+                pred = masked_topk_kl(out.logits, ids.to(device)[:, keep.to(device)],
+                                      lps.to(device)[:, keep.to(device)], mask, dc.temperature)
             else:
-                pred = prediction_kl(out.logits, target_logits, labels, dc.temperature)
+                pred = masked_kl(out.logits, target_logits.to(out.logits.device), mask, dc.temperature)
             if attn:
-                att = attention_kl(out.attentions, t_out.attentions, labels)
+                att = attention_kl(out.attentions, t_out.attentions, labels_from_targets(full_targets))
             mean = total_loss(ce / max(n, 1), dc.lam, pred, att, dc.prediction, dc.attention)
             terms = {"loss_ce": float(ce.detach()), "loss_pred": float(pred.detach()) * n}
             if attn:

@@ -10,7 +10,7 @@ import torch
 
 from .batch import collate_packed
 from .data import IGNORE, Encoded
-from .loss import token_ce
+from .loss import forward, labelled_positions, token_ce
 from .packing import pack
 
 
@@ -24,10 +24,10 @@ def loss_sums(model: Any, samples: Sequence[Encoded], max_tokens: int, device: t
     lengths = [len(s) for s in samples]
     for group in pack(range(len(samples)), lengths, max_tokens):
         batch = collate_packed([samples[i] for i in sorted(group)])
+        keep = labelled_positions(batch["targets"])
         with autocast() if autocast is not None else torch.autocast("cpu", enabled=False):
-            out = model(input_ids=batch["input_ids"].to(device), position_ids=batch["position_ids"].to(device),
-                        use_cache=False)
-        targets = batch["targets"].to(device)
+            out = forward(model, batch, keep=keep)
+        targets = batch["targets"][:, keep].to(out.logits.device)
         total += float(token_ce(out.logits, targets))
         count += int((targets != IGNORE).sum())
     if was_training:

@@ -37,16 +37,28 @@ def token_ce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE, reduction="sum")
 
 
-def forward(model: torch.nn.Module, batch: dict[str, Any], **extra: Any) -> Any:
-    """Run a causal LM on a micro-batch (no KV cache: a cache would disable the packed-sequence mask)."""
+def forward(model: torch.nn.Module, batch: dict[str, Any], keep: torch.Tensor | None = None, **extra: Any) -> Any:
+    """Run a causal LM on a micro-batch (no KV cache: a cache would disable the packed-sequence mask).
+    ``keep`` [K] (positions along T): project only those hidden states to the vocabulary, so ``logits`` is
+    [B, K, V] instead of [B, T, V] (transformers' ``logits_to_keep``)."""
     device = next(model.parameters()).device
+    if keep is not None:
+        extra["logits_to_keep"] = keep.to(device)
     return model(**model_inputs(batch, device), use_cache=False, **extra)
 
 
+def labelled_positions(targets: torch.Tensor) -> torch.Tensor:
+    """[K] the positions along T where any row of ``targets`` [B, T] has a label: the only places a loss reads
+    logits. A packed micro-batch is one row, so K is its reply tokens; padded rows share the union."""
+    return (targets != IGNORE).any(0).nonzero().squeeze(1)
+
+
 def sft_loss(model: torch.nn.Module, batch: dict[str, Any]) -> StepLoss:
-    """Plain supervised fine-tuning: cross-entropy on the reply tokens."""
-    out = forward(model, batch)
-    targets = batch["targets"].to(out.logits.device)
+    """Plain supervised fine-tuning: cross-entropy on the reply tokens, whose logits alone are computed (a
+    49 k vocabulary makes the head most of a small model's cost and activation memory)."""
+    keep = labelled_positions(batch["targets"])
+    out = forward(model, batch, keep=keep)
+    targets = batch["targets"][:, keep].to(out.logits.device)  # [B, K]
     ce = token_ce(out.logits, targets)
     n = int((targets != IGNORE).sum())
     return StepLoss(ce, n, {"loss_ce": float(ce.detach())})
