@@ -19,7 +19,8 @@ def _eighty_columns(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _record(**extra: object) -> dict:
     return {"taxonomy_commit": "fb31581e342d" + "0" * 28, "leaves_regenerated": ["a", "b"], "leaves_removed": [],
-            "reason": "tonight's held-out loss 1.704 -> 1.548; worst forgetting +0.000; " * 3, **extra}
+            "reason": "tonight's held-out loss 1.704 -> 1.548 (n = 13), rule `gate_require_improvement`; worst "
+                      "forgetting +0.000; " * 3, **extra}
 
 
 def test_runs_and_the_summary_print_ids_and_paths_whole(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

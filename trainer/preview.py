@@ -171,9 +171,18 @@ async def _previews(preview_leaf: Any, leaves: Sequence[Any], taxonomy: Path, te
                                     structured=structured, judges=judges)
         return render_preview_markdown(report.path, seeds_of(parsed), result)
 
-    try:
-        parts = await asyncio.gather(*(one(r) for r in leaves))
-    finally:
-        await teacher.aclose()
+    from labrador.validators.progress import Progress
+
+    with Progress("previewing leaves", len(leaves)) as progress:  # a bar on a terminal, a line every 30 s in a log
+
+        async def counted(report: Any) -> str:
+            part = await one(report)
+            progress.advance(note=f"{report.path.rsplit('/', 2)[-2]} done")
+            return part
+
+        try:
+            parts = await asyncio.gather(*(counted(r) for r in leaves))
+        finally:
+            await teacher.aclose()
     title = f"### Preview: {len(leaves)} leaf(s), teacher {md.text(getattr(teacher, 'name', 'teacher'), 200)}"
     return "\n\n".join([title, *parts])

@@ -134,29 +134,19 @@ def validate(args: argparse.Namespace, base: str | None
 
 
 class _progress:
-    """A rich progress bar on a terminal for long runs; nothing when piped or in CI."""
+    """Checking a large tree: a bar on a terminal, a line every 30 s in a log; nothing with ``--quiet``."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        self.enabled = sys.stderr.isatty() and not args.quiet and not os.environ.get("CI")
-        self.bar = None
+        from .progress import Progress
 
-    def __enter__(self) -> Callable[[int, int], None] | None:
-        if not self.enabled:
-            return None
-        from rich.progress import Progress
+        self.bar = Progress("checking leaves", None, show=not args.quiet)
 
-        self.bar = Progress(transient=True)
-        self.bar.start()
-        task = self.bar.add_task("checking leaves", total=None)
-
-        def update(done: int, total: int) -> None:
-            self.bar.update(task, completed=done, total=total)
-
-        return update
+    def __enter__(self) -> Callable[[int, int], None]:
+        self.bar.__enter__()
+        return lambda done, total: self.bar.update(done, total=total)
 
     def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+        self.bar.__exit__(*exc)
 
 
 def _fmt(args: argparse.Namespace) -> str:

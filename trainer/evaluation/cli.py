@@ -121,7 +121,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             judge = build_teacher(judge_settings)
         except (ValueError, ImportError, OSError, RecursionError, TeacherError) as exc:
             raise UsageError(f"judge {judge_settings.label!r}: {exc}") from None
-        with _Progress(len(questions), live=not args.quiet and sys.stderr.isatty()) as progress:
+        with _Progress(len(questions), live=not args.quiet and sys.stderr.isatty(), show=not args.quiet) as progress:
             try:
                 result, details = evaluate_branch(str(args.model), str(args.baseline), judge, questions, settings,
                                                   seen=read_seen(args.baseline), prompts=prompts, progress=progress)
@@ -195,12 +195,17 @@ def _with_metrics(args: argparse.Namespace, result: dict, questions: list, names
 
 
 class _Progress:
-    """Three bars on stderr (model answers, baseline answers, judging); nothing when not a terminal."""
+    """Three bars on a terminal (model answers, baseline answers, judging); in a log, one line every 30 s with
+    all three stages' progress (:mod:`labrador.validators.progress`); nothing with ``--quiet``."""
 
-    def __init__(self, questions: int, live: bool) -> None:
-        self.live, self.questions = live, questions
+    STAGES = (("model", "model answers", 1), ("baseline", "baseline answers", 1), ("judge", "judging", 2))
+
+    def __init__(self, questions: int, live: bool, show: bool = True) -> None:
+        self.live, self.questions, self.show = live, questions, show
         self._bars = None
         self._tasks: dict[str, int] = {}
+        self._done: dict[str, tuple[int, int]] = {stage: (0, n * questions) for stage, _, n in self.STAGES}
+        self._lines = None
 
     def __enter__(self) -> _Progress:
         if self.live:
@@ -209,17 +214,26 @@ class _Progress:
 
             self._bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                   TimeElapsedColumn(), console=Console(stderr=True))
-            for stage, label, total in (("model", "model answers", self.questions),
-                                        ("baseline", "baseline answers", self.questions),
-                                        ("judge", "judging", 2 * self.questions)):
-                self._tasks[stage] = self._bars.add_task(label, total=total)
+            for stage, label, n in self.STAGES:
+                self._tasks[stage] = self._bars.add_task(label, total=n * self.questions)
             self._bars.start()
+        elif self.show:
+            from labrador.validators.progress import Progress as Lines
+
+            self._lines = Lines("evaluating", sum(t for _, t in self._done.values()), live=False).__enter__()
         return self
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         if self._bars is not None and stage in self._tasks:
             self._bars.update(self._tasks[stage], completed=done, total=total)
+        if self._lines is not None and stage in self._done:
+            self._done[stage] = (done, total)
+            note = ", ".join(f"{label} {self._done[s][0]}/{self._done[s][1]}" for s, label, _ in self.STAGES)
+            self._lines.update(sum(d for d, _ in self._done.values()), note,
+                               total=sum(t for _, t in self._done.values()))
 
     def __exit__(self, *exc: object) -> None:
         if self._bars is not None:
             self._bars.stop()
+        if self._lines is not None:
+            self._lines.__exit__(*exc)

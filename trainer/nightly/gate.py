@@ -87,9 +87,11 @@ def _loss_gate(s: NightlySettings, m: dict[str, Any]) -> tuple[bool, str]:
     worst = max((v for v in m["forgetting"].values() if v is not None), default=0.0)
     if worst > s.gate_max_forgetting:
         night = max(m["forgetting"], key=lambda k: m["forgetting"][k] if m["forgetting"][k] is not None else -1e9)
-        return False, (f"forgetting of {night} is {worst:+.3f} nats/token, above the gate's "
+        return False, (f"forgetting of {night} is {worst:+.3f} nats/token, above gate_max_forgetting "
                        f"{s.gate_max_forgetting}")
     new, before, what = m["heldout_loss"]["tonight"], m["heldout_loss"]["tonight_parent"], "tonight's held-out loss"
+    n = (m.get("sizes") or {}).get("tonight")
+    counted = f" (n = {n})" if new is not None and n is not None else ""  # a mean is never shown without its n
     if new is None:  # no held-out sample tonight: the changed leaves' seed examples are the measure left
         new, before = m["seed_loss"]["new"], m["seed_loss"]["parent"]
         what = "the loss on the changed leaves' seed examples (no held-out sample tonight)"
@@ -104,8 +106,10 @@ def _loss_gate(s: NightlySettings, m: dict[str, Any]) -> tuple[bool, str]:
         return False, (f"{what} is {new:.3f} nats/token, worse than guessing (ln V = {guess:.3f}): the model "
                        "has not learned to speak")
     if s.gate_require_improvement and before is not None and not (new < before):
-        return False, f"{what} {new:.3f} did not improve on the parent model's {before:.3f}"
-    return True, f"{what} {_fmt(before)} -> {new:.3f}; worst forgetting {worst:+.3f}"
+        return False, (f"{what} {new:.3f}{counted} did not improve on the parent model's {before:.3f} (rule "
+                       "`gate_require_improvement`)")
+    rule = "gate_require_improvement" if s.gate_require_improvement and before is not None else "gate_max_forgetting"
+    return True, f"{what} {_fmt(before)} -> {new:.3f}{counted}, rule `{rule}`; worst forgetting {worst:+.3f}"
 
 
 def _fmt(v: float | None) -> str:

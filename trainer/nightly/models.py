@@ -41,7 +41,7 @@ def base_model(night: Night) -> str:
         night.say(f"the base model: layers {layers} of {name}, healed by distillation "
                   f"({night.settings.heal_steps} steps, once)")
         return str(heal_student(source, picked, replace(HealSettings(), steps=night.settings.heal_steps),
-                                progress=False, say=night.say))
+                                progress=True, say=night.say))
     out = night.state / "base" / f"{name}-{layers.replace(',', '_')}"
     if not (out / "config.json").is_file():
         source = pull(name)

@@ -275,9 +275,16 @@ def _generate(night: Night, record: dict[str, Any], run_dir: Path) -> dict[str, 
     name = teacher.name
     night.say(f"generating with {name} ({night.teacher.profile_name} profile)")
     limits = Limits.for_teacher(night.teacher)
-    results = asyncio.run(generate(inputs, teacher, night.state / "generated", seed=night.settings.seed,
-                                   limits=limits, config=night.checker,
-                                   taxonomy_repo=repo_root(night.taxonomy), close_teacher=True))
+    from rich.console import Console
+
+    from ..sdg.progress import ProgressDisplay
+
+    console = Console(stderr=True)
+    with ProgressDisplay(console, len(inputs), live=ProgressDisplay.wanted(console)) as display:
+        results = asyncio.run(generate(inputs, teacher, night.state / "generated", seed=night.settings.seed,
+                                       limits=limits, config=night.checker, progress=display.event,
+                                       on_leaf=display.leaf_done, taxonomy_repo=repo_root(night.taxonomy),
+                                       close_teacher=True))
     changed = set(record["leaves_regenerated"])
     new: list[dict[str, Any]] = []
     per_leaf = {}
@@ -351,7 +358,7 @@ def _train(night: Night, run_dir: Path, start: str) -> dict[str, Any]:
     config = night.settings.train_config(start, out, run_dir / "mix.jsonl", source=f"[nightly] of {night.state}")
     config = embedded_distill_teacher(config)
     night.say(f"training on {run_dir / 'mix.jsonl'} from {start}")
-    summary = train(config, resume=(out / "run.json").is_file(), progress=False)
+    summary = train(config, resume=(out / "run.json").is_file())  # a bar on a terminal, a line every 30 s in a log
     dc = config.distill
     distill = None if dc is None else {"teacher": dc.teacher_model or dc.teacher_cache or "dae", "lambda": dc.lam,
                                        "attention": dc.attention}

@@ -124,7 +124,8 @@ def run_generate(args: argparse.Namespace) -> int:
         teacher = build_teacher(teacher_settings)
     except (ValueError, ImportError, TeacherError) as exc:  # bad spec, missing extra, server unreachable
         raise UsageError(f"teacher {teacher_settings.label!r}: {exc}") from None
-    display = ProgressDisplay(stderr, len(inputs), live=not args.quiet and ProgressDisplay.wanted(stderr))
+    display = ProgressDisplay(stderr, len(inputs), live=not args.quiet and ProgressDisplay.wanted(stderr),
+                              lines=not args.quiet)
     with display:
         results = asyncio.run(generate(inputs, teacher, out, seed=settings.seed, max_leaves=args.max_leaves,
                                        limits=Limits.for_teacher(teacher_settings),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -22,8 +22,10 @@ if TYPE_CHECKING:
 class ProgressDisplay:
     """Feed it :class:`ProgressEvent` (``event``) and finished leaves (``leaf_done``); use as a context."""
 
-    def __init__(self, console: Console, leaves: int, live: bool = True) -> None:
+    def __init__(self, console: Console, leaves: int, live: bool = True, lines: bool = True) -> None:
         self.console, self.leaves, self.live = console, leaves, live
+        self._lines: Any = None  # not live: requests done/total in a line every 30 s (validators.progress)
+        self._want_lines = lines and not live
         self.finished = 0
         self._progress: Progress | None = None
         self._tasks: dict[str, TaskID] = {}
@@ -41,6 +43,10 @@ class ProgressDisplay:
                                       TimeElapsedColumn(), console=self.console, transient=True)
             self._progress.start()
             self._leaf_task = self._progress.add_task("leaves", total=self.leaves)
+        elif self._want_lines:
+            from labrador.validators.progress import Progress as Lines
+
+            self._lines = Lines("generating (requests)", None, live=False, stream=self.console.file).__enter__()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -48,6 +54,9 @@ class ProgressDisplay:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+        if self._lines is not None:
+            self._lines.__exit__(exc_type, exc, tb)
+            self._lines = None
 
     @staticmethod
     def stage(label: str) -> str:
@@ -63,6 +72,10 @@ class ProgressDisplay:
             cells[ev.leaf] = (total, total)
         else:
             cells[ev.leaf] = (ev.done, ev.total)
+        if self._lines is not None:
+            done = sum(d for c in self._cells.values() for d, _ in c.values())
+            total = sum(t for c in self._cells.values() for _, t in c.values())
+            self._lines.update(done, f"{self.finished}/{self.leaves} leaves done, now {stage}", total=max(total, done))
         if self._progress is None:
             return
         task = self._tasks.get(stage)

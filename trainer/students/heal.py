@@ -177,14 +177,10 @@ def _with_parent_replies(parent: Path, rows: list[dict[str, Any]], s: HealSettin
 
 @contextmanager
 def _bar(show: bool, what: str, total: int) -> Iterator[Callable[[int], None]]:
-    if not show:
-        yield lambda done: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from labrador.validators.progress import Progress
 
-    with Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as prog:
-        task = prog.add_task(what, total=total)
-        yield lambda done: prog.update(task, completed=done)
+    with Progress(what, total, show=show) as prog:
+        yield prog.update
 
 
 def _distil(parent: Path, cut: Path, data: Path, out: Path, s: HealSettings, progress: bool,

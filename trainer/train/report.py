@@ -90,21 +90,16 @@ def plot_losses(path: Path, records: list[dict[str, Any]], heldout: dict[str, di
 
 
 def progress_bar(show: bool, phase: str, total: int, first: int) -> Callable[[int | None, dict | None], None]:
-    """``update(k, record)`` after step ``k`` (loss and tokens/s from its record); ``update(None, None)`` ends it."""
-    if not show:
-        return lambda k, rec: None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    """``update(k, record)`` after step ``k`` (loss and tokens/s from its record); ``update(None, None)`` ends it.
+    A bar on a terminal, a line every 30 s in a log (:mod:`labrador.validators.progress`)."""
+    from labrador.validators.progress import Progress
 
-    prog = Progress(TextColumn("[bold]{task.fields[phase]}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("loss {task.fields[loss]}  {task.fields[tps]} tok/s"), TimeRemainingColumn(),
-                    transient=False)
-    task = prog.add_task("train", total=total, completed=first, phase=phase, loss="-", tps="-")
-    prog.start()
+    bar = Progress(f"training {phase}", total, start=first, show=show).__enter__()
 
     def update(k: int | None, rec: dict | None) -> None:
         if k is None:
-            prog.stop()
+            bar.__exit__(None, None, None)
             return
-        prog.update(task, completed=k, loss=f"{rec['loss']:.4f}", tps=f"{rec['tokens_per_s']:.0f}")
+        bar.update(k, f"loss {rec['loss']:.4f}, {rec['tokens_per_s']:.0f} tok/s" if rec else "")
 
     return update

@@ -64,6 +64,19 @@ def test_the_gate_never_promotes_a_broken_unmeasured_or_worse_than_guessing_mode
     assert ok and "seed examples" in why  # no held-out sample: the seeds are the measure left
 
 
+def test_the_gates_reason_carries_its_count_and_names_the_rule_that_decided():
+    s = NightlySettings(base_model="x")
+    ok, why = _gate(s, _metrics(heldout_loss={"tonight": 6.324, "tonight_parent": 6.819}, sizes={"tonight": 13}))
+    assert ok and "tonight's held-out loss 6.819 -> 6.324 (n = 13), rule `gate_require_improvement`" in why
+    ok, why = _gate(s, _metrics(heldout_loss={"tonight": 7.0, "tonight_parent": 6.819}, sizes={"tonight": 1}))
+    assert not ok and "7.000 (n = 1) did not improve" in why and "`gate_require_improvement`" in why
+    ok, why = _gate(NightlySettings(base_model="x", gate_require_improvement=False),
+                    _metrics(heldout_loss={"tonight": 7.0, "tonight_parent": 6.819}))
+    assert ok and "rule `gate_max_forgetting`" in why
+    ok, why = _gate(s, _metrics(forgetting={"night-0001": 0.9}))
+    assert not ok and "above gate_max_forgetting 0.25" in why
+
+
 @pytest.mark.parametrize("key, value, message", [("lr", "inf", "finite"), ("lr", "nan", "finite"),
                                                   ("lr", "1e30", "at most"), ("effective_batch", "0", "at least 1")])
 def test_non_finite_or_out_of_range_settings_stop_before_any_row(repo, tmp_path, recording, base_model,
