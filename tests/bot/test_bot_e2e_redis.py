@@ -197,6 +197,8 @@ def test_a_job_handed_back_at_sigterm_is_finished_by_another_machines_worker(
     second = start_worker(gh, redis_url, tmp_path / "worker-2", threads=1)
     try:
         wait_for(lambda: runs(gh, pr.head_sha)[0].status == "completed", 30, "the other worker to finish it")
+        wait_for(lambda: bot.web_queue.state.open_checks() == [], 30, "its lease released (a stop before that "
+                 "hands the job back)")
     finally:
         stop(second, 2)
     [run] = runs(gh, pr.head_sha)  # the same check run, taken over through the lease in Redis
