@@ -205,6 +205,7 @@ def test_a_teacher_specs_prefix_is_read_in_one_place():
 SUBLAYERS = {
     "validators": 0,
     "trainer": 1, "trainer.devices": 1, "trainer.jsonl": 1, "trainer.markdown": 1, "trainer.settings": 1,
+    "trainer.charts": 1,  # the report charts' one grammar (matplotlib)
     "trainer.models": 2,  # the registry's models: catalogue and store (the embedded teacher is one)
     "trainer.teachers": 3, "trainer.mixing": 3,
     "trainer.sdg": 4,

@@ -42,6 +42,12 @@ def _clean(value: object, limit: int) -> str:
     return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", s)
 
 
+def plain(value: object, limit: int = 2_000) -> str:
+    """Text for a terminal or a log: no Markdown and no escaping, but control and bidi characters shown as
+    ``\\uXXXX`` (no terminal escape sequences, no hidden or reordered text) and clipped."""
+    return _clean(value, limit)
+
+
 def text(value: object, limit: int = 2_000, newline: str = "<br>") -> str:
     """Inline-safe text for paragraphs and table cells (one line unless ``newline`` says otherwise)."""
     s = _clean(value, limit)

@@ -59,6 +59,17 @@ def _qa(item: Mapping[str, Any], limit: int) -> str:
     return "\n\n".join(parts)
 
 
+def _outcome(result: Any) -> tuple[list[dict[str, str]], str, dict[str, int], int, int, float]:
+    """(samples, error, dropped by reason, kept, generated, seconds) of a generation result, read one way for
+    both renderers."""
+    samples = [sample_fields(s) for s in getattr(result, "samples", None) or [] if isinstance(s, Mapping)]
+    dropped = {str(k): int(v) for k, v in sorted((getattr(result, "dropped", None) or {}).items()) if v}
+    kept = int(getattr(result, "kept", len(samples)))
+    generated = max(int(getattr(result, "generated", 0) or 0), kept)  # candidates, kept, and why the rest went
+    return (samples, str(getattr(result, "error", "") or ""), dropped, kept, generated,
+            float(getattr(result, "seconds", 0.0)))
+
+
 def preview_blocks(leaf_path: str, seeds: Sequence[Mapping[str, Any]], result: Any, skipped: str = "") -> list[str]:
     """:func:`render_preview_markdown` as whole blocks (heading, stats and seeds first; then one per sample),
     so a caller with a size limit (the bot's comment) can drop whole blocks and never cut one in half."""
@@ -67,16 +78,11 @@ def preview_blocks(leaf_path: str, seeds: Sequence[Mapping[str, Any]], result: A
         return [f"{head}\n\n_Not previewed: {md.text(skipped, 300)}_"]
     if result is None:
         return [f"{head}\n\n_Not previewed._"]
-    samples = [sample_fields(s) for s in getattr(result, "samples", None) or [] if isinstance(s, Mapping)]
-    error = str(getattr(result, "error", "") or "")
+    samples, error, dropped, kept, generated, seconds = _outcome(result)
     if error and not samples:
         return [f"{head}\n\n_The preview failed: {md.text(error, 500)}_"]
-    dropped = getattr(result, "dropped", None) or {}
-    drops = ", ".join(f"{md.text(k, 40)} {int(v)}" for k, v in sorted(dropped.items()) if v) or "none"
-    kept = int(getattr(result, "kept", len(samples)))
-    generated = int(getattr(result, "generated", 0) or 0)  # the yield: candidates, kept, and why the rest went
-    stats = (f"generated **{max(generated, kept)}** · kept **{kept}** · dropped: {drops} · "
-             f"{float(getattr(result, 'seconds', 0.0)):.1f} s")
+    drops = ", ".join(f"{md.text(k, 40)} {v}" for k, v in dropped.items()) or "none"
+    stats = f"generated **{generated}** · kept **{kept}** · dropped: {drops} · {seconds:.1f} s"
     seeds_block = md.details(f"Seeds ({len(seeds)})", "\n\n".join(_qa(s, 800) for s in seeds[:10]))
     blocks = [f"{head}\n\n{stats}\n\n{seeds_block}"]
     for i, sample in enumerate(samples, 1):
@@ -86,6 +92,41 @@ def preview_blocks(leaf_path: str, seeds: Sequence[Mapping[str, Any]], result: A
     if error:
         blocks.append(f"_Some requests failed: {md.text(error, 500)}_")
     return blocks
+
+
+def _qa_text(item: Mapping[str, Any], limit: int) -> list[str]:
+    lines = []
+    for name in ("context", "question", "answer"):
+        if item.get(name):
+            body = md.plain(item[name], limit).splitlines() or [""]
+            lines += [f"    {name}: {body[0]}", *(f"      {x}" for x in body[1:])]
+    return lines
+
+
+def render_preview_text(leaf_path: str, seeds: Sequence[Mapping[str, Any]], result: Any, skipped: str = "") -> str:
+    """The same preview as plain text, for a terminal or a log (``labrador check --preview``'s human format):
+    nothing to render, nothing escaped but control characters."""
+    lines = [md.plain(leaf_path, 300)]
+    if skipped or result is None:
+        return "\n".join([*lines, f"  not previewed{': ' + md.plain(skipped, 300) if skipped else ''}"])
+    samples, error, dropped, kept, generated, seconds = _outcome(result)
+    if error and not samples:
+        return "\n".join([*lines, f"  the preview failed: {md.plain(error, 500)}"])
+    drops = ", ".join(f"{md.plain(k, 40)} {v}" for k, v in dropped.items()) or "none"
+    lines.append(f"  generated {generated} · kept {kept} · dropped: {drops} · {seconds:.1f} s")
+    lines.append(f"  seeds ({len(seeds)}):")
+    for seed in seeds[:10]:
+        lines += _qa_text(seed, 800)
+        lines.append("")
+    for i, sample in enumerate(samples, 1):
+        lines.append(f"  sample {i}:")
+        lines += _qa_text(sample, 1_500)
+        lines.append("")
+    if not samples:
+        lines.append("  no sample passed the filters")
+    if error:
+        lines.append(f"  some requests failed: {md.plain(error, 500)}")
+    return "\n".join(lines).rstrip()
 
 
 def render_preview_markdown(leaf_path: str, seeds: Sequence[Mapping[str, Any]], result: Any,
@@ -147,42 +188,58 @@ def check_hook(args: argparse.Namespace, reports: Sequence[Any]) -> int:
         print(f"preview skipped: {type(exc).__name__}: {exc}".splitlines()[0], file=out)
         return 0
     docs = not getattr(args, "no_documents", False)
-    text = asyncio.run(_previews(preview_leaf, leaves, taxonomy, teacher, settings.preview_samples, settings.seed,
-                                 config, repo_root(taxonomy) if taxonomy.exists() else None, docs,
-                                 chosen.profile_name, chosen.structured_on, chosen.judges_on))
-    print("\n" + text, file=out)
+    previews = asyncio.run(_previews(preview_leaf, leaves, taxonomy, teacher, settings.preview_samples,
+                                     settings.seed, config, repo_root(taxonomy) if taxonomy.exists() else None, docs,
+                                     chosen.profile_name, chosen.structured_on, chosen.judges_on))
+    name = getattr(teacher, "name", "teacher")
+    markdown = getattr(args, "format", None) in ("github", "markdown") or (
+        getattr(args, "format", None) is None and os.environ.get("GITHUB_ACTIONS") == "true")
+    print("\n" + (render_markdown(previews, name) if markdown else render_text(previews, name)), file=out)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as fh:
-            fh.write(text + "\n")
+            fh.write(render_markdown(previews, name) + "\n")
     return 0
+
+
+Preview = tuple[str, list[dict[str, str]], Any, str]  # (leaf path, seeds, result, why skipped): a renderer's args
+
+
+def render_markdown(previews: Sequence[Preview], teacher: str) -> str:
+    """Every leaf's preview as GitHub Markdown (``--format github|markdown``, the step summary)."""
+    title = f"### Preview: {len(previews)} leaf(s), teacher {md.text(teacher, 200)}"
+    return "\n\n".join([title, *(render_preview_markdown(*p) for p in previews)])
+
+
+def render_text(previews: Sequence[Preview], teacher: str) -> str:
+    """Every leaf's preview as plain text (a terminal or a log)."""
+    title = f"Preview: {len(previews)} leaf(s), teacher {md.plain(teacher, 200)}"
+    return "\n\n".join([title, *(render_preview_text(*p) for p in previews)])
 
 
 async def _previews(preview_leaf: Any, leaves: Sequence[Any], taxonomy: Path, teacher: Any, samples: int, seed: int,
                     config: Any, local: Path | None, documents: bool, profile: str = "full",
-                    structured: bool = True, judges: bool | None = None) -> str:
-    async def one(report: Any) -> str:
+                    structured: bool = True, judges: bool | None = None) -> list[Preview]:
+    async def one(report: Any) -> Preview:
         if report.branch == "knowledge" and not documents:
-            return render_preview_markdown(report.path, [], None, skipped="documents are off (--no-documents)")
+            return (report.path, [], None, "documents are off (--no-documents)")
         data = (taxonomy / report.path).read_bytes()
         parsed = report.data if isinstance(report.data, dict) else check_file(report.path, data, config).data
         result = await preview_leaf(report.path, data, teacher, samples=samples, seed=seed, config=config,
                                     local_repo=local, taxonomy_repo=local, report=report, profile=profile,
                                     structured=structured, judges=judges)
-        return render_preview_markdown(report.path, seeds_of(parsed), result)
+        return (report.path, seeds_of(parsed), result, "")
 
     from labrador.validators.progress import Progress
 
     with Progress("previewing leaves", len(leaves)) as progress:  # a bar on a terminal, a line every 30 s in a log
 
-        async def counted(report: Any) -> str:
+        async def counted(report: Any) -> Preview:
             part = await one(report)
             progress.advance(note=f"{report.path.rsplit('/', 2)[-2]} done")
             return part
 
         try:
-            parts = await asyncio.gather(*(counted(r) for r in leaves))
+            return list(await asyncio.gather(*(counted(r) for r in leaves)))
         finally:
             await teacher.aclose()
-    title = f"### Preview: {len(leaves)} leaf(s), teacher {md.text(getattr(teacher, 'name', 'teacher'), 200)}"
-    return "\n\n".join([title, *parts])

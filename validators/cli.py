@@ -25,8 +25,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="taxonomy folder (default: ./taxonomy if it exists, else the current folder)")
     p.add_argument("--config", metavar="FILE", type=Path,
                    help="settings file (default: the nearest labrador.toml at or above the taxonomy)")
-    p.add_argument("--format", choices=("human", "json", "github"), default=None,
-                   help="output format (default: github inside GitHub Actions, else human)")
+    p.add_argument("--format", choices=("human", "json", "github", "markdown"), default=None,
+                   help="output format (default: github inside GitHub Actions, else human); markdown: findings "
+                   "as human, previews as GitHub Markdown (what the bot posts)")
     p.add_argument("--no-documents", action="store_true",
                    help="skip resolving knowledge documents (repo, commit, patterns); no network, no git")
     p.add_argument("--no-cache", action="store_true", help="ignore and do not update the verdict cache")
@@ -151,7 +152,7 @@ class _progress:
 
 def _fmt(args: argparse.Namespace) -> str:
     if args.format:
-        return args.format
+        return "human" if args.format == "markdown" else args.format  # markdown changes previews only
     return "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "human"
 
 

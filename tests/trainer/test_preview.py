@@ -13,7 +13,16 @@ from types import SimpleNamespace
 import pytest
 from hostile import EVERY, assert_inert, visible
 
-from labrador.trainer.preview import NO_TEACHER, _previews, check_hook, render_preview_markdown, seeds_of
+from labrador.trainer.preview import (
+    NO_TEACHER,
+    _previews,
+    check_hook,
+    render_markdown,
+    render_preview_markdown,
+    render_preview_text,
+    render_text,
+    seeds_of,
+)
 from labrador.trainer.sdg import LeafResult
 from labrador.validators import cli as checker_cli
 
@@ -68,8 +77,12 @@ def test_check_hook_output_is_inert(text: str, tmp_path: Path) -> None:
         (tmp_path / report.path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / report.path).write_text("version: 3\n")
     teacher = Teacher()
-    out = asyncio.run(_previews(preview_leaf, reports, tmp_path, teacher, 1, 0, None, None, False))
+    previews = asyncio.run(_previews(preview_leaf, reports, tmp_path, teacher, 1, 0, None, None, False))
     assert teacher.closed
+    plain = render_text(previews, teacher.name)  # a terminal: no escape sequence, no hidden character
+    assert "\x1b" not in plain and "\u202e" not in plain and "\x07" not in plain
+    assert plain.startswith("Preview: 3 leaf(s), teacher ") and "documents are off" in plain
+    out = render_markdown(previews, teacher.name)
     assert out.startswith("### Preview: 3 leaf(s), teacher ") and out.count("\n#### ") == 3
     assert "_Not previewed: documents are off" in out and "_The preview failed: " in out
     assert "_Some requests failed: " in out and "<summary>Sample 1: " in out
@@ -100,6 +113,23 @@ def test_render_layout_seeds_stats_and_samples() -> None:
     assert render_preview_markdown("x/qna.yaml", seeds, None) == "#### x/qna.yaml\n\n_Not previewed._"
     skipped = render_preview_markdown("x/qna.yaml", seeds, None, skipped="documents are off (--no-documents)")
     assert skipped == "#### x/qna.yaml\n\n_Not previewed: documents are off (--no-documents)_"
+
+
+def test_text_preview_is_plain_with_the_same_facts_as_the_markdown() -> None:
+    seeds = [{"question": "Write a haiku about <rain> & snow.", "answer": "Rain taps\non the roof"}]
+    res = LeafResult(f"{HAIKU}/qna.yaml", "ok", generated=6, kept=2, dropped={"duplicate": 3, "judge_rejected": 1},
+                     seconds=1.25, samples=[sample("Q *one*?", "A one"), sample("Q two?", "A \x1b[31mred")])
+    out = render_preview_text(f"{HAIKU}/qna.yaml", seeds, res)
+    assert out.startswith("compositional_skills/writing/freeform/haiku/qna.yaml\n")
+    assert "generated 6 · kept 2 · dropped: duplicate 3, judge_rejected 1 · 1.2 s" in out
+    assert "    question: Write a haiku about <rain> & snow." in out  # no entity, no backslash
+    assert "    answer: Rain taps\n      on the roof" in out  # a multi-line answer stays indented
+    assert "  sample 1:\n    question: Q *one*?\n    answer: A one" in out
+    assert "\x1b" not in out and "\\u001b[31mred" in out  # a terminal escape is shown, never sent
+    for markup in ("<details>", "**", "&lt;", "&amp;", "#### "):
+        assert markup not in out
+    assert "no sample passed the filters" in render_preview_text("x/qna.yaml", seeds, LeafResult("x/qna.yaml", "ok"))
+    assert render_preview_text("x/qna.yaml", seeds, None, skipped="off") == "x/qna.yaml\n  not previewed: off"
 
 
 def test_seeds_of_knowledge_and_skills() -> None:
@@ -155,12 +185,17 @@ def test_preview_with_env_teacher_renders_samples_beside_seeds(monkeypatch, taxo
     plain = capsys.readouterr().out  # without --preview: one line, no generation
     assert "Preview" not in plain and plain.count("labrador check --preview") == 1
     assert check(monkeypatch, taxonomy, "--preview") == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().out  # a person's terminal or log: plain text
+    assert "Preview: 1 leaf(s), teacher replay-freeform" in out and "###" not in out and "<summary>" not in out
+    assert "\ncompositional_skills/writing/freeform/haiku/qna.yaml\n" in out
+    assert "  seeds (6):" in out and "  sample 1:" in out and re.search(r"kept [1-3] ", out)
+    assert summary.read_text().startswith("### Preview")  # the GitHub job summary: Markdown
+    assert check(monkeypatch, taxonomy, "--preview", "--format", "markdown") == 0
+    out = capsys.readouterr().out  # what the bot posts
     assert "### Preview: 1 leaf(s), teacher replay-freeform" in out
     assert "#### compositional_skills/writing/freeform/haiku/qna.yaml" in out
     assert "<summary>Seeds (6)</summary>" in out and "<summary>Sample 1: " in out
     assert re.search(r"kept \*\*[1-3]\*\*", out)
-    assert summary.read_text().startswith("### Preview")  # also in the GitHub job summary
 
 
 def test_leaf_whose_verdict_comes_from_the_cache_is_still_previewed(monkeypatch, taxonomy: Path, capsys,
@@ -175,7 +210,7 @@ def test_leaf_whose_verdict_comes_from_the_cache_is_still_previewed(monkeypatch,
     monkeypatch.setenv("LABRADOR_TEACHER", f"replay:{FIXTURES / 'freeform.json'}")
     assert checker_cli.main(args) == 0  # the verdict is cached: the report carries no parsed leaf
     out = capsys.readouterr().out
-    assert "<summary>Seeds (6)</summary>" in out and "<summary>Sample 1: " in out
+    assert "  seeds (6):" in out and "  sample 1:" in out
 
 
 def test_config_teacher_and_json_output_stays_clean(monkeypatch, taxonomy: Path, capsys, tmp_path: Path) -> None:
@@ -184,7 +219,7 @@ def test_config_teacher_and_json_output_stays_clean(monkeypatch, taxonomy: Path,
     assert check(monkeypatch, taxonomy, "--format", "json", "--preview") == 0
     captured = capsys.readouterr()
     json.loads(captured.out)  # stdout is the checker's JSON only
-    assert "<summary>Sample 1: " in captured.err and "Sample 2" not in captured.err
+    assert "  sample 1:" in captured.err and "sample 2" not in captured.err
 
 
 def test_invalid_leaves_are_not_previewed_and_broken_teacher_does_not_hide_verdict(monkeypatch, taxonomy: Path,

@@ -41,10 +41,15 @@ def masked_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: 
     n = mask.sum()
     if n == 0:
         return student_logits.sum() * 0.0
-    s = F.log_softmax(student_logits[mask].float() / temperature, dim=-1)  # [N, V]
-    t = F.log_softmax(teacher_logits.detach()[mask].float() / temperature, dim=-1)
-    kl = F.kl_div(s, t, log_target=True, reduction="sum")  # Σ exp(t)·(t − s), one fused kernel
-    return temperature**2 * kl / n
+    return temperature**2 * kl_sum(student_logits[mask], teacher_logits[mask], temperature) / n
+
+
+def kl_sum(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """``Σ_n KL(softmax(z_T/τ) ‖ softmax(z_S/τ))`` over rows of logits [N, V], in fp32 (no τ², no mean: the
+    chunked head adds chunks' sums)."""
+    s = F.log_softmax(student_logits.float() / temperature, dim=-1)  # [N, V]
+    t = F.log_softmax(teacher_logits.detach().float() / temperature, dim=-1)
+    return F.kl_div(s, t, log_target=True, reduction="sum")  # Σ exp(t)·(t − s), one fused kernel
 
 
 def topk_prediction_kl(
@@ -69,12 +74,16 @@ def masked_topk_kl(student_logits: torch.Tensor, topk_ids: torch.Tensor, topk_lo
     n = mask.sum()
     if n == 0:
         return student_logits.sum() * 0.0
-    s = F.log_softmax(student_logits[mask].float() / temperature, dim=-1)  # [N, V]
-    ids = topk_ids[mask].long()  # [N, k]
-    t = topk_logprobs.detach()[mask].float()
+    return temperature**2 * topk_kl_sum(student_logits[mask], topk_ids[mask], topk_logprobs[mask], temperature) / n
+
+
+def topk_kl_sum(student_logits: torch.Tensor, topk_ids: torch.Tensor, topk_logprobs: torch.Tensor,
+                temperature: float = 1.0) -> torch.Tensor:
+    """:func:`kl_sum` with the teacher as its renormalised top-k: logits [N, V], ids and log-probs [N, k]."""
+    s = F.log_softmax(student_logits.float() / temperature, dim=-1)  # [N, V]
+    t = topk_logprobs.detach().float()
     t = t - torch.logsumexp(t, dim=-1, keepdim=True)  # renormalise the top-k
-    kl = (t.exp() * (t - s.gather(-1, ids))).sum()
-    return temperature**2 * kl / n
+    return (t.exp() * (t - s.gather(-1, topk_ids.long()))).sum()
 
 
 def layer_map(student_layers: int, teacher_layers: int) -> list[int]:

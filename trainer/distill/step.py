@@ -14,10 +14,11 @@ import torch
 
 from labrador.trainer.devices import fast_dtype
 from labrador.trainer.train.batch import labels_from_targets, sample_rows
-from labrador.trainer.train.loss import StepLoss, forward, labelled_positions, token_ce
+from labrador.trainer.train.head import chunked_head_loss, forward, head_weight, hidden_at, labelled_positions
+from labrador.trainer.train.loss import StepLoss, token_ce
 
 from .config import DistillConfig
-from .losses import attention_kl, dae_targets, masked_kl, masked_topk_kl, total_loss
+from .losses import attention_kl, dae_targets, kl_sum, masked_kl, masked_topk_kl, topk_kl_sum, total_loss
 
 
 def load_frozen_model(path: str, device: torch.device, *, eager: bool = False) -> Any:
@@ -63,7 +64,59 @@ def make_loss_factory(dc: DistillConfig):  # -> trainer.train.loop.LossStepFacto
         else:
             teachers = {"teacher": load_frozen_model(dc.teacher_model, device, eager=attn)}
 
+        def chunked(model: torch.nn.Module, batch: dict[str, Any], weight: torch.Tensor) -> StepLoss:
+            # hidden states at the labelled positions [N, H] for the student and every teacher; the heads
+            # and the losses then run config.loss_chunk_tokens positions at a time
+            keep = labelled_positions(batch["targets"])
+            extra = {"output_attentions": True} if attn else {}
+            hidden, out = hidden_at(model, batch, keep, **extra)
+            full_targets = batch["targets"].to(hidden.device)
+            targets = full_targets[:, keep.to(hidden.device)]  # [B, K]
+            mask = targets != -100
+            labels, n = targets[mask], int(mask.sum())  # [N]
+            with torch.no_grad():
+                if cache is not None:
+                    ids, lps = cache.batch_targets(batch, sample_rows(batch))  # [B, T, k]
+                    k = keep.to(ids.device)
+                    ids, lps = ids[:, k].to(hidden.device)[mask], lps[:, k].to(hidden.device)[mask]  # [N, k]
+                else:
+                    sources = {name: hidden_at(t, batch, keep, **extra) for name, t in teachers.items()}
+                    t_hidden = {name: h[mask.to(h.device)].to(hidden.device) for name, (h, _) in sources.items()}
+                    t_weight = {name: head_weight(t) for name, t in teachers.items()}
+                    if dc.dae is not None:
+                        domain = domain_mask(batch, dc)[:, keep].to(hidden.device)[mask]  # [N]
+
+            def teacher_logits(name: str, rows: slice) -> torch.Tensor:
+                return t_hidden[name][rows] @ t_weight[name].to(t_hidden[name].dtype).T  # [n, V]
+
+            def chunk_loss(z: torch.Tensor, rows: slice) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                ce = torch.nn.functional.cross_entropy(z.float(), labels[rows], reduction="sum")
+                with torch.no_grad():
+                    if cache is None and dc.dae is not None:
+                        target = dae_targets(teacher_logits("expert", rows), teacher_logits("reference", rows),
+                                             domain[rows])
+                    elif cache is None:
+                        target = teacher_logits("teacher", rows)
+                if cache is not None:
+                    kl = topk_kl_sum(z, ids[rows], lps[rows], dc.temperature)
+                else:
+                    kl = kl_sum(z, target, dc.temperature)
+                pred = dc.temperature**2 * kl
+                return (1 - dc.lam) * ce + dc.lam * dc.prediction * pred, {"loss_ce": ce, "loss_pred": pred}
+
+            total, terms = chunked_head_loss(hidden[mask], weight, chunk_loss, config.loss_chunk_tokens)
+            if attn:
+                att = attention_kl(out.attentions, sources["teacher"][1].attentions,
+                                   labels_from_targets(full_targets))
+                total = total + dc.lam * dc.attention * att * n
+                terms["loss_attn"] = float(att.detach()) * n
+            return StepLoss(total, n, terms)
+
         def step(model: torch.nn.Module, batch: dict[str, Any]) -> StepLoss:
+            weight = head_weight(model) if config.loss_chunk_tokens > 0 else None
+            teachers_whole = all(head_weight(t) is not None for t in teachers.values())
+            if weight is not None and teachers_whole:
+                return chunked(model, batch, weight)
             # logits only at the labelled positions [K], for the student and every teacher: [B, K, V]
             keep = labelled_positions(batch["targets"])
             extra = {"output_attentions": True} if attn else {}

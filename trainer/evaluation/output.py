@@ -7,8 +7,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from labrador.validators.atomic import atomic_path
-
 from ..markdown import text as md_text
 
 COLOURS = {"improved": "green", "regressed": "red", "unchanged": "white", "new": "cyan", "unjudged": "yellow"}
@@ -80,25 +78,13 @@ def markdown(result: Mapping[str, Any]) -> list[str]:
 
 
 def delta_chart(result: Mapping[str, Any], target: Path, title: str = "per-leaf score delta") -> Path | None:
-    """A horizontal bar per leaf (model minus baseline, 1..10 scale), coloured by verdict; ``None`` when no
-    leaf has a delta."""
-    rows = [(leaf, v["delta"], v["verdict"]) for leaf, v in result["leaves"].items() if v["delta"] is not None]
-    if not rows:
-        return None
-    import matplotlib
+    """A horizontal bar per leaf (model minus baseline, 1..10 scale), green improved, red regressed, a grey mark
+    unchanged, blue new, each with its value and questions; ``None`` when no leaf has a delta."""
+    from ..charts import KEY, NEW, Bar, bar_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    colour = {"improved": "tab:green", "regressed": "tab:red", "unchanged": "tab:grey", "new": "tab:blue"}
-    fig, ax = plt.subplots(figsize=(8, 0.4 * len(rows) + 1.5), dpi=100)
-    ax.barh([r[0][-60:] for r in rows], [r[1] for r in rows], color=[colour.get(r[2], "tab:grey") for r in rows])
-    ax.axvline(0, color="black", lw=0.8)
-    ax.set_xlabel("judged score, model minus baseline (1-10 scale)")
-    ax.set_title(title)
-    ax.invert_yaxis()
-    fig.tight_layout()
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return target
+    better = {"improved": True, "regressed": False}
+    bars = [Bar(leaf, float(v["delta"]), better.get(v["verdict"]), v.get("questions"),
+                NEW if v["verdict"] == "new" else "")
+            for leaf, v in result["leaves"].items() if v["delta"] is not None]
+    return bar_figure(bars, target, "judged score, model minus baseline (1-10 scale; > 0: better)", title,
+                      KEY + " · blue: new (no baseline answer)")

@@ -85,6 +85,7 @@ def heldout_eval(night: Night, record: dict[str, Any], run_dir: Path, start: str
     answers = {leaf: {who: r["leaves"].get(leaf, {}).get("answers", []) for who, r in results.items()}
                for leaf in compared["leaves"]}
     result = {**compared, "not_measurable": not_measurable, "pairs": len(items),
+              "leaf_pairs": {leaf: sum(1 for i in items if i.leaf == leaf) for leaf in compared["leaves"]},
               "examples": {leaf: {"prompt": next(i.prompt for i in items if i.leaf == leaf),
                                   "reference": next(i.reference for i in items if i.leaf == leaf),
                                   **{who: (a[0] if a else "") for who, a in answers[leaf].items()}}

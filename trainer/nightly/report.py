@@ -4,14 +4,14 @@ the per-leaf score deltas), fit for a workflow's job summary."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
-from labrador.validators.atomic import atomic_path, atomic_write
+from labrador.validators.atomic import atomic_write
 
 from ..markdown import text as md_text
 from ..sdg.stats import legend
+from .plots import gain_chart, plots_of
 
 FEW = 5  # a mean over fewer samples is marked in the report
 
@@ -77,7 +77,7 @@ def write_report(run_dir: Path, record: dict[str, Any], runs: list[dict[str, Any
         chart = delta_chart(branch, run_dir / "branch_eval.png", f"{record['id']}: judged score delta per leaf")
         if chart is not None:
             lines += ["", f"![{chart.stem}]({chart.name})"]
-    plots = _plots(run_dir, record, runs)
+    plots = plots_of(run_dir, record, runs)
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
     path = run_dir / "report.md"
@@ -127,7 +127,7 @@ def heldout_lines(run_dir: Path, record: dict[str, Any]) -> list[str]:
     if h.get("not_measurable"):
         out += ["", f"Not measurable (too few seed pairs to hold one out): "
                 f"{', '.join(md_text(x, 200) for x in h['not_measurable'])}."]
-    chart = _gain_chart(run_dir, record["id"], leaves)
+    chart = gain_chart(run_dir, record["id"], leaves, h.get("leaf_pairs") or {})
     if chart is not None:
         out += ["", f"![{chart.stem}]({chart.name})"]
     examples = [(leaf, e) for leaf, e in sorted((h.get("examples") or {}).items()) if leaf in changed]
@@ -146,32 +146,6 @@ def _num3(v: Any) -> str:
 
 def _three(v: dict[str, Any]) -> str:
     return f"{_num3(v.get('base'))} → {_num3(v.get('parent'))} → {_num3(v.get('candidate'))}"
-
-
-def _gain_chart(run_dir: Path, night: str, leaves: dict[str, Any]) -> Path | None:
-    """Per-leaf ref_nll gain on the parent (positive: learnt), green when gained, red when lost."""
-    rows = [(leaf, -v["ref_nll"]["delta"]) for leaf, v in sorted(leaves.items())
-            if (v.get("ref_nll") or {}).get("delta") is not None]
-    if not rows:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 0.4 * len(rows) + 1.6), dpi=100)
-    ax.barh([r[0] for r in rows], [r[1] for r in rows],
-            color=["tab:green" if r[1] >= 0 else "tab:red" for r in rows])
-    ax.axvline(0, color="black", lw=0.8)
-    ax.set_xlabel("ref_nll gain on the parent (nats/token; > 0: learnt)")
-    ax.set_title(f"{night}: held-out seeds, per leaf")
-    ax.invert_yaxis()
-    fig.tight_layout()
-    target = run_dir / "heldout_gain.png"
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return target
 
 
 def _training(run_dir: Path, record: dict[str, Any]) -> list[str]:
@@ -194,39 +168,4 @@ def _training(run_dir: Path, record: dict[str, Any]) -> list[str]:
                        ("loss_attn", "attention KD"), ("loss", "total")):
         if term in rows[0] and term in rows[-1]:
             out.append(f"| {what} | {rows[0][term]:.3f} | {rows[-1][term]:.3f} |")
-    return out
-
-
-def _plots(run_dir: Path, record: dict[str, Any], runs: list[dict[str, Any]]) -> list[Path]:
-    out = []
-    loss = run_dir / "train" / "loss.png"
-    if loss.is_file():
-        shutil.copyfile(loss, run_dir / "loss.png")
-        out.append(run_dir / "loss.png")
-    forgetting = record.get("metrics", {}).get("forgetting", {})
-    history = [(r["id"], max((v for v in r.get("metrics", {}).get("forgetting", {}).values() if v is not None),
-                             default=0.0)) for r in reversed(runs) if r.get("metrics")]
-    if forgetting or history:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
-        names = sorted(forgetting)
-        axes[0].bar(names, [forgetting[n] or 0.0 for n in names], color="tab:orange")
-        axes[0].set_title(f"{record['id']}: forgetting per earlier night")
-        axes[0].set_ylabel("held-out loss rise (nats/token)")
-        axes[0].axhline(0, color="grey", lw=0.8)
-        if history:
-            axes[1].plot([h[0] for h in history], [h[1] for h in history], marker="o")
-        axes[1].set_title("worst forgetting, night by night")
-        for ax in axes:
-            ax.tick_params(axis="x", labelrotation=45)
-        fig.tight_layout()
-        target = run_dir / "forgetting.png"
-        with atomic_path(target) as tmp:
-            fig.savefig(tmp)
-        plt.close(fig)
-        out.append(target)
     return out

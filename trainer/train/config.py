@@ -170,6 +170,9 @@ class TrainConfig:
     min_sample_tokens: Count = 20  # shorter samples are broken generations (upstream's rule): dropped, counted
     max_tokens_per_batch: Tokens = 16384  # tokens in one micro-batch on one device
     packing: Flag = True
+    # labelled positions whose vocabulary logits exist at once (the head and its loss run chunk by chunk,
+    # trainer/train/head.py); 0: all of a micro-batch's at once. Memory only: a resume may change it.
+    loss_chunk_tokens: Annotated[int, Strict(), Field(ge=0, le=1_048_576)] = 1024
     heldout_fraction: Fraction = 0.05
     save_every_steps: Steps = 0  # 0: only at the end of each phase
     keep_checkpoints: Positive = 2  # resumable checkpoints kept (the newest N); resume needs one
@@ -214,7 +217,7 @@ class TrainConfig:
         phase files' content included (the same path with new data must not be mixed into a resumed run)."""
         import hashlib
 
-        d = {k: v for k, v in asdict(self).items() if k not in ("source", "trackers")}
+        d = {k: v for k, v in asdict(self).items() if k not in ("source", "trackers", "loss_chunk_tokens")}
         if d["lora"] is None:
             del d["lora"]  # the fingerprint of a full fine-tuning run is what it was before LoRA existed
         d["data_sha256"] = [_file_sha256(Path(p.data)) for p in self.phases]

@@ -9,27 +9,26 @@ from typing import Any
 import torch
 
 from .batch import collate_packed
-from .data import IGNORE, Encoded
-from .loss import forward, labelled_positions, token_ce
+from .data import Encoded
+from .loss import sft_loss
 from .packing import pack
 
 
 @torch.no_grad()
 def loss_sums(model: Any, samples: Sequence[Encoded], max_tokens: int, device: torch.device | str,
-              autocast: Any = None) -> tuple[float, int]:
-    """(summed token loss, loss tokens) over ``samples``, packed into rows of at most ``max_tokens``."""
+              autocast: Any = None, chunk_tokens: int = 0) -> tuple[float, int]:
+    """(summed token loss, loss tokens) over ``samples``, packed into rows of at most ``max_tokens``; the
+    training step's own loss (``chunk_tokens`` as in :func:`.loss.sft_loss`)."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
     lengths = [len(s) for s in samples]
     for group in pack(range(len(samples)), lengths, max_tokens):
         batch = collate_packed([samples[i] for i in sorted(group)])
-        keep = labelled_positions(batch["targets"])
         with autocast() if autocast is not None else torch.autocast("cpu", enabled=False):
-            out = forward(model, batch, keep=keep)
-        targets = batch["targets"][:, keep].to(out.logits.device)
-        total += float(token_ce(out.logits, targets))
-        count += int((targets != IGNORE).sum())
+            step = sft_loss(model, batch, chunk_tokens)
+        total += float(step.total)
+        count += step.tokens
     if was_training:
         model.train()
     return total, count

@@ -15,6 +15,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +127,7 @@ def heldout_loss(model: Any, samples: list[Encoded], config: TrainConfig, accele
 
     rank, world = (0, 1) if sharded else (accelerator.process_index, accelerator.num_processes)
     total, count = loss_sums(model, samples[rank::world], config.max_tokens_per_batch, accelerator.device,
-                             accelerator.autocast)
+                             accelerator.autocast, config.loss_chunk_tokens)
     if sharded:
         return total / count if count > 0 else float("nan")
     sums = accelerator.reduce(torch.tensor([total, count], dtype=torch.float64, device=accelerator.device), "sum")
@@ -141,7 +142,7 @@ class Trainer:
         self.config = config
         self.out = Path(config.output_dir)
         self.resume = resume
-        self.loss_factory = loss_factory or (lambda cfg, acc: sft_loss)
+        self.loss_factory = loss_factory or (lambda cfg, acc: partial(sft_loss, chunk_tokens=cfg.loss_chunk_tokens))
         self.progress = progress
         self.accelerator, self.parallel = make_accelerator(config)
         self.metrics = MetricsLog(self.out / "metrics.jsonl")

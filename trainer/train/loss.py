@@ -15,8 +15,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .batch import model_inputs
 from .data import IGNORE
+from .head import chunked_head_loss, forward, head_weight, hidden_at, labelled_positions
 
 
 @dataclass
@@ -37,28 +37,26 @@ def token_ce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE, reduction="sum")
 
 
-def forward(model: torch.nn.Module, batch: dict[str, Any], keep: torch.Tensor | None = None, **extra: Any) -> Any:
-    """Run a causal LM on a micro-batch (no KV cache: a cache would disable the packed-sequence mask).
-    ``keep`` [K] (positions along T): project only those hidden states to the vocabulary, so ``logits`` is
-    [B, K, V] instead of [B, T, V] (transformers' ``logits_to_keep``)."""
-    device = next(model.parameters()).device
-    if keep is not None:
-        extra["logits_to_keep"] = keep.to(device)
-    return model(**model_inputs(batch, device), use_cache=False, **extra)
-
-
-def labelled_positions(targets: torch.Tensor) -> torch.Tensor:
-    """[K] the positions along T where any row of ``targets`` [B, T] has a label: the only places a loss reads
-    logits. A packed micro-batch is one row, so K is its reply tokens; padded rows share the union."""
-    return (targets != IGNORE).any(0).nonzero().squeeze(1)
-
-
-def sft_loss(model: torch.nn.Module, batch: dict[str, Any]) -> StepLoss:
+def sft_loss(model: torch.nn.Module, batch: dict[str, Any], chunk_tokens: int = 0) -> StepLoss:
     """Plain supervised fine-tuning: cross-entropy on the reply tokens, whose logits alone are computed (a
-    49 k vocabulary makes the head most of a small model's cost and activation memory)."""
+    49 k vocabulary makes the head most of a small model's cost and activation memory); ``chunk_tokens`` > 0
+    takes them that many at a time (:mod:`.head`), so a whole micro-batch's logits never exist at once."""
     keep = labelled_positions(batch["targets"])
-    out = forward(model, batch, keep=keep)
-    targets = batch["targets"][:, keep].to(out.logits.device)  # [B, K]
-    ce = token_ce(out.logits, targets)
-    n = int((targets != IGNORE).sum())
-    return StepLoss(ce, n, {"loss_ce": float(ce.detach())})
+    weight = head_weight(model) if chunk_tokens > 0 else None
+    if weight is None:
+        out = forward(model, batch, keep=keep)
+        targets = batch["targets"][:, keep].to(out.logits.device)  # [B, K]
+        ce = token_ce(out.logits, targets)
+        n = int((targets != IGNORE).sum())
+        return StepLoss(ce, n, {"loss_ce": float(ce.detach())})
+    hidden, _ = hidden_at(model, batch, keep)  # [B, K, H]
+    targets = batch["targets"][:, keep].to(hidden.device)
+    mask = targets != IGNORE
+    labels = targets[mask]  # [N]
+
+    def chunk_ce(logits: torch.Tensor, rows: slice) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        ce = F.cross_entropy(logits.float(), labels[rows], reduction="sum")
+        return ce, {"loss_ce": ce}
+
+    total, terms = chunked_head_loss(hidden[mask], weight, chunk_ce, chunk_tokens)
+    return StepLoss(total, int(labels.numel()), terms)

@@ -8,11 +8,11 @@ resumed run's log equals an uninterrupted one's (a line half-written by a kill i
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from labrador.validators.atomic import atomic_path, atomic_write_json, atomic_write_jsonl
+from labrador.validators.atomic import atomic_write_json, atomic_write_jsonl
 
 
 class MetricsLog:
@@ -55,14 +55,14 @@ def write_summary(path: Path, phases: dict[str, dict[str, Any]], heldout: dict[s
     return summary
 
 
-def plot_losses(path: Path, records: list[dict[str, Any]], heldout: dict[str, dict[str, float]]) -> None:
-    """Training loss per optimizer step, coloured by phase, with held-out losses at each phase's end."""
-    import matplotlib
+def plot_losses(path: Path, records: list[dict[str, Any]], heldout: dict[str, dict[str, float]],
+                references: Mapping[str, float] | None = None) -> None:
+    """Training loss per optimizer step, coloured by phase, with held-out losses at each phase's end and
+    ``references`` (label -> loss, e.g. the parent's held-out loss) as dashed horizontal lines."""
+    from labrador.trainer.charts import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(9, 4.8), dpi=100)
     ends: dict[str, int] = {}
     for phase in dict.fromkeys(r["phase"] for r in records):
         rows = [r for r in records if r["phase"] == phase]
@@ -77,16 +77,16 @@ def plot_losses(path: Path, records: list[dict[str, Any]], heldout: dict[str, di
             if after in ends:
                 ax.scatter([ends[after]], [loss], marker="o", s=20, zorder=3)
                 ax.annotate(f"{of}", (ends[after], loss), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    for (label, loss), style in zip((references or {}).items(), ("--", ":", "-."), strict=False):
+        ax.axhline(loss, color="black", lw=1, ls=style, label=f"{label}: {loss:.3f}")
     ax.set_xlabel("optimizer step")
-    ax.set_ylabel("loss (mean per token)")
-    ax.set_title("training loss; dots: held-out loss of each phase after each phase")
+    ax.set_ylabel("loss (mean per token; lower is better)")
+    dots = "; dots: held-out loss of each phase after each phase" if heldout else ""
+    ax.set_title(f"training loss (n = {len(records)} steps){dots}", fontsize=10)
     ax.grid(alpha=0.3)
     if records:
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(Path(path)) as tmp:
-        fig.savefig(tmp)
-    plt.close(fig)
+    save(fig, Path(path), key="")
 
 
 def progress_bar(show: bool, phase: str, total: int, first: int) -> Callable[[int | None, dict | None], None]:
