@@ -1,6 +1,7 @@
 """LoRA (r = 16) vs full fine-tuning of the embedded model (all 30 layers), one run on this machine.
 
-    .venv/bin/python benchmarks/bench_lora.py [--data FILE] [--epochs 1] [--out DIR] [--json]
+    .venv/bin/python benchmarks/bench_lora.py [--data FILE] [--epochs 1] [--out DIR] [--modes full,lora]
+                                              [--loss-chunk-tokens N] [--json]
 
 The data: a quick night's mix (``--data .labrador/runs/night-0001/mix.jsonl``), or by default every leaf's seed
 examples of this repository's taxonomy (what `nightly --quick` adds with ``include_seeds``). Both modes train the
@@ -36,13 +37,15 @@ def seed_rows() -> list[dict]:
     return rows
 
 
-def config(out: Path, model: Path, data: Path, epochs: int, lora: dict | None) -> Path:
+def config(out: Path, model: Path, data: Path, epochs: int, lora: dict | None, chunk: int | None = None) -> Path:
     cfg = {"model": str(model), "output_dir": str(out / "train"), "seed": 0, "max_seq_len": 512,
            "max_tokens_per_batch": 2048, "heldout_fraction": 0.1, "min_sample_tokens": 8,
            "phases": [{"name": "night", "data": str(data), "epochs": epochs, "effective_batch": 4,
                        "lr": 2.0e-4 if lora else 2.0e-5, "warmup_steps": 2}]}
     if lora:
         cfg["lora"] = lora
+    if chunk is not None:
+        cfg["loss_chunk_tokens"] = chunk
     out.mkdir(parents=True, exist_ok=True)
     (out / "train.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
     return out / "train.yaml"
@@ -99,6 +102,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench_lora"))
     parser.add_argument("--modes", default="full,lora", help="which runs (default: full,lora)")
+    parser.add_argument("--loss-chunk-tokens", type=int, help="the training config's loss_chunk_tokens (default: "
+                        "its default); 0: every reply position's logits at once")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     from labrador.trainer.models.store import pull
@@ -118,7 +123,7 @@ def main() -> None:
             import shutil
 
             shutil.rmtree(run)
-        cfg = config(run, model, data, args.epochs, lora)
+        cfg = config(run, model, data, args.epochs, lora, args.loss_chunk_tokens)
         rss, secs = peak_rss_mb([LABRADOR, "train", "--config", str(cfg), "-q"])
         rows = [json.loads(x) for x in (run / "train" / "metrics.jsonl").read_text().splitlines()]
         params = trainable(model, lora)

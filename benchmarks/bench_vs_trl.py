@@ -1,30 +1,35 @@
 """`labrador train` vs TRL's `SFTTrainer` on the same model, data and recipe, alternating in one run.
 
     .venv/bin/pip install -c requirements/test.lock -e '.[bench]'      # TRL (benchmarks only)
-    .venv/bin/python benchmarks/bench_vs_trl.py [--samples 128] [--repeats 3] [--only labrador,trl-packing]
+    .venv/bin/python benchmarks/bench_vs_trl.py [--samples N] [--repeats 3] [--only labrador,trl-packing]
                                                 [--out DIR] [--json FILE]
 
 The model: a random Llama (hidden 256, 4 layers) with SmolLM2's 49 k-token vocabulary and chat template (the
 embedded model's tokenizer, `labrador models pull`), built once and loaded by every contender. The data: the
-taxonomy's seed examples (one question, one answer each), cycled to ``--samples`` training chats; a disjoint
-eighth of them is held out. The recipe: 1 epoch, 16 samples a step, lr 1e-3 cosine to 0 without warm-up,
-AdamW (0.9, 0.95), no weight decay, clip 1.0, fp32, seed 0.
+taxonomy's seed examples (one question, one answer each, each once: trainers drop duplicates), every eighth held
+out and the rest (or the first ``--samples``) trained on. The recipe: 1 epoch, 16 samples a step, lr 1e-3 cosine
+to 0 without warm-up, AdamW (0.9, 0.95), no weight decay, clip 1.0, fp32, seed 0.
 
 Contenders, each in a fresh process, in turn, ``--repeats`` times:
 
 - ``labrador``: ``labrador train`` (packed, ``loss_chunk_tokens`` at its default), and ``labrador-whole``
   (``loss_chunk_tokens: 0``: every labelled position's logits at once);
+- ``labrador-before`` (with ``--before DIR``): ``labrador train`` from another checkout, e.g. the commit
+  before logits were kept to the labelled positions (DIR holds a ``labrador`` link to that tree, put first on
+  ``PYTHONPATH``: "ours before", measured in the same run);
 - ``trl-packing`` (``packing=True``, best-fit decreasing, blocks sized for 16 samples a step),
   ``trl-padding-free`` and ``trl-padded`` (16 chats a step).
 
-TRL is given prompt/completion pairs, so both train on the answer tokens only. Reported, medians over the
-repeats: real (non-padding) tokens per second and per CPU-second of the library's training call (ours
-includes loading the model and saving it; TRL's excludes its tokenisation), the worker's peak RSS, and the
-held-out loss of each final model (nats per answer token, measured by the same code for every contender). The
-run checks that both losses are per answer token over the whole step: ours by construction (sums divided by
-the step's token count), TRL's by recording ``num_items_in_batch`` at every ``compute_loss`` and comparing it
-with the step's labelled tokens; and that both count the same answer tokens (TRL's completion also holds the
-newline after ``<|im_end|>``: one token a sample more).
+TRL is given prompt/completion pairs, so both train on the answer tokens only, and runs without gradient
+checkpointing (its ``SFTConfig`` turns it on by default; we do not checkpoint, so neither side recomputes).
+On a CPU, TRL's fused head scores every position (it compacts to the labelled ones on Triton devices only).
+Reported, medians over the repeats: real (non-padding) tokens per second and per CPU-second of the library's
+training call (ours includes loading the model and saving it; TRL's excludes its tokenisation), the worker's
+peak RSS, and the held-out loss of each final model (nats per answer token, measured by the same code for
+every contender). The run checks that both losses are per answer token over the whole step: ours by
+construction (sums divided by the step's token count), TRL's by recording ``num_items_in_batch`` at every
+``compute_loss`` and comparing it with the step's labelled tokens; and that both count the same answer tokens
+(TRL's completion also holds the newline after ``<|im_end|>``: one token a sample more).
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-CONTENDERS = ("labrador", "trl-packing", "trl-padding-free", "trl-padded", "labrador-whole")
+CONTENDERS = ("labrador", "trl-packing", "trl-padding-free", "trl-padded", "labrador-whole", "labrador-before")
 STEP_SAMPLES = 16
 LR = 1e-3
 
@@ -78,18 +83,20 @@ def build(out: Path, samples: int) -> dict:
     model = LlamaForCausalLM(cfg)
     model.save_pretrained(out / "model")
     tok.save_pretrained(out / "model")
-    every = chats()
+    every = list({json.dumps(c, sort_keys=True): c for c in chats()}.values())  # trainers drop duplicates
     held = every[::8]
     pool = [c for i, c in enumerate(every) if i % 8]
-    train = [pool[i % len(pool)] for i in range(samples)]
+    if samples > len(pool):
+        raise SystemExit(f"--samples {samples}: the taxonomy has {len(pool)} distinct training chats")
+    train = pool[:samples] if samples else pool
     for name, rows in (("train", train), ("heldout", held)):
         (out / f"{name}.jsonl").write_text("".join(json.dumps({"messages": m}) + "\n" for m in rows), "utf-8")
     enc = [encode(tok, m) for m in train]
     tokens = sum(len(e) for e in enc)
     longest = max(len(e) for e in enc)
-    steps = math.ceil(samples / STEP_SAMPLES)
+    steps = math.ceil(len(train) / STEP_SAMPLES)
     world = {"tokens": tokens, "answer_tokens": sum(sum(t != IGNORE for t in e.targets) for e in enc),
-             "samples": samples, "steps": steps, "pack_length": max(longest, math.ceil(tokens / steps)),
+             "samples": len(train), "steps": steps, "pack_length": max(longest, math.ceil(tokens / steps)),
              "longest": longest, "vocab": len(tok)}
     (out / "world.json").write_text(json.dumps(world), encoding="utf-8")
     return world
@@ -142,7 +149,7 @@ def run_trl(out: Path, world: dict, mode: str) -> dict:
         packing=packing, padding_free=mode == "trl-padding-free",
         max_length=length, seed=0, data_seed=0, use_cpu=True, bf16=False,
         fp16=False, report_to="none", save_strategy="no", logging_strategy="no", disable_tqdm=True,
-        dataloader_num_workers=0, completion_only_loss=True)
+        dataloader_num_workers=0, completion_only_loss=True, gradient_checkpointing=False)
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok)
     seen: list[tuple[int, int]] = []
     inner = trainer.compute_loss
@@ -165,12 +172,16 @@ def run_trl(out: Path, world: dict, mode: str) -> dict:
 
 
 def worker(name: str, out: Path) -> None:
+    import labrador
+
     world = json.loads((out.parent / "world.json").read_text())
+    print(f"labrador from {Path(labrador.__file__).parent}", file=sys.stderr)
     if name.startswith("labrador"):
         result = run_labrador(out, world, 0 if name == "labrador-whole" else None)
     else:
         result = run_trl(out, world, name)
     result["peak_rss_mb"] = usage()[1]
+    result["source"] = str(Path(labrador.__file__).parent)
     print(json.dumps(result))
 
 
@@ -190,16 +201,20 @@ def heldout_loss(folder: str, heldout: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--samples", type=int, default=128)
+    parser.add_argument("--samples", type=int, default=0, help="training chats (default: every distinct one)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", default=",".join(CONTENDERS), help="comma-separated contenders")
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench_vs_trl"))
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--before", type=Path, help="for labrador-before: a folder holding `labrador`, a link to "
+                        "another checkout of this repository")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(args.worker, args.out)
     names = [n for n in args.only.split(",") if n]
+    if "labrador-before" in names and (args.before is None or not (args.before / "labrador").is_dir()):
+        raise SystemExit("labrador-before needs --before DIR, DIR/labrador being another checkout")
     unknown = sorted(set(names) - set(CONTENDERS))
     if unknown:
         raise SystemExit(f"--only: unknown contender(s) {', '.join(unknown)}; choose from {', '.join(CONTENDERS)}")
@@ -219,8 +234,11 @@ def main() -> None:
         for name in names:
             out = args.out / f"{name}-{r}"
             out.mkdir()
+            env = {**os.environ, "TQDM_DISABLE": "1"}
+            if name == "labrador-before":
+                env["PYTHONPATH"] = os.pathsep.join([str(args.before.resolve()), env.get("PYTHONPATH", "")])
             proc = subprocess.run([sys.executable, __file__, "--worker", name, "--out", str(out)],
-                                  capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
+                                  capture_output=True, text=True, env=env)
             if proc.returncode != 0:
                 raise SystemExit(f"{name} failed:\n{proc.stderr[-4000:]}")
             res = json.loads(proc.stdout.strip().splitlines()[-1])

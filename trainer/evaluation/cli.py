@@ -121,7 +121,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             judge = build_teacher(judge_settings)
         except (ValueError, ImportError, OSError, RecursionError, TeacherError) as exc:
             raise UsageError(f"judge {judge_settings.label!r}: {exc}") from None
-        with _Progress(len(questions), live=not args.quiet and sys.stderr.isatty(), show=not args.quiet) as progress:
+        with _Stages(show=not args.quiet) as progress:
             try:
                 result, details = evaluate_branch(str(args.model), str(args.baseline), judge, questions, settings,
                                                   seen=read_seen(args.baseline), prompts=prompts, progress=progress)
@@ -194,46 +194,30 @@ def _with_metrics(args: argparse.Namespace, result: dict, questions: list, names
     return {**result, "leaves": leaves, "drift": measured["drift"]}
 
 
-class _Progress:
-    """Three bars on a terminal (model answers, baseline answers, judging); in a log, one line every 30 s with
-    all three stages' progress (:mod:`labrador.validators.progress`); nothing with ``--quiet``."""
+class _Stages:
+    """The stages come one after another (model answers, baseline answers, judging): each gets its own
+    :class:`~labrador.validators.progress.Progress`, a bar on a terminal and a line every 30 s in a log;
+    nothing with ``--quiet``."""
 
-    STAGES = (("model", "model answers", 1), ("baseline", "baseline answers", 1), ("judge", "judging", 2))
+    LABELS = {"model": "model answers", "baseline": "baseline answers", "judge": "judging"}
 
-    def __init__(self, questions: int, live: bool, show: bool = True) -> None:
-        self.live, self.questions, self.show = live, questions, show
-        self._bars = None
-        self._tasks: dict[str, int] = {}
-        self._done: dict[str, tuple[int, int]] = {stage: (0, n * questions) for stage, _, n in self.STAGES}
-        self._lines = None
+    def __init__(self, show: bool = True) -> None:
+        self.show, self.stage, self.bar = show, "", None
 
-    def __enter__(self) -> _Progress:
-        if self.live:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                  TimeElapsedColumn(), console=Console(stderr=True))
-            for stage, label, n in self.STAGES:
-                self._tasks[stage] = self._bars.add_task(label, total=n * self.questions)
-            self._bars.start()
-        elif self.show:
-            from labrador.validators.progress import Progress as Lines
-
-            self._lines = Lines("evaluating", sum(t for _, t in self._done.values()), live=False).__enter__()
+    def __enter__(self) -> _Stages:
         return self
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        if self._bars is not None and stage in self._tasks:
-            self._bars.update(self._tasks[stage], completed=done, total=total)
-        if self._lines is not None and stage in self._done:
-            self._done[stage] = (done, total)
-            note = ", ".join(f"{label} {self._done[s][0]}/{self._done[s][1]}" for s, label, _ in self.STAGES)
-            self._lines.update(sum(d for d, _ in self._done.values()), note,
-                               total=sum(t for _, t in self._done.values()))
+        if stage not in self.LABELS:
+            return
+        if stage != self.stage:
+            from labrador.validators.progress import Progress
+
+            self.__exit__(None, None, None)
+            self.stage, self.bar = stage, Progress(self.LABELS[stage], total, show=self.show).__enter__()
+        self.bar.update(done, total=total)
 
     def __exit__(self, *exc: object) -> None:
-        if self._bars is not None:
-            self._bars.stop()
-        if self._lines is not None:
-            self._lines.__exit__(*exc)
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+            self.bar = None

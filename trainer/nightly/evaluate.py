@@ -61,7 +61,8 @@ def evaluate_night(night: Night, record: dict[str, Any], run_dir: Path, start: s
     for name, path in (("new", record["model"]), ("parent", start)):
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
         vocab = vocab or model.config.vocab_size
-        losses[name] = {k: mean_loss(model, v, s.max_tokens_per_batch) if v else None for k, v in sets.items()}
+        losses[name] = {k: mean_loss(model, v, s.max_tokens_per_batch, chunk_tokens=s.loss_chunk_tokens) if v
+                        else None for k, v in sets.items()}
         del model
     non_finite = sorted(k for k, v in losses["new"].items() if v is not None and not math.isfinite(v))
     earlier = [k for k in sets if k not in ("tonight", "seeds")]

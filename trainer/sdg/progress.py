@@ -25,7 +25,7 @@ class ProgressDisplay:
     def __init__(self, console: Console, leaves: int, live: bool = True, lines: bool = True) -> None:
         self.console, self.leaves, self.live = console, leaves, live
         self._lines: Any = None  # not live: requests done/total in a line every 30 s (validators.progress)
-        self._want_lines = lines and not live
+        self.lines = lines
         self.finished = 0
         self._progress: Progress | None = None
         self._tasks: dict[str, TaskID] = {}
@@ -43,7 +43,7 @@ class ProgressDisplay:
                                       TimeElapsedColumn(), console=self.console, transient=True)
             self._progress.start()
             self._leaf_task = self._progress.add_task("leaves", total=self.leaves)
-        elif self._want_lines:
+        elif self.lines:
             from labrador.validators.progress import Progress as Lines
 
             self._lines = Lines("generating (requests)", None, live=False, stream=self.console.file).__enter__()

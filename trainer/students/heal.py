@@ -21,8 +21,7 @@ import json
 import random
 import re
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -168,19 +167,13 @@ def _with_parent_replies(parent: Path, rows: list[dict[str, Any]], s: HealSettin
         return rows
     say(f"sampling {n} chat replies of {parent.name} for the healing corpus")
     prompts = chat_prompts(n)
-    with _bar(progress, "parent's replies", n) as tick:
-        chat = sample_replies(parent, prompts, s.chat_tokens, s.seed, tick=tick)
+    from labrador.validators.progress import Progress
+
+    with Progress("parent's replies", n, show=progress) as bar:
+        chat = sample_replies(parent, prompts, s.chat_tokens, s.seed, tick=bar.update)
     mixed = rows + chat
     random.Random(s.seed).shuffle(mixed)
     return mixed
-
-
-@contextmanager
-def _bar(show: bool, what: str, total: int) -> Iterator[Callable[[int], None]]:
-    from labrador.validators.progress import Progress
-
-    with Progress(what, total, show=show) as prog:
-        yield prog.update
 
 
 def _distil(parent: Path, cut: Path, data: Path, out: Path, s: HealSettings, progress: bool,

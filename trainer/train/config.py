@@ -48,6 +48,7 @@ class TrainFailed(RuntimeError):
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
 # accelerate's built-in trackers (accelerate.tracking.LOGGER_TYPE_TO_CLASS)
 TRACKERS = ("aim", "clearml", "comet_ml", "dvclive", "mlflow", "swanlab", "tensorboard", "trackio", "wandb")
+LOSS_CHUNK_TOKENS = 1024  # reply positions whose logits exist at once (trainer/train/head.py)
 MAX_LR = 1.0  # above this AdamW diverges on any model: a typo (1e-2 for 1e-5), refused before any work
 _ATTN = ("auto", "sdpa", "sdpa_varlen", "eager", "flash_attention_2", "flex_attention")
 Beta = Annotated[float, Strict(), Field(ge=0, lt=1, allow_inf_nan=False)]
@@ -172,7 +173,7 @@ class TrainConfig:
     packing: Flag = True
     # labelled positions whose vocabulary logits exist at once (the head and its loss run chunk by chunk,
     # trainer/train/head.py); 0: all of a micro-batch's at once. Memory only: a resume may change it.
-    loss_chunk_tokens: Annotated[int, Strict(), Field(ge=0, le=1_048_576)] = 1024
+    loss_chunk_tokens: Annotated[int, Strict(), Field(ge=0, le=1_048_576)] = LOSS_CHUNK_TOKENS
     heldout_fraction: Fraction = 0.05
     save_every_steps: Steps = 0  # 0: only at the end of each phase
     keep_checkpoints: Positive = 2  # resumable checkpoints kept (the newest N); resume needs one

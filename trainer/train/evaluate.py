@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from .batch import collate_packed
+from .config import LOSS_CHUNK_TOKENS
 from .data import Encoded
 from .loss import sft_loss
 from .packing import pack
@@ -16,7 +17,7 @@ from .packing import pack
 
 @torch.no_grad()
 def loss_sums(model: Any, samples: Sequence[Encoded], max_tokens: int, device: torch.device | str,
-              autocast: Any = None, chunk_tokens: int = 0) -> tuple[float, int]:
+              autocast: Any = None, chunk_tokens: int = LOSS_CHUNK_TOKENS) -> tuple[float, int]:
     """(summed token loss, loss tokens) over ``samples``, packed into rows of at most ``max_tokens``; the
     training step's own loss (``chunk_tokens`` as in :func:`.loss.sft_loss`)."""
     was_training = model.training
@@ -34,8 +35,8 @@ def loss_sums(model: Any, samples: Sequence[Encoded], max_tokens: int, device: t
     return total, count
 
 
-def mean_loss(model: Any, samples: Sequence[Encoded], max_tokens: int = 4096, device: torch.device | str = "cpu"
-              ) -> float:
+def mean_loss(model: Any, samples: Sequence[Encoded], max_tokens: int = 4096, device: torch.device | str = "cpu",
+              chunk_tokens: int = LOSS_CHUNK_TOKENS) -> float:
     """Mean token loss (nan when there is nothing to measure)."""
-    total, count = loss_sums(model, samples, max_tokens, device)
+    total, count = loss_sums(model, samples, max_tokens, device, chunk_tokens=chunk_tokens)
     return total / count if count else float("nan")

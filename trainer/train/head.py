@@ -137,7 +137,7 @@ class _FusedHead(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, scale: torch.Tensor) -> tuple[Any, ...]:
-        grad_h, grad_w = ctx.saved_tensors
-        dh = grad_h * scale.to(grad_h.dtype) if grad_h is not None else None
-        dw = (grad_w * scale).to(ctx.weight_dtype) if grad_w is not None else None
+        grad_h, grad_w = ctx.saved_tensors  # ours alone and used once: scaled in place, no second [V, H]
+        dh = grad_h.mul_(scale.to(grad_h.dtype)) if grad_h is not None else None
+        dw = grad_w.mul_(scale).to(ctx.weight_dtype) if grad_w is not None else None
         return dh, dw, None, None, None

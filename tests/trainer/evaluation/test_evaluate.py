@@ -286,3 +286,29 @@ def test_judge_free_metrics_on_held_out_seeds_and_their_bad_input(models, tmp_pa
     config.write_text("[evaluate]\nholdout_seeds = -1\n")
     code, _, err = evaluate(taxonomy, trained, untrained, "unused", "--metrics", "ref_nll", "--config", str(config))
     assert code == 2 and "holdout_seeds" in err and "Traceback" not in err
+
+
+def test_each_stage_prints_progress_lines_into_a_log(models):
+    """Not a terminal (a CI log): model answers, baseline answers and judging each say done/total, one stage
+    after another; ``-q`` says nothing."""
+    import os
+
+    taxonomy, trained, untrained = models
+    env = {**os.environ, "LABRADOR_PROGRESS_EVERY_S": "0"}
+    with ExactnessJudge() as judge:
+        argv = [LABRADOR, "evaluate", "--taxonomy", str(taxonomy), "--model", str(trained), "--baseline",
+                str(untrained), "--judge", judge.base_url, "--format", "json"]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env)
+        quiet = subprocess.run([*argv, "-q"], capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    q = json.loads(proc.stdout)["leaves"][LEAF]["questions"]
+    lines = proc.stderr.splitlines()
+    last = {stage: [x for x in lines if x.startswith(f"{stage}: ")][-1] for stage in
+            ("model answers", "baseline answers", "judging")}
+    assert last["model answers"].startswith(f"model answers: {q}/{q} (100%)")
+    assert last["baseline answers"].startswith(f"baseline answers: {q}/{q} (100%)")
+    assert last["judging"].startswith(f"judging: {2 * q}/{2 * q} (100%)")
+    firsts = [next(i for i, x in enumerate(lines) if x.startswith(f"{s}: ")) for s in last]
+    assert firsts == sorted(firsts)  # one stage after another
+    assert quiet.returncode == 0 and not any(x.startswith(("model answers", "judging")) for x in
+                                             quiet.stderr.splitlines())
