@@ -102,7 +102,7 @@ def make_loss_factory(dc: DistillConfig):  # -> trainer.train.loop.LossStepFacto
                 else:
                     kl = kl_sum(z, target, dc.temperature)
                 pred = dc.temperature**2 * kl
-                return (1 - dc.lam) * ce + dc.lam * dc.prediction * pred, {"loss_ce": ce, "loss_pred": pred}
+                return total_loss(ce, dc.lam, pred, None, dc.prediction), {"loss_ce": ce, "loss_pred": pred}
 
             total, terms = chunked_head_loss(hidden[mask], weight, chunk_loss, config.loss_chunk_tokens)
             if attn:
@@ -112,9 +112,10 @@ def make_loss_factory(dc: DistillConfig):  # -> trainer.train.loop.LossStepFacto
                 terms["loss_attn"] = float(att.detach()) * n
             return StepLoss(total, n, terms)
 
+        teachers_whole = all(head_weight(t) is not None for t in teachers.values())  # frozen: asked once
+
         def step(model: torch.nn.Module, batch: dict[str, Any]) -> StepLoss:
             weight = head_weight(model) if config.loss_chunk_tokens > 0 else None
-            teachers_whole = all(head_weight(t) is not None for t in teachers.values())
             if weight is not None and teachers_whole:
                 return chunked(model, batch, weight)
             # logits only at the labelled positions [K], for the student and every teacher: [B, K, V]
